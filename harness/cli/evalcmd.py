@@ -1,0 +1,66 @@
+"""tuneval eval SUITE --model SPEC"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from harness.cli import DbOption, JsonOption, open_store, out, print_json
+
+
+def summary_table(result: dict[str, Any], sections: dict[str, str]) -> Table:
+    n = result["n"]
+    table = Table(title=f"{result['suite']} · {result['model']} · {n} cases", show_lines=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for g, colour in (("bad", "red"), ("good", "yellow"), ("better", "green")):
+        count = result["grades"][g]
+        table.add_row(f"[{colour}]{g}[/{colour}]", f"{count} ({count / n:.0%})" if n else "0")
+    table.add_row("[bold]pass rate (good or better)[/bold]", f"[bold]{result['pass_rate']:.1%}[/bold]")
+    for cid, rate in result["criteria"].items():
+        section = sections.get(cid, "")
+        label = f"  {section}/{cid}" + (" (defect-free)" if section == "bad" else "")
+        table.add_row(label, f"{rate:.1%}")
+    return table
+
+
+def eval_cmd(
+    suite: Annotated[Path, typer.Argument(help="suite folder")],
+    model: Annotated[str, typer.Option("--model", "-m", help="model spec")] = "smollm2-135m-instruct",
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N cases")] = None,
+    batch_size: Annotated[int, typer.Option(help="generation batch size")] = 16,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate a model on a suite: generate (cached), grade every case, store the run."""
+    from harness import models
+    from harness.runner import evaluate
+    from harness.suite import load_suite
+
+    s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
+    if limit is not None and limit < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--limit")
+    with open_store(db) as store:
+        ref = models.resolve(model, store)
+        if s.spec.lm_eval and not s.cases:
+            from harness.lmeval import evaluate_lm_eval
+
+            result = evaluate_lm_eval(s, ref, store, limit=limit, progress=not as_json)
+        else:
+            result = evaluate(s, ref, store, limit=limit, batch_size=batch_size, progress=not as_json)
+    data = result.to_json()
+    if as_json:
+        print_json(data)
+        return
+    out.print(summary_table(data, result.summary["sections"]))
+    note = f"{result.cached} from cache, {result.generated} generated"
+    if result.resumed:
+        note += ", resumed an interrupted run"
+    out.print(f"run [bold]{result.run_id}[/bold]  ({note}, {result.seconds:.1f}s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_cmd)

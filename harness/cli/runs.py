@@ -1,0 +1,87 @@
+"""tuneval runs list | show"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from harness.cli import DbOption, JsonOption, open_store, out, print_json
+from harness.errors import UserError
+
+runs_app = typer.Typer(help="Inspect stored evaluation runs.", no_args_is_help=True)
+
+
+@runs_app.command("list")
+def list_(
+    suite: Annotated[str | None, typer.Option(help="only runs of this suite")] = None,
+    model: Annotated[str | None, typer.Option(help="only runs of this model")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List runs, oldest first."""
+    from harness.grading import summarize
+
+    with open_store(db) as store:
+        rows = []
+        for r in store.runs(suite, model):
+            s = summarize(store.results(r["id"]))
+            rows.append({"run_id": r["id"], "suite": r["suite"], "model": r["model"], "status": r["status"],
+                         "n": s["n"], "grades": s["grades"], "pass_rate": s["pass_rate"],
+                         "created_at": r["created_at"], "step": r["step"]})
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("run", "suite", "model", "status", "cases", "bad", "good", "better", "pass rate", "when")
+    for r in rows:
+        g = r["grades"]
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"]))
+        table.add_row(r["run_id"], r["suite"], r["model"], r["status"], str(r["n"]), str(g["bad"]),
+                      str(g["good"]), str(g["better"]), f"{r['pass_rate']:.1%}", when)
+    out.print(table)
+
+
+@runs_app.command("show")
+def show(
+    run: Annotated[str, typer.Argument(help="run id")],
+    grade: Annotated[str | None, typer.Option(help="only cases with this grade")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show every case of a run with its output, grade and criteria."""
+    with open_store(db) as store:
+        info = store.run(run)
+        if info is None:
+            raise UserError(f"no run '{run}' in {store.path} (see `tuneval runs list`)")
+        rows = store.results(run)
+    if grade:
+        rows = [r for r in rows if r["grade"] == grade]
+    cases = [
+        {"id": r["case_id"], "output": r["output"], "grade": r["grade"],
+         "criteria": {k: {"passed": v["passed"], "score": v["score"], "detail": v["detail"]}
+                      for k, v in r["criteria"].items()}}
+        for r in rows
+    ]
+    if as_json:
+        print_json({"run_id": run, "suite": info["suite"], "model": info["model"], "status": info["status"],
+                    "cases": cases})
+        return
+    out.print(f"run [bold]{run}[/bold]: {info['suite']} · {info['model']} · {info['status']}")
+    table = Table("case", "grade", "output", "failed checks", show_lines=True)
+    colour = {"bad": "red", "good": "yellow", "better": "green"}
+    for c in cases:
+        failed = "\n".join(f"{k}: {v['detail']}" for k, v in c["criteria"].items() if not v["passed"])
+        table.add_row(c["id"], f"[{colour[c['grade']]}]{c['grade']}[/]", _escape(c["output"][:300]), _escape(failed))
+    out.print(table)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")

@@ -1,0 +1,96 @@
+"""The criterion registry.
+
+A criterion type is a factory function, registered by name with `@criterion("name")`, whose keyword
+arguments are the parameters written in the rubric. It returns a scorer: a callable that takes the
+model outputs and their cases (batched, so model-based criteria can batch) and returns one
+`Result` per output. Third-party packages add types through the entry-point group
+`tuneval.criteria` (each entry point names a module or function whose import registers them).
+
+A result's `passed` always means "this check is satisfied": no defect for the `bad` detectors,
+requirement met for `good` and `better`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+import pydantic
+
+
+@dataclass(frozen=True)
+class Result:
+    passed: bool
+    score: float | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "score": self.score, "detail": self.detail}
+
+
+Case = Mapping[str, Any]
+
+
+class Scorer(Protocol):
+    def __call__(self, outputs: Sequence[str], cases: Sequence[Case]) -> list[Result]: ...
+
+
+Factory = Callable[..., Scorer]
+
+_REGISTRY: dict[str, Factory] = {}
+_BUILTIN_MODULES = ("harness.criteria.text",)
+_loaded = False
+
+
+def criterion(name: str) -> Callable[[Callable[..., Scorer]], Factory]:
+    """Register a criterion factory; its parameters are validated by pydantic from its hints."""
+
+    def register(factory: Callable[..., Scorer]) -> Factory:
+        checked = pydantic.validate_call(config={"arbitrary_types_allowed": True})(factory)
+        _REGISTRY[name] = checked
+        return checked
+
+    return register
+
+
+def per_output(check: Callable[[str, Case], Result]) -> Scorer:
+    """Turn a one-output check into a batched scorer."""
+
+    def scorer(outputs: Sequence[str], cases: Sequence[Case]) -> list[Result]:
+        return [check(o, c) for o, c in zip(outputs, cases, strict=True)]
+
+    return scorer
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _BUILTIN_MODULES:
+        import_module(module)
+    for ep in entry_points(group="tuneval.criteria"):
+        ep.load()
+
+
+def registered() -> dict[str, Factory]:
+    _load()
+    return dict(_REGISTRY)
+
+
+def get(name: str) -> Factory:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"unknown criterion type '{name}' (known: {known})") from None
+
+
+def describe(name: str) -> str:
+    """The first line of a criterion type's docstring."""
+    doc = (get(name).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""

@@ -1,0 +1,253 @@
+"""The text family: exact, contains, regex, empty, length, repetition, json, choice."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import re
+from typing import Any, Literal
+
+from harness.criteria import Case, Result, Scorer, criterion, per_output
+from harness.templating import fill
+
+_WORD = re.compile(r"\w+(?:['’.-]\w+)*", re.UNICODE)
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def _norm(text: str, case_sensitive: bool) -> str:
+    return text if case_sensitive else text.casefold()
+
+
+def _short(text: str, n: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+@criterion("exact")
+def exact(value: str, case_sensitive: bool = True, strip: bool = True) -> Scorer:
+    """The output equals the value (after stripping white space)."""
+
+    def check(output: str, case: Case) -> Result:
+        want, got = fill(value, case), output
+        if strip:
+            want, got = want.strip(), got.strip()
+        if _norm(got, case_sensitive) == _norm(want, case_sensitive):
+            return Result(True, 1.0, "exact match")
+        return Result(False, 0.0, f"expected '{_short(want)}', got '{_short(got)}'")
+
+    return per_output(check)
+
+
+@criterion("contains")
+def contains(
+    value: str | list[str], mode: Literal["any", "all"] = "any", case_sensitive: bool = False
+) -> Scorer:
+    """The output contains the value (any or all of several values)."""
+    values = [value] if isinstance(value, str) else value
+
+    def check(output: str, case: Case) -> Result:
+        wanted = [fill(v, case) for v in values]
+        hay = _norm(output, case_sensitive)
+        found = [w for w in wanted if _norm(w, case_sensitive) in hay]
+        missing = [w for w in wanted if w not in found]
+        passed = bool(found) if mode == "any" else not missing
+        if passed:
+            return Result(True, None, f"contains '{_short(found[0])}'")
+        shown = ", ".join(f"'{_short(m)}'" for m in missing[:3])
+        return Result(False, None, f"missing {shown}")
+
+    return per_output(check)
+
+
+_FLAGS = {"ignorecase": re.IGNORECASE, "multiline": re.MULTILINE, "dotall": re.DOTALL}
+
+
+@criterion("regex")
+def regex(
+    pattern: str,
+    flags: list[Literal["ignorecase", "multiline", "dotall"]] = [],  # noqa: B006 (pydantic copies)
+    match: Literal["search", "fullmatch"] = "search",
+) -> Scorer:
+    """The output matches a regular expression; `{field}` values are inserted escaped."""
+    bits = 0
+    for f in flags:
+        bits |= _FLAGS[f]
+    re.compile(fill(pattern, _Blank(), escape=re.escape), bits)  # fail at load time, not mid-run
+
+    def check(output: str, case: Case) -> Result:
+        rx = re.compile(fill(pattern, case, escape=re.escape), bits)
+        m = rx.search(output) if match == "search" else rx.fullmatch(output.strip())
+        if m:
+            return Result(True, None, f"matched '{_short(m.group(0))}'")
+        return Result(False, None, f"no match for /{_short(rx.pattern)}/")
+
+    return per_output(check)
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "x"
+
+
+@criterion("empty")
+def empty() -> Scorer:
+    """Detects an empty (or white-space-only) output."""
+
+    def check(output: str, case: Case) -> Result:
+        if output.strip():
+            return Result(True, None, "not empty")
+        return Result(False, None, "empty output")
+
+    return per_output(check)
+
+
+@criterion("length")
+def length(
+    unit: Literal["words", "chars"] = "words",
+    min_words: int | None = None,
+    max_words: int | None = None,
+    min_chars: int | None = None,
+    max_chars: int | None = None,
+    reference: str | None = None,
+    max_ratio: float | None = None,
+    min_ratio: float | None = None,
+) -> Scorer:
+    """Length within bounds: absolute (words/chars) or relative to a reference ("too long")."""
+    if (max_ratio or min_ratio) and reference is None:
+        raise ValueError("max_ratio/min_ratio need a reference, such as reference: '{answer}'")
+
+    def size(text: str, how: str) -> int:
+        return len(words(text)) if how == "words" else len(text.strip())
+
+    def check(output: str, case: Case) -> Result:
+        n_words, n_chars = size(output, "words"), size(output, "chars")
+        for bound, n, unit_name, is_max in (
+            (max_words, n_words, "words", True),
+            (min_words, n_words, "words", False),
+            (max_chars, n_chars, "chars", True),
+            (min_chars, n_chars, "chars", False),
+        ):
+            if bound is not None and (n > bound if is_max else n < bound):
+                op = ">" if is_max else "<"
+                return Result(False, None, f"{n} {unit_name} {op} {bound}")
+        if reference is not None:
+            ref = size(fill(reference, case), unit)
+            ratio = size(output, unit) / max(ref, 1)
+            if max_ratio is not None and ratio > max_ratio:
+                return Result(False, None, f"{ratio:.1f}x longer than the reference")
+            if min_ratio is not None and ratio < min_ratio:
+                return Result(False, None, f"{ratio:.2f}x the reference's length, too short")
+            return Result(True, None, f"{ratio:.1f}x the reference's length")
+        return Result(True, None, f"{n_words} words" if unit == "words" else f"{n_chars} chars")
+
+    return per_output(check)
+
+
+def repeated_share(text: str, n: int) -> float:
+    toks = [w.casefold() for w in words(text)]
+    grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+@criterion("repetition")
+def repetition(n: int = 3, max_ratio: float = 0.3) -> Scorer:
+    """Detects repetitive output: the share of word n-grams that repeat an earlier one."""
+
+    def check(output: str, case: Case) -> Result:
+        share = repeated_share(output, n)
+        detail = f"{share:.0%} of word {n}-grams repeated"
+        return Result(share <= max_ratio, 1.0 - share, detail)
+
+    return per_output(check)
+
+
+def _extract_json(text: str) -> Any:
+    text = text.strip()
+    fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
+    if fence:
+        text = fence.group(1).strip()
+    try:
+        return jsonlib.loads(text)
+    except ValueError:
+        pass
+    decoder = jsonlib.JSONDecoder()
+    for i, ch in enumerate(text):
+        if ch in "{[":
+            try:
+                return decoder.raw_decode(text[i:])[0]
+            except ValueError:
+                continue
+    raise ValueError("no JSON value found")
+
+
+@criterion("json")
+def json(
+    required_keys: list[str] = [],  # noqa: B006
+    equals: dict[str, Any] = {},  # noqa: B006
+    extract: bool = True,
+) -> Scorer:
+    """The output parses as JSON, has the required keys, and fields equal given values."""
+
+    def check(output: str, case: Case) -> Result:
+        try:
+            value = _extract_json(output) if extract else jsonlib.loads(output)
+        except ValueError as e:
+            return Result(False, 0.0, f"not JSON ({str(e)[:60]})")
+        if required_keys or equals:
+            if not isinstance(value, dict):
+                return Result(False, 0.0, f"JSON is a {type(value).__name__}, not an object")
+            missing = [k for k in required_keys if k not in value]
+            if missing:
+                return Result(False, 0.0, "missing keys: " + ", ".join(missing))
+            for key, want in equals.items():
+                want = fill(want, case) if isinstance(want, str) else want
+                if value.get(key) != want:
+                    return Result(False, 0.0, f"{key} is {value.get(key)!r}, expected {want!r}")
+        return Result(True, 1.0, "valid JSON")
+
+    return per_output(check)
+
+
+@criterion("choice")
+def choice(
+    answer: str,
+    options: str | None = None,
+    labels: list[str] = ["A", "B", "C", "D"],  # noqa: B006
+) -> Scorer:
+    """The output picks exactly one labelled option, and it is the answer.
+
+    `options` names a case field holding the option texts (a list, in label order); an output may
+    name an option by its label ("B", "(B)", "B.") or by its text.
+    """
+
+    def picked(output: str, case: Case) -> set[str]:
+        found = set()
+        for label in labels:
+            rx = rf"(?:^|[\s(\[]){re.escape(label)}(?:$|[\s).\]:,])"
+            if re.search(rx, output.strip()):
+                found.add(label)
+        if options:
+            texts = case.get(options) or []
+            low = output.casefold()
+            for label, text in zip(labels, texts, strict=False):
+                if str(text).casefold() in low:
+                    found.add(label)
+        return found
+
+    def check(output: str, case: Case) -> Result:
+        want = fill(answer, case).strip()
+        got = picked(output, case)
+        if not got:
+            return Result(False, 0.0, "no option picked")
+        if len(got) > 1:
+            return Result(False, 0.0, f"several options named: {', '.join(sorted(got))}")
+        pick = got.pop()
+        if pick == want:
+            return Result(True, 1.0, f"picked {pick}")
+        return Result(False, 0.0, f"picked {pick}, expected {want}")
+
+    return per_output(check)

