@@ -41,7 +41,11 @@ class Scorer(Protocol):
 Factory = Callable[..., Scorer]
 
 _REGISTRY: dict[str, Factory] = {}
-_BUILTIN_MODULES = ("harness.criteria.text",)
+_BUILTIN_MODULES = (
+    "harness.criteria.text",
+    "harness.criteria.python",
+    "harness.criteria.similarity",
+)
 _loaded = False
 
 
