@@ -1,0 +1,82 @@
+"""tuneval report: the Streamlit app on 127.0.0.1 (streamlit is only imported by the app)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli import DbOption, out
+from harness.errors import UserError
+
+
+def app_file() -> Path:
+    spec = importlib.util.find_spec("reports")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the report package is not installed (reinstall tuneval)")
+    return Path(next(iter(spec.submodule_search_locations))) / "app.py"
+
+
+def streamlit_command(app: Path, db: Path, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--",
+        "--db",
+        str(db),
+    ]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def report(
+    db: DbOption = None,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1", min=1, max=65535)] = 8501,
+) -> None:
+    """Open the report: runs, side-by-side comparisons, training curves, human grading."""
+    from harness.store import default_path
+
+    path = (db or default_path()).resolve()
+    if not path.is_file():
+        raise UserError(f"no store at {path}: evaluate a model first (`tuneval eval SUITE`)")
+    if importlib.util.find_spec("streamlit") is None:
+        raise UserError("streamlit is not installed: pip install streamlit")
+    if not _port_free(port):
+        raise UserError(f"port {port} on 127.0.0.1 is in use: pick another with --port")
+    url = f"http://127.0.0.1:{port}"
+    out.print(f"tuneval report: {url}  (store {path}; Ctrl+C to stop)")
+    env = {**os.environ, "TUNEVAL_DB": str(path)}
+    try:
+        rc = subprocess.call(streamlit_command(app_file(), path, port), env=env)
+    except KeyboardInterrupt:
+        rc = 0
+    if rc:
+        raise typer.Exit(rc)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)

@@ -1,0 +1,101 @@
+"""The comparison behind the Compare page: computed once per pair of runs, then filtered.
+
+`harness.compare.compare_runs` does the statistics; this module caches it and flattens its pairs
+into a table that filters in milliseconds on thousands of cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from reports.data import Stamp, reader
+
+CHANGES = ("regressed", "improved", "unchanged")
+CRITERION_STATES = {
+    "changed": "changed between A and B",
+    "fails_b": "fails in B",
+    "fails_a": "fails in A",
+}
+
+
+@dataclass
+class Compared:
+    """A comparison and its pairs as a flat table (row i describes cmp.pairs[i])."""
+
+    cmp: Any
+    table: pd.DataFrame
+    criteria: list[str]
+
+
+@st.cache_resource(show_spinner="Comparing the two runs…", max_entries=8)
+def compared(
+    db: str, run_a: str, run_b: str, force: bool, version_a: Stamp, version_b: Stamp
+) -> Compared:
+    from harness.compare import compare_runs
+
+    with reader(db) as store:
+        cmp = compare_runs(store, run_a, run_b, force=force)
+    return Compared(cmp, pair_table(cmp.pairs), criterion_ids(cmp.pairs))
+
+
+def criterion_ids(pairs: list[Any]) -> list[str]:
+    seen: dict[str, None] = {}
+    for p in pairs:
+        for side in (p.a, p.b):
+            for cid in side.get("criteria", {}):
+                seen.setdefault(cid, None)
+    return list(seen)
+
+
+def pair_table(pairs: list[Any]) -> pd.DataFrame:
+    rows = []
+    for i, p in enumerate(pairs):
+        ca, cb = p.a.get("criteria", {}), p.b.get("criteria", {})
+        ids = set(ca) | set(cb)
+        rows.append(
+            {
+                "i": i,
+                "case_id": str(p.case_id),
+                "change": p.change,
+                "grade_a": p.a.get("grade"),
+                "grade_b": p.b.get("grade"),
+                "fails_a": {c for c in ids if not ca.get(c, {}).get("passed", True)},
+                "fails_b": {c for c in ids if not cb.get(c, {}).get("passed", True)},
+                "changed": {
+                    c for c in ids if ca.get(c, {}).get("passed") != cb.get(c, {}).get("passed")
+                },
+                "text": "\n".join(
+                    (
+                        str(p.case_id),
+                        p.a.get("prompt", ""),
+                        p.a.get("output", ""),
+                        p.b.get("output", ""),
+                    )
+                ).casefold(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def filter_pairs(
+    table: pd.DataFrame,
+    changes: list[str] | None = None,
+    criterion: str | None = None,
+    state: str = "changed",
+    search: str = "",
+) -> pd.DataFrame:
+    """Rows matching every given filter; `changes` None or empty keeps all changes."""
+    if table.empty:
+        return table
+    mask = pd.Series(True, index=table.index)
+    if changes:
+        mask &= table["change"].isin(changes)
+    if criterion:
+        mask &= table[state].map(lambda s: criterion in s)
+    if search.strip():
+        needle = search.strip().casefold()
+        mask &= table["text"].str.contains(needle, regex=False)
+    return table[mask]

@@ -1,0 +1,207 @@
+"""Read-only, cached queries for the report.
+
+Every query opens its own read-only connection: Streamlit runs sessions on several threads, and a
+fresh SQLite connection costs about a millisecond. Results of a finished run never change, so they
+are cached by (run id, status, finished_at); everything else is keyed by the store file's stamp
+(modification times of the database and its WAL), so new runs appear on the next rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from harness.store import Store, default_path
+
+# Cached functions take a `version` argument that is never read: it is part of the cache key.
+# (Streamlit skips parameters whose names start with "_" when hashing, so it has no underscore.)
+Stamp = tuple[int, ...]
+
+
+def db_path(argv: list[str] | None = None) -> str:
+    """The store: `streamlit run app.py -- --db PATH`, else $TUNEVAL_DB, else the default."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--db")
+    known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return str(Path(known.db or default_path()).resolve())
+
+
+def stamp(db: str) -> Stamp:
+    out = []
+    for suffix in ("", "-wal"):
+        try:
+            st_ = os.stat(db + suffix)
+            out += [st_.st_mtime_ns, st_.st_size]
+        except FileNotFoundError:
+            out += [0, 0]
+    return tuple(out)
+
+
+@contextmanager
+def reader(db: str) -> Iterator[Store]:
+    store = Store(db, readonly=True)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def run_version(run: dict[str, Any], db: str) -> Stamp:
+    """Cache key for a run's results: fixed once complete, the store stamp while it runs."""
+    if run["status"] == "complete":
+        return (int((run["finished_at"] or 0) * 1e6),)
+    return stamp(db)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def runs(db: str, version: Stamp) -> list[dict[str, Any]]:
+    """Every run, newest first, with grade counts, pass rate and its model's kind and lineage."""
+    with reader(db) as store:
+        rows = store.query(
+            "SELECT r.*, m.kind AS model_kind, m.base AS model_base,"
+            " m.produced_by AS model_produced_by FROM runs r"
+            " LEFT JOIN models m ON m.name = r.model ORDER BY r.created_at DESC"
+        )
+        counts = store.query(
+            "SELECT run_id, grade, COUNT(*) AS n FROM results GROUP BY run_id, grade"
+        )
+    per: dict[str, dict[str, int]] = {}
+    for c in counts:
+        per.setdefault(c["run_id"], {"bad": 0, "good": 0, "better": 0})[c["grade"]] = c["n"]
+    for r in rows:
+        for key in ("settings", "timings", "suite_files"):
+            r[key] = json.loads(r[key])
+        g = per.get(r["id"], {"bad": 0, "good": 0, "better": 0})
+        n = sum(g.values())
+        r["grades"], r["n_results"] = g, n
+        r["pass_rate"] = (g["good"] + g["better"]) / n if n else None
+        r["better_rate"] = g["better"] / n if n else None
+        r["is_candidate"] = bool(
+            r["model_kind"] == "trained" or r["model_produced_by"] or r["train_run"]
+        )
+    return rows
+
+
+def run_by_id(db: str, run_id: str) -> dict[str, Any] | None:
+    return next((r for r in runs(db, stamp(db)) if r["id"] == run_id), None)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def models(db: str, version: Stamp) -> list[dict[str, Any]]:
+    with reader(db) as store:
+        rows = store.models()
+        trains = {t["id"]: t for t in store.query("SELECT * FROM train_runs")}
+    for m in rows:
+        t = trains.get(m["produced_by"] or "")
+        m["trainer"] = t["trainer"] if t else None
+        m["train_config"] = json.loads(t["config"]) if t else {}
+    return rows
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def results(db: str, run_id: str, version: Stamp) -> list[dict[str, Any]]:
+    with reader(db) as store:
+        return store.results(run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def case_across_runs(db: str, suite: str, case_id: str, version: Stamp) -> list[dict[str, Any]]:
+    """One case in every run of a suite, oldest first, with the run's model and checkpoint."""
+    with reader(db) as store:
+        rows = store.query(
+            "SELECT res.*, r.model, r.created_at, r.train_run, r.step, r.suite_fingerprint"
+            " FROM results res JOIN runs r ON r.id = res.run_id"
+            " WHERE r.suite = ? AND res.case_id = ? ORDER BY r.created_at",
+            (suite, case_id),
+        )
+    for r in rows:
+        r["criteria"] = json.loads(r["criteria"])
+    return rows
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def case_ids(db: str, suite: str, version: Stamp) -> list[str]:
+    with reader(db) as store:
+        rows = store.query(
+            "SELECT res.case_id, MIN(res.position) AS pos FROM results res"
+            " JOIN runs r ON r.id = res.run_id WHERE r.suite = ?"
+            " GROUP BY res.case_id ORDER BY pos, res.case_id",
+            (suite,),
+        )
+    return [r["case_id"] for r in rows]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def train_runs(db: str, version: Stamp) -> list[dict[str, Any]]:
+    with reader(db) as store:
+        rows = store.query("SELECT * FROM train_runs ORDER BY created_at DESC")
+    for r in rows:
+        r["config"] = json.loads(r["config"])
+    return rows
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def train_log(db: str, train_run: str, version: Stamp) -> list[dict[str, Any]]:
+    with reader(db) as store:
+        rows = store.query(
+            "SELECT step, kind, data, created_at FROM train_log WHERE train_run = ?"
+            " ORDER BY step, created_at",
+            (train_run,),
+        )
+    for r in rows:
+        r["data"] = json.loads(r["data"])
+    return rows
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def checkpoint_grades(db: str, train_run: str, version: Stamp) -> list[dict[str, Any]]:
+    """Grade counts of every checkpoint evaluation of a training run, by step."""
+    with reader(db) as store:
+        return store.query(
+            "SELECT r.id AS run_id, r.step, r.suite, res.grade, COUNT(*) AS n"
+            " FROM runs r JOIN results res ON res.run_id = r.id WHERE r.train_run = ?"
+            " GROUP BY r.id, res.grade ORDER BY r.step",
+            (train_run,),
+        )
+
+
+def labels(db: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Human labels, uncached: they change under the reviewer's hand and are few."""
+    with reader(db) as store:
+        rows = store.query("SELECT * FROM labels")
+    return {(r["run_id"], r["case_id"]): r for r in rows}
+
+
+def default_pair(all_runs: list[dict[str, Any]], suite: str) -> tuple[str | None, str | None]:
+    """(base run, candidate run) to compare first on a suite.
+
+    The candidate is the newest run of a trained model (kind 'trained', produced by a training run,
+    or a checkpoint evaluation); the base is the newest run of that model's base, else the newest
+    run that is not a candidate. Without a candidate: the two newest runs, older first.
+    """
+    on_suite = sorted(
+        (r for r in all_runs if r["suite"] == suite and r["n_results"]),
+        key=lambda r: r["created_at"],
+        reverse=True,
+    )
+    if not on_suite:
+        return None, None
+    cands = [r for r in on_suite if r["is_candidate"]]
+    if cands:
+        cand = cands[0]
+        bases = [r for r in on_suite if r["model"] == cand["model_base"]] or [
+            r for r in on_suite if not r["is_candidate"]
+        ]
+        if bases:
+            return bases[0]["id"], cand["id"]
+    if len(on_suite) == 1:
+        return on_suite[0]["id"], None
+    return on_suite[1]["id"], on_suite[0]["id"]

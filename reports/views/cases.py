@@ -1,0 +1,80 @@
+"""Case explorer: one case across every run and checkpoint of its suite."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from reports import data, suites
+from reports.render import criteria_html, md, prompt_block, text_block
+from reports.widgets import label_line, review_form, reviewer_box
+
+db = data.db_path()
+version = data.stamp(db)
+all_runs = [r for r in data.runs(db, version) if r["n_results"]]
+st.title("Case explorer")
+reviewer_box()
+if not all_runs:
+    st.info("No runs with results yet.")
+    st.stop()
+
+suite_names = sorted({r["suite"] for r in all_runs})
+if st.session_state.get("cases-suite") not in suite_names:
+    st.session_state["cases-suite"] = all_runs[0]["suite"]
+top = st.columns([1, 3])
+suite = top[0].selectbox("Suite", suite_names, key="cases-suite")
+ids = data.case_ids(db, suite, version)
+case_id = top[1].selectbox("Case", ids, key="cases-case", placeholder="type to search case ids")
+if case_id is None:
+    st.stop()
+
+rows = data.case_across_runs(db, suite, case_id, version)
+newest = next(r for r in all_runs if r["suite"] == suite)
+view = suites.load(newest["suite_path"])
+left, right = st.columns(2)
+with left:
+    st.markdown("**Prompt**")
+    prompt_block(rows[-1]["prompt"] if rows else "[]")
+with right:
+    st.markdown("**Reference**")
+    ref = suites.reference(view, case_id)
+    if ref is None:
+        st.caption(view.problem or "no reference answer for this case")
+    else:
+        text_block(ref, empty="(empty reference)")
+    if suites.must_pass(view, case_id):
+        st.markdown(":violet-badge[must pass]")
+
+labels = data.labels(db)
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "run": r["run_id"],
+                "model": r["model"],
+                "step": r["step"],
+                "when": dt.datetime.fromtimestamp(r["created_at"]),
+                "grade": r["grade"],
+                "human": (labels.get((r["run_id"], case_id)) or {}).get("grade", ""),
+                "failed": ", ".join(k for k, v in r["criteria"].items() if not v.get("passed")),
+            }
+            for r in rows
+        ]
+    ),
+    hide_index=True,
+    column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+)
+
+for r in reversed(rows):  # newest first
+    with st.container(border=True):
+        step = f" · step {r['step']}" if r["step"] is not None else ""
+        lab = labels.get((r["run_id"], case_id))
+        st.markdown(f"**{md(r['model'])}**{step} · `{r['run_id']}` — {label_line(r['grade'], lab)}")
+        cols = st.columns([3, 2])
+        with cols[0]:
+            text_block(r["output"])
+        with cols[1]:
+            st.html(criteria_html(r["criteria"]))
+        review_form(db, r["run_id"], case_id, lab, key=f"case-{r['run_id']}-{case_id}")

@@ -1,0 +1,103 @@
+"""Suite: the rubric (bad / good / better criteria), the prompt and the cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from reports import data, suites
+from reports.render import md, text_block
+
+db = data.db_path()
+all_runs = data.runs(db, data.stamp(db))
+st.title("Suite")
+
+# Suites the store knows (newest path of each), then shipped suites next to the working directory.
+known: dict[str, str] = {}
+for r in all_runs:
+    known.setdefault(r["suite"], r["suite_path"])
+shipped = Path("suites")
+if shipped.is_dir():
+    for yml in sorted(shipped.glob("*/suite.yaml")):
+        known.setdefault(yml.parent.name, str(yml.parent.resolve()))
+if not known:
+    st.info("No suites: no runs in the store and no ./suites folder.")
+    st.stop()
+
+name = st.selectbox("Suite", sorted(known), key="suite-name")
+view = suites.load(known[name])
+st.caption(f"folder: {view.path}")
+if view.suite is None:
+    st.warning(f"Cannot load this suite: {view.problem}")
+    ids = sorted(
+        {
+            cid
+            for r in all_runs
+            if r["suite"] == name
+            for cid in data.results(db, r["id"], data.run_version(r, db))[0]["criteria"]
+        }
+    )
+    if ids:
+        st.markdown("Criteria seen in its stored results: " + ", ".join(map(md, ids)))
+    st.stop()
+
+suite = view.suite
+spec = suite.spec
+st.markdown(f"**{md(spec.name)}** v{spec.version} — {md(spec.description)}")
+stale = {r["suite_fingerprint"] for r in all_runs if r["suite"] == name} - {suite.fingerprint}
+if stale:
+    st.caption(f"{len(stale)} stored fingerprint(s) differ from the folder as it is now.")
+
+st.subheader("Rubric")
+cols = st.columns(3)
+blurbs = {
+    "bad": "any one that fires makes the case bad",
+    "good": "every one must pass for good",
+    "better": "good, and every one passes: better",
+}
+for col, (section, specs) in zip(cols, spec.rubric.sections(), strict=True):
+    with col:
+        st.markdown(f"**{section}** — {blurbs[section]}")
+        if not specs:
+            st.caption("(none)")
+            continue
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "id": c.id,
+                        "type": c.type,
+                        "params": json.dumps(c.params(), ensure_ascii=False),
+                    }
+                    for c in specs
+                ]
+            ),
+            hide_index=True,
+        )
+
+if spec.prompt:
+    st.subheader("Prompt")
+    for part in ("system", "user", "assistant"):
+        template = getattr(spec.prompt, part)
+        if template:
+            st.caption(part + (" (the reference answer)" if part == "assistant" else ""))
+            text_block(template)
+g = spec.generation
+st.caption(
+    f"generation: max {g.max_new_tokens} new tokens · stop {g.stop} · temperature {g.temperature}"
+)
+
+st.subheader(f"Cases ({len(suite.cases)})")
+if suite.cases:
+    frame = pd.DataFrame([{k: v for k, v in c.items() if k != "__line__"} for c in suite.cases])
+    st.dataframe(frame.astype(str), hide_index=True)
+if suite.train is not None:
+    st.caption(f"training split: {len(suite.train)} examples")
+
+readme = Path(view.path) / "README.md"
+if readme.is_file():
+    with st.expander("README"):
+        st.markdown(readme.read_text(encoding="utf-8", errors="replace"))
