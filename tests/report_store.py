@@ -64,33 +64,69 @@ def build(folder: Path) -> ReportStore:
     db = folder / "tuneval.db"
     train_run = "train-test-1"
     with Store(db) as store:
-        store.register_model("base-model", "base-model", path=None, fingerprint="fp-base-model",
-                             kind="local")
         store.register_model(
-            "mini-sft", "mini-sft", path=None, fingerprint="fp-mini-sft", kind="trained",
-            base="base-model", produced_by=train_run, info={"epochs": 2},
+            "base-model", "base-model", path=None, fingerprint="fp-base-model", kind="local"
+        )
+        store.register_model(
+            "mini-sft",
+            "mini-sft",
+            path=None,
+            fingerprint="fp-mini-sft",
+            kind="trained",
+            base="base-model",
+            produced_by=train_run,
+            info={"epochs": 2},
         )
         with store.tx() as conn:
             conn.execute(
                 "INSERT INTO train_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (train_run, "mini", "sft", "base-model",
-                 json.dumps({"method": "lora", "lr": 2e-4, "epochs": 2}), str(folder / "out"),
-                 "mini-sft", "complete", time.time(), time.time()),
+                (
+                    train_run,
+                    "mini",
+                    "sft",
+                    "base-model",
+                    json.dumps({"method": "lora", "lr": 2e-4, "epochs": 2}),
+                    str(folder / "out"),
+                    "mini-sft",
+                    "complete",
+                    time.time(),
+                    time.time(),
+                ),
             )
             for step in range(1, 11):
                 data = {"loss": 2.5 / step, "lr": 2e-4, "tokens_per_s": 900.0}
-                conn.execute("INSERT INTO train_log VALUES (?, ?, 'log', ?, ?)",
-                             (train_run, step, json.dumps(data), time.time()))
+                conn.execute(
+                    "INSERT INTO train_log VALUES (?, ?, 'log', ?, ?)",
+                    (train_run, step, json.dumps(data), time.time()),
+                )
         kw = {"progress": False, "dtype": "float32"}
         base = evaluate(suite, _ref("base-model", "local"), store, backend=_answer(BASE), **kw)
-        ckpt = evaluate(suite, _ref("mini-sft/checkpoint-5", "local"), store,
-                        backend=_answer(CHECKPOINT), train_run=train_run, step=5, **kw)
-        cand = evaluate(suite, _ref("mini-sft", "trained"), store, backend=_answer(CANDIDATE),
-                        train_run=train_run, step=10, **kw)
+        ckpt = evaluate(
+            suite,
+            _ref("mini-sft/checkpoint-5", "local"),
+            store,
+            backend=_answer(CHECKPOINT),
+            train_run=train_run,
+            step=5,
+            **kw,
+        )
+        cand = evaluate(
+            suite,
+            _ref("mini-sft", "trained"),
+            store,
+            backend=_answer(CANDIDATE),
+            train_run=train_run,
+            step=10,
+            **kw,
+        )
         with store.tx() as conn:
             for step, run in ((5, ckpt.run_id), (10, cand.run_id)):
-                conn.execute("INSERT INTO train_log VALUES (?, ?, 'checkpoint', ?, ?)",
-                             (train_run, step, json.dumps({"path": f"ckpt-{step}"}), time.time()))
-                conn.execute("INSERT INTO train_log VALUES (?, ?, 'eval', ?, ?)",
-                             (train_run, step, json.dumps({"run_id": run}), time.time()))
+                conn.execute(
+                    "INSERT INTO train_log VALUES (?, ?, 'checkpoint', ?, ?)",
+                    (train_run, step, json.dumps({"path": f"ckpt-{step}"}), time.time()),
+                )
+                conn.execute(
+                    "INSERT INTO train_log VALUES (?, ?, 'eval', ?, ?)",
+                    (train_run, step, json.dumps({"run_id": run}), time.time()),
+                )
     return ReportStore(db, folder / "mini", base.run_id, ckpt.run_id, cand.run_id, train_run)

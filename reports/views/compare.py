@@ -162,10 +162,8 @@ shown = shown.sort_values(
 size = 10
 pages = max(1, -(-len(shown) // size))
 page_no = 1
-if pages > 1:
-    if st.session_state.get("compare-page", 1) > pages:
-        st.session_state["compare-page"] = 1
-    page_no = int(st.number_input("Page", 1, pages, 1, key="compare-page"))
+if pages > 1:  # keyed by the match count, so a new filter starts again at page 1
+    page_no = int(st.pagination(pages, key=f"compare-page-{len(shown)}"))
 st.caption(f"{len(shown)} of {len(c.table)} cases match · page {page_no} of {pages}")
 
 # --- side-by-side cards ---------------------------------------------------------------------
