@@ -19,12 +19,13 @@ Importing this module never imports torch or transformers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from harness.errors import UserError
 from harness.suite import Suite
-from harness.templating import fill
+from harness.templating import fill, placeholders
 
 Messages = list[dict[str, str]]
 IGNORE = -100  # the label value PyTorch's cross-entropy skips
@@ -109,3 +110,161 @@ def tokenize_examples(
             mask += [0] * extra
         out.append({"input_ids": ids, "attention_mask": mask, "labels": labels})
     return out
+
+
+# --- data prepare: what a training run on this data will see ---------------------------------
+
+
+def prepare_report(
+    suite: Suite, tokenizer: Any, max_length: int, batch_size: int, epochs: int
+) -> dict[str, Any]:
+    """Token counts, truncation and step estimates for the train (and validation) split."""
+    if batch_size < 1 or epochs < 1:
+        raise UserError("--batch-size and --epochs must be at least 1")
+    report: dict[str, Any] = {"suite": suite.name, "max_length": max_length, "splits": {}}
+    for split in ("train", "validation"):
+        if split == "validation" and not suite.validation:
+            continue
+        parts = encode_parts(tokenizer, chat_examples(suite, split))
+        n = len(parts)
+        prompt = [len(p) for p, _ in parts]
+        answer = [len(a) for _, a in parts]
+        truncated = sum(1 for p, a in parts if len(p) + len(a) > max_length)
+        report["splits"][split] = {
+            "examples": n,
+            "prompt_tokens": sum(prompt),
+            "answer_tokens": sum(answer),
+            "mean_prompt_tokens": round(sum(prompt) / n, 1),
+            "mean_answer_tokens": round(sum(answer) / n, 1),
+            "longest": max(p + a for p, a in zip(prompt, answer, strict=True)),
+            "truncated": truncated,
+            "truncated_share": round(truncated / n, 4),
+            # Answers cut away entirely teach nothing: the prompt alone fills max_length.
+            "no_answer_left": sum(1 for p in prompt if p >= max_length),
+            "trained_tokens": sum(min(len(a), max(0, max_length - len(p))) for p, a in parts),
+            "tokens_after_truncation": sum(min(len(p) + len(a), max_length) for p, a in parts),
+            "tokens_padded": n * max_length,
+        }
+    n_train = report["splits"]["train"]["examples"]
+    steps = -(-n_train // batch_size)
+    report.update(batch_size=batch_size, epochs=epochs, steps_per_epoch=steps, steps=steps * epochs)
+    return report
+
+
+# --- data check: leakage and hygiene ----------------------------------------------------------
+
+NEAR_THRESHOLD = 0.8  # Jaccard similarity of word 3-shingles
+_WORDS = re.compile(r"\w+", re.UNICODE)
+
+
+def normalize(text: str) -> str:
+    """Case, punctuation and spacing do not make a prompt new."""
+    return " ".join(_WORDS.findall(text.casefold()))
+
+
+def shingles(text: str, n: int = 3) -> frozenset[tuple[str, ...]]:
+    words = normalize(text).split()
+    if len(words) < n:
+        return frozenset([tuple(words)])
+    return frozenset(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+
+
+def prompt_texts(suite: Suite, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The varying part of each prompt: the user message, and the system message when it has
+    placeholders (a constant system prompt would make every pair look alike)."""
+    prompt = suite.spec.prompt
+    if prompt is None:
+        return []
+    templated_system = bool(prompt.system and placeholders(prompt.system))
+    out = []
+    for row in rows:
+        text = fill(prompt.user, row)
+        if templated_system and prompt.system:
+            text = fill(prompt.system, row) + "\n" + text
+        out.append(text)
+    return out
+
+
+def near_matches(
+    queries: Sequence[str], pool: Sequence[str], threshold: float = NEAR_THRESHOLD
+) -> list[tuple[int, int, float]]:
+    """(query index, pool index, Jaccard) of each query's most similar pool entry at or above
+    the threshold. An inverted index of shingles keeps this far from all-pairs."""
+    pool_sh = [shingles(t) for t in pool]
+    index: dict[tuple[str, ...], list[int]] = {}
+    for j, sh in enumerate(pool_sh):
+        for s in sh:
+            index.setdefault(s, []).append(j)
+    found = []
+    for i, text in enumerate(queries):
+        sh = shingles(text)
+        candidates = {j for s in sh for j in index.get(s, ())}
+        best = max(
+            ((len(sh & pool_sh[j]) / len(sh | pool_sh[j]), j) for j in candidates), default=None
+        )
+        if best and best[0] >= threshold:
+            found.append((i, best[1], round(best[0], 3)))
+    return found
+
+
+def check_report(suite: Suite, threshold: float = NEAR_THRESHOLD) -> dict[str, Any]:
+    """Train/test leakage (exact and near-duplicate prompts), duplicates and empty answers."""
+    if not suite.train:
+        raise UserError(f"suite '{suite.name}' has no train data (data.train) to check")
+    if suite.spec.prompt is None:
+        raise UserError(f"suite '{suite.name}' has no prompt")
+    train_rows = list(suite.train) + list(suite.validation or [])
+    train_p = prompt_texts(suite, train_rows)
+    test_p = prompt_texts(suite, suite.cases)
+    train_norm = {normalize(t): i for i, t in enumerate(train_p)}
+    exact = [
+        (i, train_norm[normalize(t)]) for i, t in enumerate(test_p) if normalize(t) in train_norm
+    ]
+    exact_ids = {i for i, _ in exact}
+    rest = [i for i in range(len(test_p)) if i not in exact_ids]
+    near = [
+        (rest[i], j, s) for i, j, s in near_matches([test_p[k] for k in rest], train_p, threshold)
+    ]
+
+    answers = chat_answers(suite, train_rows)
+    seen: dict[str, int] = {}
+    duplicates, conflicts = 0, 0
+    for i, text in enumerate(prompt_texts(suite, suite.train)):
+        key = normalize(text)
+        if key in seen:
+            same = normalize(answers[seen[key]]) == normalize(answers[i])
+            duplicates += same
+            conflicts += not same
+        else:
+            seen[key] = i
+    test_norm = [normalize(t) for t in test_p]
+    empty = {"train": sum(1 for a in answers[: len(suite.train)] if not a.strip())}
+    if suite.validation:
+        empty["validation"] = sum(1 for a in answers[len(suite.train) :] if not a.strip())
+
+    def pair(i: int, j: int, score: float | None = None) -> dict[str, Any]:
+        d = {"test_id": suite.cases[i]["id"], "test": test_p[i], "train": train_p[j]}
+        return d | ({"jaccard": score} if score is not None else {})
+
+    return {
+        "suite": suite.name,
+        "test": len(test_p),
+        "train": len(suite.train),
+        "validation": len(suite.validation or []),
+        "exact_overlap": len(exact),
+        "near_overlap": len(near),
+        "near_threshold": threshold,
+        "train_duplicates": duplicates,
+        "train_conflicts": conflicts,
+        "test_duplicates": len(test_norm) - len(set(test_norm)),
+        "empty_answers": empty,
+        "exact_examples": [pair(i, j) for i, j in exact[:5]],
+        "near_examples": [pair(i, j, s) for i, j, s in near[:5]],
+    }
+
+
+def chat_answers(suite: Suite, rows: Sequence[dict[str, Any]]) -> list[str]:
+    prompt = suite.spec.prompt
+    if prompt is None or prompt.assistant is None:
+        return ["" for _ in rows]
+    return [fill(prompt.assistant, r) for r in rows]
