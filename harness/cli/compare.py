@@ -1,0 +1,238 @@
+"""tuneval compare A B | tuneval gate A B"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from harness.cli import DbOption, JsonOption, open_store, out, print_json
+
+if TYPE_CHECKING:
+    from harness.compare import Comparison, Pair
+
+SHOWN_CASES = 10  # cases listed per direction in the terminal; --json and --markdown list more
+VERDICT_STYLE = {
+    "improved": "bold green",
+    "regressed": "bold red",
+    "no significant change": "bold",
+    "insufficient evidence": "bold yellow",
+}
+
+RunA = Annotated[
+    str, typer.Argument(metavar="A", help="baseline: run id, or model name (its latest run)")
+]
+RunB = Annotated[
+    str, typer.Argument(metavar="B", help="candidate: run id, or model name (its latest run)")
+]
+SuiteOption = Annotated[
+    str | None,
+    typer.Option("--suite", help="suite name or folder: picks the run when A or B is a model name"),
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="compare even if the runs' suite files differ")
+]
+AlphaOption = Annotated[float, typer.Option("--alpha", help="significance level of the tests")]
+MarkdownOption = Annotated[
+    Path | None, typer.Option("--markdown", help="also write a Markdown summary to this file")
+]
+JunitOption = Annotated[
+    Path | None, typer.Option("--junit", help="also write JUnit XML (one test per case)")
+]
+
+
+def _suite_name(suite: str | None) -> str | None:
+    """Accept a suite folder where a suite name is expected: people type the path they eval'd."""
+    if suite and (Path(suite) / "suite.yaml").is_file():
+        from harness.suite import load_suite
+
+        return load_suite(suite).name
+    return suite
+
+
+def _compare(
+    a: str, b: str, suite: str | None, force: bool, alpha: float, db: Path | None
+) -> Comparison:
+    from harness.compare import compare_runs, resolve_run
+
+    name = _suite_name(suite)
+    with open_store(db) as store:
+        run_a, run_b = resolve_run(store, a, name), resolve_run(store, b, name)
+        return compare_runs(store, run_a, run_b, force=force, alpha=alpha)
+
+
+def _write(c: Comparison, markdown: Path | None, junit: Path | None, failures: list[str]) -> None:
+    from harness.compare_format import junit as junit_xml
+
+    for path, text in (
+        (markdown, c.to_markdown() if markdown else ""),
+        (junit, junit_xml(c, failures) if junit else ""),
+    ):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+
+
+def compare_cmd(
+    a: RunA,
+    b: RunB,
+    suite: SuiteOption = None,
+    force: ForceOption = False,
+    alpha: AlphaOption = 0.05,
+    markdown: MarkdownOption = None,
+    junit: JunitOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare run B (candidate) with run A (baseline), case by case, with paired statistics."""
+    c = _compare(a, b, suite, force, alpha, db)
+    _write(c, markdown, junit, [])
+    if as_json:
+        print_json(c.to_json())
+    else:
+        show(c)
+
+
+def gate_cmd(
+    a: RunA,
+    b: RunB,
+    suite: SuiteOption = None,
+    alpha: AlphaOption = 0.05,
+    max_regressed: Annotated[
+        int | None,
+        typer.Option("--max-regressed", help="fail when more than N cases drop a grade", min=0),
+    ] = None,
+    junit: JunitOption = None,
+    markdown: MarkdownOption = None,
+    force: ForceOption = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Exit 0 when B may replace A; 1 on a significant regression, a broken must-pass case, or
+    more than --max-regressed cases that dropped a grade; 2 on usage errors."""
+    from harness.compare import gate_failures
+
+    c = _compare(a, b, suite, force, alpha, db)
+    failures = gate_failures(c, max_regressed)
+    _write(c, markdown, junit, failures)
+    if as_json:
+        print_json({"passed": not failures, "failures": failures, "comparison": c.to_json()})
+    else:
+        show(c, cases=False)
+        if failures:
+            for f in failures:
+                out.print(f"[bold red]gate failed:[/] {escape(f)}")
+        else:
+            out.print("[bold green]gate passed[/]")
+    if failures:
+        # Not typer.Exit: under standalone_mode=False click returns its code instead of exiting.
+        raise SystemExit(1)
+
+
+# --- terminal rendering --------------------------------------------------------------------------
+
+
+def show(c: Comparison, *, cases: bool = True) -> None:
+    from harness.compare_format import interval, pct, pts
+
+    a, b = c.run_a, c.run_b
+    out.print(
+        f"[bold]{escape(a['suite'])}[/] v{a['suite_version']} · {c.n} paired cases\n"
+        f"  A  {a['id']}  {escape(str(a['model']))}\n  B  {b['id']}  {escape(str(b['model']))}"
+    )
+    for w in c.warnings:
+        out.print(f"[yellow]warning:[/] {escape(w)}")
+    head = Table("figure", "A", "B", "Δ points", "95% CI", title="headline (paired bootstrap)")
+    for name, d in (("pass rate (good or better)", c.pass_rate), ("better rate", c.better_rate)):
+        head.add_row(name, pct(d.a), pct(d.b), _signed(pts(d.delta), d.delta), interval(d))
+    out.print(head)
+    out.print(_transitions(c))
+    mc, st = c.mcnemar, c.sign_test
+    out.print(
+        f"exact McNemar (pass/fail): {mc['b01']} fail→pass, {mc['b10']} pass→fail, "
+        f"p={mc['p_value']:.3g}\nsign test (grades): {st['improved']} up, {st['regressed']} down, "
+        f"p={st['p_value']:.3g}"
+    )
+    if c.criteria:
+        crit = Table("criterion", "section", "A", "B", "Δ points", "95% CI", title="per criterion")
+        for cid, d in c.criteria.items():
+            crit.add_row(
+                escape(cid),
+                c.sections.get(cid, ""),
+                pct(d.a),
+                pct(d.b),
+                _signed(pts(d.delta), d.delta),
+                interval(d),
+            )
+        out.print(crit)
+    if cases:
+        for change in ("regressed", "improved"):
+            _cases(c.changed(change), change)
+    n_unpaired = len(c.unpaired["only_a"]) + len(c.unpaired["only_b"])
+    if n_unpaired:
+        out.print(
+            f"{n_unpaired} unpaired cases left out ({len(c.unpaired['only_a'])} only in A, "
+            f"{len(c.unpaired['only_b'])} only in B)"
+        )
+    if c.must_pass_broken:
+        out.print(
+            "[bold red]must-pass cases that stopped passing:[/] "
+            + escape(", ".join(c.must_pass_broken))
+        )
+    style = VERDICT_STYLE[c.verdict]
+    out.print(f"verdict: [{style}]{c.verdict}[/] — {escape(c.explanation)}\n  {c.mde_text()}")
+
+
+def _signed(text: str, value: float) -> str:
+    return f"[green]{text}[/]" if value > 0 else f"[red]{text}[/]" if value < 0 else text
+
+
+def _transitions(c: Comparison) -> Table:
+    from harness.grading import GRADES, RANK
+
+    table = Table("A ↓  B →", *GRADES, title="grade transitions")
+    for g in GRADES:
+        cells = []
+        for h in GRADES:
+            n = c.transitions[g][h]
+            colour = "green" if RANK[h] > RANK[g] else "red" if RANK[h] < RANK[g] else "dim"
+            cells.append(f"[{colour}]{n}[/]" if n else "·")
+        table.add_row(g, *cells)
+    return table
+
+
+def _cases(pairs: list[Pair], change: str) -> None:
+    from harness.compare import failed_checks
+    from harness.compare_format import shorten
+
+    if not pairs:
+        return
+    colour = "red" if change == "regressed" else "green"
+    table = Table(
+        "case",
+        "A → B",
+        "output A",
+        "output B",
+        "failed in B",
+        show_lines=True,
+        title=f"[{colour}]{change}: {len(pairs)} cases[/]",
+    )
+    for p in pairs[:SHOWN_CASES]:
+        table.add_row(
+            escape(p.case_id),
+            f"{p.a['grade']} → {p.b['grade']}",
+            escape(shorten(p.a["output"], 200)),
+            escape(shorten(p.b["output"], 200)),
+            escape("\n".join(failed_checks(p.b))),
+        )
+    out.print(table)
+    if len(pairs) > SHOWN_CASES:
+        out.print(f"  …and {len(pairs) - SHOWN_CASES} more (--json or --markdown list them)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare_cmd)
+    app.command("gate")(gate_cmd)
