@@ -218,7 +218,7 @@ def _cases(pairs: list[Pair], change: str) -> None:
         "output B",
         "failed in B",
         show_lines=True,
-        title=f"[{colour}]{change}: {len(pairs)} cases[/]",
+        title=f"[{colour}]{change}: {len(pairs)} case{'s' * (len(pairs) != 1)}[/]",
     )
     for p in pairs[:SHOWN_CASES]:
         table.add_row(
