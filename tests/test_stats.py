@@ -140,10 +140,7 @@ def verdicts(a, b):
     p_mc, p_sign = stats.mcnemar(b01, b10), stats.sign_test(up, down)
     # The MDE only separates the two non-significant verdicts; it does not affect false alarms.
     return np.array(
-        [
-            decide(p_mc[i], p_sign[i], b01[i], b10[i], up[i], down[i], 0.0)[0]
-            for i in range(len(a))
-        ]
+        [decide(p_mc[i], p_sign[i], b01[i], b10[i], up[i], down[i], 0.0)[0] for i in range(len(a))]
     )
 
 
