@@ -17,11 +17,11 @@ The verdict rule, at significance level alpha (default 0.05):
 
 The sign test on ordinal grades (which also sees good <-> better moves) is reported and, when it
 is significant while McNemar is not, named in the explanation, but it does not change the verdict:
-one pre-chosen test keeps the false-alarm rate at alpha. Measured over simulated A/A comparisons,
-calling a change when either test is significant raised false alarms to 5.5% (n=300) and 6.4%
-(n=1000) at alpha=0.05; a Holm correction over both fell to 2.8-3.4% and lost power against
-pass-rate drops. McNemar alone: 3.6-4.1% (exact tests are conservative; never above alpha).
-Grade-only regressions are what the gate's `--max-regressed` is for.
+one pre-chosen test keeps the false-alarm rate at alpha. Over simulated A/A comparisons at
+alpha=0.05 (n=300-1000, 30-60% of cases re-drawn), calling a change when either test is significant
+raised false alarms to 5.5-6.7%; a Holm correction over both fell to 2.8-3.4% and lost power
+against pass-rate drops; McNemar alone gave 3.6-4.3% (exact tests are conservative, never above
+alpha). Grade-only regressions are what the gate's `--max-regressed` is for.
 """
 
 from __future__ import annotations
