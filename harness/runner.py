@@ -192,7 +192,9 @@ def _start_run(
     limit: int | None,
 ) -> tuple[str, bool]:
     row = store.one(
-        "SELECT id FROM runs WHERE run_key=? AND status='running' ORDER BY created_at DESC LIMIT 1", (run_key,)
+        "SELECT id FROM runs WHERE run_key=? AND status IN ('running', 'failed')"
+        " ORDER BY created_at DESC LIMIT 1",
+        (run_key,),
     )
     if row:
         return row["id"], True

@@ -11,7 +11,6 @@ from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 
@@ -26,8 +25,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+# Piped output is not cut to 80 columns: run ids and model names must stay whole.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DbOption = Annotated[
     Path | None,
@@ -58,19 +58,23 @@ def main() -> None:
             raise
         module.register(app)
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as e:
+        rc = app(standalone_mode=False)  # returns the code of a `raise typer.Exit(n)`
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    except typer.TyperException as e:  # usage errors: bad options, bad parameter values
+        e.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(e, "exit_code", 2))
     except UserError as e:
+        from rich.markup import escape
+
         for line in e.lines():
-            err.print(f"[red]error:[/red] {line}", markup=True, highlight=False)
+            err.print(f"[red]error:[/red] {escape(line)}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
