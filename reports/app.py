@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -52,6 +53,23 @@ PAGES = [
     ),
 ]
 
+
+@st.cache_resource(show_spinner=False)
+def _warm_imports() -> threading.Thread:
+    """Import the comparison's statistics stack and altair in the background, once per server:
+    together they take seconds, and the first visit to Compare should not wait for them."""
+
+    def work() -> None:
+        import altair  # noqa: F401
+
+        import harness.compare  # noqa: F401
+
+    thread = threading.Thread(target=work, name="tuneval-warm-imports", daemon=True)
+    thread.start()
+    return thread
+
+
+_warm_imports()
 page = st.navigation(PAGES)
 db = data.db_path()
 st.sidebar.caption(f"store: `{db}`")

@@ -28,6 +28,7 @@ class Compared:
     cmp: Any
     table: pd.DataFrame
     criteria: list[str]
+    charts: dict[str, dict[str, Any]]  # Vega-Lite specs, built once: altair validation is slow
 
 
 @st.cache_resource(show_spinner="Comparing the two runs…", max_entries=8)
@@ -35,10 +36,15 @@ def compared(
     db: str, run_a: str, run_b: str, force: bool, version_a: Stamp, version_b: Stamp
 ) -> Compared:
     from harness.compare import compare_runs
+    from reports import charts
 
     with reader(db) as store:
         cmp = compare_runs(store, run_a, run_b, force=force)
-    return Compared(cmp, pair_table(cmp.pairs), criterion_ids(cmp.pairs))
+    specs = {
+        "transitions": charts.transitions(cmp.transitions).to_dict(),
+        "criteria": charts.criteria(cmp.criteria).to_dict(),
+    }
+    return Compared(cmp, pair_table(cmp.pairs), criterion_ids(cmp.pairs), specs)
 
 
 def criterion_ids(pairs: list[Any]) -> list[str]:

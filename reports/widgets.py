@@ -48,8 +48,7 @@ def _clear(db: str, run_id: str, case_id: str, key: str) -> None:
 
 def review_form(db: str, run_id: str, case_id: str, label: dict[str, Any] | None, key: str) -> None:
     """Set the human grade, a note and optionally a corrected output for one case of one run."""
-    title = "Human grade" + (f": {label['grade']}" if label else "")
-    with st.expander(title, expanded=False):
+    with st.container(border=True):
         with st.form(f"{key}-form", border=False):
             current = GRADES.index(label["grade"]) if label else None
             st.radio("Grade", GRADES, index=current, horizontal=True, key=f"{key}-grade")
@@ -63,7 +62,10 @@ def review_form(db: str, run_id: str, case_id: str, label: dict[str, Any] | None
             st.form_submit_button("Save label", on_click=_save, args=(db, run_id, case_id, key))
         if label:
             st.button(
-                "Remove label", key=f"{key}-clear", on_click=_clear, args=(db, run_id, case_id, key)
+                "Remove label",
+                key=f"{key}-clear",
+                on_click=_clear,
+                args=(db, run_id, case_id, key),
             )
         msg = st.session_state.pop(f"{key}-msg", None)
         if msg:

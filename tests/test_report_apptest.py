@@ -139,6 +139,7 @@ def test_human_label_from_compare_is_stored_shown_and_exported(rstore: ReportSto
 
     at = open_page("compare")
     key = f"lab-B-{rstore.candidate_run}-e"
+    at.toggle(key=f"review-{rstore.base_run}-{rstore.candidate_run}-e").set_value(True).run()
     at.radio(key=f"{key}-grade").set_value("bad")
     at.text_input(key=f"{key}-note").input("script tag instead of an answer")
     at.text_area(key=f"{key}-corrected").input("random")

@@ -77,4 +77,5 @@ for r in reversed(rows):  # newest first
             text_block(r["output"])
         with cols[1]:
             st.html(criteria_html(r["criteria"]))
-        review_form(db, r["run_id"], case_id, lab, key=f"case-{r['run_id']}-{case_id}")
+        if st.toggle("Human grade", key=f"case-review-{r['run_id']}-{case_id}"):
+            review_form(db, r["run_id"], case_id, lab, key=f"case-{r['run_id']}-{case_id}")

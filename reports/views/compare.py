@@ -116,13 +116,13 @@ st.caption(mde_text() if callable(mde_text) else f"minimum detectable effect: {c
 charts_cols = st.columns(2)
 with charts_cols[0]:
     st.markdown("**Grade transitions** (rows: A, columns: B)")
-    st.altair_chart(
-        charts.transitions(cmp.transitions), key="chart-transitions", height=charts.HEATMAP_HEIGHT
+    st.vega_lite_chart(
+        c.charts["transitions"], key="chart-transitions", height=charts.HEATMAP_HEIGHT
     )
 with charts_cols[1]:
     st.markdown("**Per-criterion pass-rate change** (B − A, 95% CI)")
-    st.altair_chart(
-        charts.criteria(cmp.criteria),
+    st.vega_lite_chart(
+        c.charts["criteria"],
         key="chart-criteria",
         height=charts.criteria_height(len(cmp.criteria)),
     )
@@ -194,13 +194,15 @@ for i in shown["i"].iloc[(page_no - 1) * size : page_no * size]:
                 text_block(row.get("output", ""))
         st.html(diff_html(p.a.get("output", ""), p.b.get("output", "")))
         st.html(criteria_html(p.a.get("criteria", {}), p.b.get("criteria", {})))
-        grade_cols = st.columns(2)
-        for col, tag, run_id in ((grade_cols[0], "A", run_a), (grade_cols[1], "B", run_b)):
-            with col:
-                review_form(
-                    db,
-                    run_id,
-                    str(p.case_id),
-                    labels.get((run_id, str(p.case_id))),
-                    key=f"lab-{tag}-{run_id}-{p.case_id}",
-                )
+        if st.toggle("Human grade", key=f"review-{run_a}-{run_b}-{p.case_id}"):
+            grade_cols = st.columns(2)
+            for col, tag, run_id in ((grade_cols[0], "A", run_a), (grade_cols[1], "B", run_b)):
+                with col:
+                    st.caption(f"{tag} · {side_names[tag]}")
+                    review_form(
+                        db,
+                        run_id,
+                        str(p.case_id),
+                        labels.get((run_id, str(p.case_id))),
+                        key=f"lab-{tag}-{run_id}-{p.case_id}",
+                    )
