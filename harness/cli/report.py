@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -70,9 +71,20 @@ def report(
     url = f"http://127.0.0.1:{port}"
     out.print(f"tuneval report: {url}  (store {path}; Ctrl+C to stop)")
     env = {**os.environ, "TUNEVAL_DB": str(path)}
+    proc = subprocess.Popen(streamlit_command(app_file(), path, port), env=env)
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # so that `kill` stops the server too, not just us
     try:
-        rc = subprocess.call(streamlit_command(app_file(), path, port), env=env)
+        rc = proc.wait()
     except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         rc = 0
     if rc:
         raise typer.Exit(rc)
