@@ -93,7 +93,7 @@ st.caption(
 st.subheader(f"Cases ({len(suite.cases)})")
 if suite.cases:
     frame = pd.DataFrame([{k: v for k, v in c.items() if k != "__line__"} for c in suite.cases])
-    st.dataframe(frame.astype(str), hide_index=True)
+    st.dataframe(frame.fillna("").astype(str), hide_index=True)
 if suite.train is not None:
     st.caption(f"training split: {len(suite.train)} examples")
 
