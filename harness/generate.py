@@ -55,7 +55,9 @@ class Backend(Protocol):
 
     def render(self, messages: Messages) -> str: ...
 
-    def generate(self, conversations: Sequence[Messages], settings: GenSettings, on_batch: OnBatch) -> None: ...
+    def generate(
+        self, conversations: Sequence[Messages], settings: GenSettings, on_batch: OnBatch
+    ) -> None: ...
 
 
 def apply_stop(text: str, stop: Sequence[str]) -> str:
@@ -93,10 +95,14 @@ class HFBackend:
     def render(self, messages: Messages) -> str:
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
-            return str(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+            return str(
+                tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            )
         return "\n\n".join(m["content"] for m in messages) + "\n\n"
 
-    def generate(self, conversations: Sequence[Messages], settings: GenSettings, on_batch: OnBatch) -> None:
+    def generate(
+        self, conversations: Sequence[Messages], settings: GenSettings, on_batch: OnBatch
+    ) -> None:
         import torch
 
         self._load()
@@ -108,7 +114,12 @@ class HFBackend:
         with _progress(len(prompts), self.progress) as bar:
             for batch in batches:
                 t0 = time.perf_counter()
-                enc = tok([prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+                enc = tok(
+                    [prompts[i] for i in batch],
+                    return_tensors="pt",
+                    padding=True,
+                    add_special_tokens=False,
+                )
                 enc = {k: v.to(model.device) for k, v in enc.items()}
                 kwargs: dict[str, Any] = {
                     "max_new_tokens": settings.max_new_tokens,
@@ -131,7 +142,9 @@ class HFBackend:
                     ids = row.tolist()
                     n = _count_tokens(ids, tok.eos_token_id, tok.pad_token_id)
                     text = tok.decode(ids[:n], skip_special_tokens=True)
-                    gens.append(Generation(apply_stop(text, settings.stop).strip(), n, seconds / len(batch)))
+                    gens.append(
+                        Generation(apply_stop(text, settings.stop).strip(), n, seconds / len(batch))
+                    )
                 on_batch(batch, gens)
                 bar(len(batch), sum(g.n_tokens for g in gens))
 
@@ -154,7 +167,13 @@ class _progress:
         if not self.enabled:
             return lambda n, t: None
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(
             TextColumn("generating"),

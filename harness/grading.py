@@ -32,10 +32,13 @@ class Grader:
 
     def __init__(self, suite: Suite):
         self.scorers = [
-            (section, spec.id, criteria.get(spec.type)(**spec.params())) for section, spec in suite.criteria()
+            (section, spec.id, criteria.get(spec.type)(**spec.params()))
+            for section, spec in suite.criteria()
         ]
 
-    def __call__(self, outputs: Sequence[str], cases: Sequence[Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    def __call__(
+        self, outputs: Sequence[str], cases: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[str, dict[str, Any]]]:
         per_case: list[dict[str, Any]] = [{} for _ in outputs]
         for section, cid, scorer in self.scorers:
             results: list[Result] = scorer(outputs, cases)

@@ -105,8 +105,10 @@ def _dequantize(gguf: Path, target: Path) -> None:
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # A GGUF-loaded model refuses save_pretrained; a model built from its config accepts the weights.
+    loaded = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    # A GGUF-loaded model refuses save_pretrained; one built from its config takes the weights.
     model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
@@ -159,7 +161,9 @@ def resolve(spec: str, store: Store | None = None) -> ModelRef:
         folder = materialize_default()
         ref = ModelRef(spec, spec, folder, "packaged", folder_fingerprint(folder, store))
         if store is not None and (store.model(spec) or {}).get("fingerprint") != ref.fingerprint:
-            store.register_model(spec, spec, path=str(folder), fingerprint=ref.fingerprint, kind="packaged")
+            store.register_model(
+                spec, spec, path=str(folder), fingerprint=ref.fingerprint, kind="packaged"
+            )
         return ref
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -170,7 +174,9 @@ def resolve(spec: str, store: Store | None = None) -> ModelRef:
     )
 
 
-def _from_folder(path: Path, spec: str, kind: str | None, store: Store | None, *, name: str) -> ModelRef:
+def _from_folder(
+    path: Path, spec: str, kind: str | None, store: Store | None, *, name: str
+) -> ModelRef:
     if not path.is_dir():
         raise UserError(f"model '{name}': folder {path} no longer exists")
     adapter = path / "adapter_config.json"
@@ -180,10 +186,14 @@ def _from_folder(path: Path, spec: str, kind: str | None, store: Store | None, *
         except (ValueError, KeyError):
             raise UserError(f"{adapter}: no base_model_name_or_path") from None
         base = resolve(base_spec, store)
-        h = hashlib.sha256((folder_fingerprint(path, store) + base.fingerprint).encode()).hexdigest()
+        h = hashlib.sha256(
+            (folder_fingerprint(path, store) + base.fingerprint).encode()
+        ).hexdigest()
         return ModelRef(name, spec, path.resolve(), kind or "adapter", h, base)
     if not (path / "config.json").is_file():
-        raise UserError(f"model '{name}': {path} has no config.json, not a Hugging Face model folder")
+        raise UserError(
+            f"model '{name}': {path} has no config.json, not a Hugging Face model folder"
+        )
     return ModelRef(name, spec, path.resolve(), kind or "local", folder_fingerprint(path, store))
 
 
@@ -206,8 +216,10 @@ def load(ref: ModelRef, dtype: str | None = None, *, for_training: bool = False)
     torch_dtype = getattr(torch, dtype or best_dtype_name())
     weights = ref.base.path if ref.base else ref.path
     try:
-        tok = AutoTokenizer.from_pretrained(ref.path if (ref.path / "tokenizer_config.json").exists() else weights)
-        model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch_dtype)
+        tok = AutoTokenizer.from_pretrained(
+            ref.path if (ref.path / "tokenizer_config.json").exists() else weights
+        )
+        model: Any = AutoModelForCausalLM.from_pretrained(weights, dtype=torch_dtype)
         if ref.base:
             from peft import PeftModel
 
@@ -227,7 +239,11 @@ def load(ref: ModelRef, dtype: str | None = None, *, for_training: bool = False)
 def load_tokenizer(ref: ModelRef) -> Any:
     from transformers import AutoTokenizer
 
-    src = ref.path if (ref.path / "tokenizer_config.json").exists() else (ref.base.path if ref.base else ref.path)
+    src = (
+        ref.path
+        if (ref.path / "tokenizer_config.json").exists()
+        else (ref.base.path if ref.base else ref.path)
+    )
     tok = AutoTokenizer.from_pretrained(src)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -78,10 +78,14 @@ def dtype_for_cache() -> str:
 
 def settings_for(suite: Suite, dtype: str | None = None) -> GenSettings:
     g = suite.spec.generation
-    return GenSettings(g.max_new_tokens, tuple(g.stop), g.temperature, g.top_p, g.seed, dtype or dtype_for_cache())
+    return GenSettings(
+        g.max_new_tokens, tuple(g.stop), g.temperature, g.top_p, g.seed, dtype or dtype_for_cache()
+    )
 
 
-def select_cases(suite: Suite, limit: int | None, case_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def select_cases(
+    suite: Suite, limit: int | None, case_ids: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     cases = suite.cases
     if case_ids is not None:
         wanted = set(case_ids)
@@ -118,11 +122,22 @@ def evaluate(
 
     run_key = hashlib.sha256(
         json.dumps(
-            [suite.fingerprint, ref.fingerprint, settings.as_dict(), [c["id"] for c in cases], train_run, step]
+            [
+                suite.fingerprint,
+                ref.fingerprint,
+                settings.as_dict(),
+                [c["id"] for c in cases],
+                train_run,
+                step,
+            ]
         ).encode()
     ).hexdigest()
-    run_id, resumed = _start_run(store, suite, ref, settings, run_key, len(cases), train_run, step, limit)
-    done = {r["case_id"] for r in store.query("SELECT case_id FROM results WHERE run_id=?", (run_id,))}
+    run_id, resumed = _start_run(
+        store, suite, ref, settings, run_key, len(cases), train_run, step, limit
+    )
+    done = {
+        r["case_id"] for r in store.query("SELECT case_id FROM results WHERE run_id=?", (run_id,))
+    }
     todo = [i for i in range(len(cases)) if cases[i]["id"] not in done]
 
     def commit(indices: list[int], gens: list[Generation], cached: bool) -> None:
@@ -132,15 +147,32 @@ def evaluate(
                 db.executemany(
                     "INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (keys[i], ref.fingerprint, json.dumps(convs[i]), json.dumps(settings.as_dict()),
-                         g.output, g.n_tokens, g.seconds, time.time())
+                        (
+                            keys[i],
+                            ref.fingerprint,
+                            json.dumps(convs[i]),
+                            json.dumps(settings.as_dict()),
+                            g.output,
+                            g.n_tokens,
+                            g.seconds,
+                            time.time(),
+                        )
                         for i, g in zip(indices, gens, strict=True)
                     ],
                 )
             db.executemany(
                 "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (run_id, cases[i]["id"], i, json.dumps(convs[i]), g.output, grade, json.dumps(crit), int(cached))
+                    (
+                        run_id,
+                        cases[i]["id"],
+                        i,
+                        json.dumps(convs[i]),
+                        g.output,
+                        grade,
+                        json.dumps(crit),
+                        int(cached),
+                    )
                     for i, g, (grade, crit) in zip(indices, gens, graded, strict=True)
                 ],
             )
@@ -149,12 +181,18 @@ def evaluate(
     from_cache = [i for i in todo if keys[i] in hits]
     for start in range(0, len(from_cache), 256):
         chunk = from_cache[start : start + 256]
-        commit(chunk, [Generation(hits[keys[i]]["output"], hits[keys[i]]["n_tokens"]) for i in chunk], True)
+        commit(
+            chunk,
+            [Generation(hits[keys[i]]["output"], hits[keys[i]]["n_tokens"]) for i in chunk],
+            True,
+        )
 
     misses = [i for i in todo if keys[i] not in hits]
     tokens = 0
     if misses:
-        backend = backend or HFBackend(ref, batch_size=batch_size, dtype=settings.dtype, progress=progress)
+        backend = backend or HFBackend(
+            ref, batch_size=batch_size, dtype=settings.dtype, progress=progress
+        )
 
         def on_batch(batch: list[int], gens: list[Generation]) -> None:
             nonlocal tokens
@@ -171,13 +209,20 @@ def evaluate(
     seconds = time.perf_counter() - t0
     rows = store.results(run_id)
     cached = sum(1 for r in rows if r["cached"])
-    timings = {"seconds": seconds, "generated": len(misses), "generated_tokens": tokens, "from_cache": len(from_cache)}
+    timings = {
+        "seconds": seconds,
+        "generated": len(misses),
+        "generated_tokens": tokens,
+        "from_cache": len(from_cache),
+    }
     with store.tx() as db:
         db.execute(
             "UPDATE runs SET status='complete', finished_at=?, timings=? WHERE id=?",
             (time.time(), json.dumps(timings), run_id),
         )
-    return EvalResult(run_id, suite.name, ref.name, summarize(rows), cached, len(misses), seconds, resumed)
+    return EvalResult(
+        run_id, suite.name, ref.name, summarize(rows), cached, len(misses), seconds, resumed
+    )
 
 
 def _start_run(
@@ -201,14 +246,25 @@ def _start_run(
     run_id = new_id("run")
     with store.tx() as db:
         db.execute(
-            "INSERT INTO runs (id, suite, suite_version, suite_fingerprint, suite_path, suite_files, model,"
-            " model_fingerprint, settings, run_key, status, n_cases, train_run, step, created_at)"
+            "INSERT INTO runs (id, suite, suite_version, suite_fingerprint, suite_path,"
+            " suite_files, model, model_fingerprint, settings, run_key, status, n_cases,"
+            " train_run, step, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
             (
-                run_id, suite.name, suite.spec.version, suite.fingerprint, str(suite.path),
-                json.dumps(suite.files), ref.name, ref.fingerprint,
+                run_id,
+                suite.name,
+                suite.spec.version,
+                suite.fingerprint,
+                str(suite.path),
+                json.dumps(suite.files),
+                ref.name,
+                ref.fingerprint,
                 json.dumps({**settings.as_dict(), "limit": limit, "backend": "hf"}),
-                run_key, n, train_run, step, time.time(),
+                run_key,
+                n,
+                train_run,
+                step,
+                time.time(),
             ),
         )
     return run_id, False

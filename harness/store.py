@@ -161,7 +161,8 @@ class Store:
         current = self.version
         if current > SCHEMA_VERSION:
             raise RuntimeError(
-                f"{self.path} has schema version {current}, newer than this tuneval ({SCHEMA_VERSION})"
+                f"{self.path} has schema version {current}, "
+                f"newer than this tuneval ({SCHEMA_VERSION})"
             )
         for i in range(current, SCHEMA_VERSION):
             with self.tx():
@@ -200,7 +201,8 @@ class Store:
     def remember_hash(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
         with self.tx():
             self.db.execute(
-                "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)", (path, size, mtime_ns, sha256)
+                "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)",
+                (path, size, mtime_ns, sha256),
             )
 
     # --- models ----------------------------------------------------------------------------
@@ -220,7 +222,17 @@ class Store:
         with self.tx():
             self.db.execute(
                 "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, spec, path, fingerprint, kind, base, produced_by, json.dumps(info or {}), time.time()),
+                (
+                    name,
+                    spec,
+                    path,
+                    fingerprint,
+                    kind,
+                    base,
+                    produced_by,
+                    json.dumps(info or {}),
+                    time.time(),
+                ),
             )
 
     def model(self, name: str) -> dict[str, Any] | None:
@@ -242,7 +254,9 @@ class Store:
         for i in range(0, len(keys), 500):
             chunk = list(keys[i : i + 500])
             marks = ",".join("?" * len(chunk))
-            for r in self.query(f"SELECT key, output, n_tokens FROM generations WHERE key IN ({marks})", chunk):
+            for r in self.query(
+                f"SELECT key, output, n_tokens FROM generations WHERE key IN ({marks})", chunk
+            ):
                 out[r["key"]] = r
         return out
 

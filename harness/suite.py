@@ -155,7 +155,9 @@ def read_jsonl(path: Path, label: str, problems: list[Problem]) -> list[dict[str
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            problems.append(Problem(label, f"line {n}", f"invalid JSON: {e.msg} (column {e.colno})"))
+            problems.append(
+                Problem(label, f"line {n}", f"invalid JSON: {e.msg} (column {e.colno})")
+            )
             continue
         if not isinstance(row, dict):
             problems.append(Problem(label, f"line {n}", "each line must be a JSON object"))
@@ -175,13 +177,17 @@ def _check_ids(rows: list[dict[str, Any]], label: str, problems: list[Problem]) 
         if not isinstance(row["id"], str | int) or isinstance(row["id"], bool):
             problems.append(Problem(label, f"line {n}", "field 'id' must be a string or integer"))
             continue
-        row["id"] = str(row["id"])
-        if row["id"] in seen:
+        row["id"] = case_id = str(row["id"])
+        if case_id in seen:
             problems.append(
-                Problem(label, f"line {n}", f"duplicate id '{row['id']}' (first on line {seen[row['id']]})")
+                Problem(
+                    label,
+                    f"line {n}",
+                    f"duplicate id '{case_id}' (first on line {seen[case_id]})",
+                )
             )
         else:
-            seen[row["id"]] = n
+            seen[case_id] = n
         if "must_pass" in row and not isinstance(row["must_pass"], bool):
             problems.append(Problem(label, f"line {n}", "field 'must_pass' must be true or false"))
 
@@ -199,7 +205,10 @@ def _check_placeholders(
             missing = [r["__line__"] for r in rows if name not in r]
             if missing:
                 more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-                loc = tuple(int(p) if p.isdigit() else p for p in path.replace("[", ".").replace("]", "").split("."))
+                loc = tuple(
+                    int(p) if p.isdigit() else p
+                    for p in path.replace("[", ".").replace("]", "").split(".")
+                )
                 problems.append(
                     Problem(
                         suite_label,
@@ -210,13 +219,17 @@ def _check_placeholders(
                 )
 
 
-def _check_criteria(spec: SuiteSpec, label: str, root: yaml.Node | None, problems: list[Problem]) -> None:
+def _check_criteria(
+    spec: SuiteSpec, label: str, root: yaml.Node | None, problems: list[Problem]
+) -> None:
     ids: dict[str, str] = {}
     for section, specs in spec.rubric.sections():
         for i, c in enumerate(specs):
             loc: tuple[int | str, ...] = ("rubric", section, i)
             if c.id in ids:
-                problems.append(Problem(label, _where(root, (*loc, "id")), f"duplicate criterion id '{c.id}'"))
+                problems.append(
+                    Problem(label, _where(root, (*loc, "id")), f"duplicate criterion id '{c.id}'")
+                )
             ids[c.id] = section
             try:
                 factory = criteria.get(c.type)
@@ -230,11 +243,17 @@ def _check_criteria(spec: SuiteSpec, label: str, root: yaml.Node | None, problem
                     where = _where(root, (*loc, *[x for x in err["loc"] if isinstance(x, str)][:1]))
                     name = ".".join(str(x) for x in err["loc"])
                     msg = err["msg"] if name != "" else err["msg"]
-                    problems.append(Problem(label, where, f"{c.type}: {name}: {msg}" if name else f"{c.type}: {msg}"))
+                    problems.append(
+                        Problem(
+                            label, where, f"{c.type}: {name}: {msg}" if name else f"{c.type}: {msg}"
+                        )
+                    )
             except (ValueError, TypeError) as e:
                 problems.append(Problem(label, _where(root, loc), f"{c.type}: {e}"))
             except Exception as e:  # a malformed regex and the like
-                problems.append(Problem(label, _where(root, loc), f"{c.type}: {type(e).__name__}: {e}"))
+                problems.append(
+                    Problem(label, _where(root, loc), f"{c.type}: {type(e).__name__}: {e}")
+                )
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -282,7 +301,13 @@ def load_suite(path: str | Path) -> Suite:
             continue
         file = folder / name
         if not file.is_file():
-            problems.append(Problem(label, _where(root, ("data", split)), f"data file '{name}' not found in {folder}"))
+            problems.append(
+                Problem(
+                    label,
+                    _where(root, ("data", split)),
+                    f"data file '{name}' not found in {folder}",
+                )
+            )
             splits[split] = None
             continue
         files[name] = _sha(file.read_bytes())
@@ -294,14 +319,20 @@ def load_suite(path: str | Path) -> Suite:
     for name in spec.lm_eval:
         file = folder / name
         if not file.is_file():
-            problems.append(Problem(label, _where(root, ("lm_eval",)), f"lm-eval task file '{name}' not found"))
+            problems.append(
+                Problem(label, _where(root, ("lm_eval",)), f"lm-eval task file '{name}' not found")
+            )
             continue
         files[name] = _sha(file.read_bytes())
         files.update(_lm_eval_data_files(folder, file, problems))
 
     templates = []
     if spec.prompt:
-        templates += [(f"prompt.{k}", v) for k, v in (("system", spec.prompt.system), ("user", spec.prompt.user)) if v]
+        templates += [
+            (f"prompt.{k}", v)
+            for k, v in (("system", spec.prompt.system), ("user", spec.prompt.user))
+            if v
+        ]
     criteria_templates = [
         (f"rubric.{sec}[{i}].{p}", s)
         for sec, specs in spec.rubric.sections()
@@ -309,21 +340,43 @@ def load_suite(path: str | Path) -> Suite:
         for p, s in walk_strings(c.params())
     ]
     if splits["test"]:
-        _check_placeholders(templates + criteria_templates, splits["test"], str(folder / (spec.data.test or "")), label, root, problems)
+        _check_placeholders(
+            templates + criteria_templates,
+            splits["test"],
+            str(folder / (spec.data.test or "")),
+            label,
+            root,
+            problems,
+        )
     for split in ("train", "validation"):
-        rows = splits[split]
-        if rows and spec.prompt:
+        split_rows = splits[split]
+        if split_rows and spec.prompt:
             extra = [("prompt.assistant", spec.prompt.assistant)] if spec.prompt.assistant else []
-            _check_placeholders(templates + extra, rows, str(folder / (getattr(spec.data, split) or "")), label, root, problems)
-        elif rows and spec.prompt is None:
-            problems.append(Problem(label, _where(root, ("data", split)), f"data.{split} needs a prompt"))
+            _check_placeholders(
+                templates + extra,
+                split_rows,
+                str(folder / (getattr(spec.data, split) or "")),
+                label,
+                root,
+                problems,
+            )
+        elif split_rows and spec.prompt is None:
+            problems.append(
+                Problem(label, _where(root, ("data", split)), f"data.{split} needs a prompt")
+            )
     if spec.prompt and spec.prompt.assistant is None and (splits["train"] or splits["validation"]):
-        problems.append(Problem(label, _where(root, ("prompt",)), "training data needs prompt.assistant, the target answer template"))
+        problems.append(
+            Problem(
+                label,
+                _where(root, ("prompt",)),
+                "training data needs prompt.assistant, the target answer template",
+            )
+        )
 
     if problems:
         raise UserError(problems)
-    for rows in splits.values():
-        for row in rows or []:
+    for maybe_rows in splits.values():
+        for row in maybe_rows or []:
             row.pop("__line__", None)
     fingerprint = _sha(json.dumps(sorted(files.items())).encode())
     return Suite(
@@ -355,7 +408,11 @@ def _lm_eval_data_files(folder: Path, task_file: Path, problems: list[Problem]) 
             if file.is_file():
                 out[str(Path(n))] = _sha(file.read_bytes())
             else:
-                problems.append(Problem(str(task_file), "dataset_kwargs.data_files", f"data file '{n}' not found"))
+                problems.append(
+                    Problem(
+                        str(task_file), "dataset_kwargs.data_files", f"data file '{n}' not found"
+                    )
+                )
     return out
 
 

@@ -39,7 +39,7 @@ def packaged_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, packaged_model_dir: Path) -> Path:
-    """A 2-layer, randomly initialised Llama with the packaged model's tokenizer and chat template."""
+    """A 2-layer, randomly initialised Llama with the packaged model's tokenizer and template."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -128,13 +128,19 @@ TRAIN = [
 ]
 
 
-def write_suite(folder: Path, yaml_text: str = SUITE_YAML, cases: list[dict] | None = None,
-                train: list[dict] | None = None) -> Path:
+def write_suite(
+    folder: Path,
+    yaml_text: str = SUITE_YAML,
+    cases: list[dict] | None = None,
+    train: list[dict] | None = None,
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "suite.yaml").write_text(yaml_text)
     rows = CASES if cases is None else cases
     (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (TRAIN if train is None else train)))
+    (folder / "train.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in (TRAIN if train is None else train))
+    )
     return folder
 
 

@@ -18,7 +18,9 @@ def cli(*args: str, db: Path | None = None, env: dict | None = None) -> subproce
     full_env = {**os.environ, **(env or {})}
     if db:
         full_env["TUNEVAL_DB"] = str(db)
-    return subprocess.run([TUNEVAL, *args], capture_output=True, text=True, env=full_env, timeout=600)
+    return subprocess.run(
+        [TUNEVAL, *args], capture_output=True, text=True, env=full_env, timeout=600
+    )
 
 
 def test_help_does_not_import_torch() -> None:
@@ -29,7 +31,9 @@ def test_help_does_not_import_torch() -> None:
         "bad = [m for m in ('torch', 'transformers', 'streamlit', 'scipy') if m in sys.modules]\n"
         "print('HEAVY', bad)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    ).stdout
     assert "HEAVY []" in out
     assert "eval" in out and "suites" in out
 

@@ -1,4 +1,4 @@
-"""The packaged real model, end to end through the CLI: cached re-runs and resuming after kill -9."""
+"""The packaged real model through the CLI: cached re-runs, and resuming after kill -9."""
 
 from __future__ import annotations
 
@@ -37,16 +37,38 @@ rubric:
 """
 
 FUNCTIONS = [
-    "os.path.join", "os.listdir", "os.getcwd", "json.dumps", "json.loads", "textwrap.dedent",
-    "textwrap.wrap", "math.sqrt", "math.floor", "random.choice", "random.shuffle", "copy.deepcopy",
-    "shutil.copy", "shutil.rmtree", "time.sleep", "re.sub", "re.findall", "glob.glob",
-    "itertools.chain", "functools.reduce", "heapq.heappush", "bisect.insort", "string.capwords",
+    "os.path.join",
+    "os.listdir",
+    "os.getcwd",
+    "json.dumps",
+    "json.loads",
+    "textwrap.dedent",
+    "textwrap.wrap",
+    "math.sqrt",
+    "math.floor",
+    "random.choice",
+    "random.shuffle",
+    "copy.deepcopy",
+    "shutil.copy",
+    "shutil.rmtree",
+    "time.sleep",
+    "re.sub",
+    "re.findall",
+    "glob.glob",
+    "itertools.chain",
+    "functools.reduce",
+    "heapq.heappush",
+    "bisect.insort",
+    "string.capwords",
     "statistics.mean",
 ]
 
 
 def real_suite(folder: Path) -> Path:
-    cases = [{"id": f"f{i:02d}", "function": f, "name": f.rsplit(".", 1)[1]} for i, f in enumerate(FUNCTIONS)]
+    cases = [
+        {"id": f"f{i:02d}", "function": f, "name": f.rsplit(".", 1)[1]}
+        for i, f in enumerate(FUNCTIONS)
+    ]
     return write_suite(folder, DOCS_YAML, cases=cases, train=[])
 
 

@@ -12,7 +12,13 @@ from harness.generate import GenSettings, HFBackend, apply_stop
 from harness.runner import evaluate
 from harness.suite import load_suite
 
-ANSWERS = {"dedent": "textwrap", "dumps": "json module", "getcwd": "", "sqrt": "math", "choice": "rand"}
+ANSWERS = {
+    "dedent": "textwrap",
+    "dumps": "json module",
+    "getcwd": "",
+    "sqrt": "math",
+    "choice": "rand",
+}
 
 
 def oracle(user: str) -> str:
@@ -22,20 +28,31 @@ def oracle(user: str) -> str:
 
 def test_grades_and_summary(mini_suite: Path, store, tiny_model_dir: Path, fake_backend) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
-    result = evaluate(load_suite(mini_suite), ref, store, backend=fake_backend(oracle), progress=False)
+    result = evaluate(
+        load_suite(mini_suite), ref, store, backend=fake_backend(oracle), progress=False
+    )
     by_id = {r["case_id"]: r for r in store.results(result.run_id)}
     assert by_id["a"]["grade"] == "better"  # bare "textwrap"
     assert by_id["b"]["grade"] == "good"  # names json, not bare
     assert by_id["c"]["grade"] == "bad"  # empty
-    assert by_id["c"]["criteria"]["empty"] == {"section": "bad", "passed": False, "score": None,
-                                              "detail": "empty output"}
-    assert by_id["e"]["grade"] == "bad" and by_id["e"]["criteria"]["names-module"]["detail"] == "missing 'random'"
+    assert by_id["c"]["criteria"]["empty"] == {
+        "section": "bad",
+        "passed": False,
+        "score": None,
+        "detail": "empty output",
+    }
+    assert (
+        by_id["e"]["grade"] == "bad"
+        and by_id["e"]["criteria"]["names-module"]["detail"] == "missing 'random'"
+    )
     assert result.summary["grades"] == {"bad": 2, "good": 1, "better": 3}
     assert result.cached == 0 and result.generated == 6
     assert store.run(result.run_id)["status"] == "complete"
 
 
-def test_second_run_comes_from_cache(mini_suite: Path, store, tiny_model_dir: Path, fake_backend) -> None:
+def test_second_run_comes_from_cache(
+    mini_suite: Path, store, tiny_model_dir: Path, fake_backend
+) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
     suite = load_suite(mini_suite)
     first = evaluate(suite, ref, store, backend=fake_backend(oracle), progress=False)
@@ -47,12 +64,18 @@ def test_second_run_comes_from_cache(mini_suite: Path, store, tiny_model_dir: Pa
     assert grades(first.run_id) == grades(second.run_id)
 
 
-def test_changed_suite_setting_misses_cache(mini_suite: Path, store, tiny_model_dir: Path, fake_backend) -> None:
+def test_changed_suite_setting_misses_cache(
+    mini_suite: Path, store, tiny_model_dir: Path, fake_backend
+) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
     evaluate(load_suite(mini_suite), ref, store, backend=fake_backend(oracle), progress=False)
-    text = (mini_suite / "suite.yaml").read_text().replace("max_new_tokens: 16", "max_new_tokens: 17")
+    text = (
+        (mini_suite / "suite.yaml").read_text().replace("max_new_tokens: 16", "max_new_tokens: 17")
+    )
     (mini_suite / "suite.yaml").write_text(text)
-    again = evaluate(load_suite(mini_suite), ref, store, backend=fake_backend(oracle), progress=False)
+    again = evaluate(
+        load_suite(mini_suite), ref, store, backend=fake_backend(oracle), progress=False
+    )
     assert again.generated == 6 and again.cached == 0
 
 
@@ -68,11 +91,15 @@ class Crashing:
     def generate(self, conversations, settings, on_batch):
         from harness.generate import Generation
 
-        on_batch(list(range(4)), [Generation(oracle(c[-1]["content"]), 3) for c in conversations[:4]])
+        on_batch(
+            list(range(4)), [Generation(oracle(c[-1]["content"]), 3) for c in conversations[:4]]
+        )
         raise RuntimeError("power cut")
 
 
-def test_interrupted_run_resumes(mini_suite: Path, store, tiny_model_dir: Path, fake_backend) -> None:
+def test_interrupted_run_resumes(
+    mini_suite: Path, store, tiny_model_dir: Path, fake_backend
+) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
     suite = load_suite(mini_suite)
     with pytest.raises(RuntimeError):
@@ -89,11 +116,15 @@ def test_interrupted_run_resumes(mini_suite: Path, store, tiny_model_dir: Path, 
 
 def test_limit(mini_suite: Path, store, tiny_model_dir: Path, fake_backend) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
-    result = evaluate(load_suite(mini_suite), ref, store, limit=2, backend=fake_backend(oracle), progress=False)
+    result = evaluate(
+        load_suite(mini_suite), ref, store, limit=2, backend=fake_backend(oracle), progress=False
+    )
     assert [r["case_id"] for r in store.results(result.run_id)] == ["a", "b"]
 
 
-def test_model_fingerprint_memoized_and_sensitive(tiny_model_dir: Path, store, tmp_path: Path) -> None:
+def test_model_fingerprint_memoized_and_sensitive(
+    tiny_model_dir: Path, store, tmp_path: Path
+) -> None:
     import shutil
 
     first = models.resolve(str(tiny_model_dir), store).fingerprint
@@ -128,7 +159,10 @@ def test_tiny_model_batches_match_single(tiny_model_dir: Path, store) -> None:
     def collect(batch_size: int) -> list[str]:
         out: dict[int, str] = {}
         backend = HFBackend(ref, batch_size=batch_size, dtype="float32", progress=False)
-        backend.generate(convs, settings, lambda idx, gens: out.update(zip(idx, [g.output for g in gens])))
+        def keep(idx: list[int], gens: list) -> None:
+            out.update(zip(idx, [g.output for g in gens], strict=True))
+
+        backend.generate(convs, settings, keep)
         return [out[i] for i in range(len(convs))]
 
     single, batched = collect(1), collect(4)
@@ -138,7 +172,9 @@ def test_tiny_model_batches_match_single(tiny_model_dir: Path, store) -> None:
 
 def test_tiny_model_end_to_end(mini_suite: Path, store, tiny_model_dir: Path) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
-    result = evaluate(load_suite(mini_suite), ref, store, batch_size=4, dtype="float32", progress=False)
+    result = evaluate(
+        load_suite(mini_suite), ref, store, batch_size=4, dtype="float32", progress=False
+    )
     rows = store.results(result.run_id)
     assert len(rows) == 6 and result.generated == 6
     gens = store.query("SELECT n_tokens FROM generations")

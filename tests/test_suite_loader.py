@@ -106,15 +106,32 @@ def test_regex_quantifiers_are_not_placeholders(tmp_path: Path) -> None:
 # --- property-based -------------------------------------------------------------------------
 
 field_values = st.one_of(st.text(max_size=30), st.integers(), st.booleans(), st.none())
-case_ids = st.one_of(st.text(string.ascii_letters + string.digits + "-_", min_size=1, max_size=12),
-                     st.integers(min_value=0, max_value=10**9))
+case_ids = st.one_of(
+    st.text(string.ascii_letters + string.digits + "-_", min_size=1, max_size=12),
+    st.integers(min_value=0, max_value=10**9),
+)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.fixed_dictionaries({"id": case_ids, "function": st.text(max_size=20),
-                                            "module": st.text(max_size=20), "x": field_values}),
-                     min_size=1, max_size=25))
-def test_any_well_formed_cases_round_trip(tmp_path_factory: pytest.TempPathFactory, rows: list[dict]) -> None:
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "id": case_ids,
+                "function": st.text(max_size=20),
+                "module": st.text(max_size=20),
+                "x": field_values,
+            }
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_any_well_formed_cases_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[dict]
+) -> None:
     folder = write_suite(tmp_path_factory.mktemp("p"), cases=rows)
     ids = [str(r["id"]) for r in rows]
     if len(set(ids)) == len(ids):
@@ -125,9 +142,13 @@ def test_any_well_formed_cases_round_trip(tmp_path_factory: pytest.TempPathFacto
         assert all("duplicate id" in m for m in problems(folder))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(garbage=st.text(max_size=200))
-def test_arbitrary_test_file_never_crashes(tmp_path_factory: pytest.TempPathFactory, garbage: str) -> None:
+def test_arbitrary_test_file_never_crashes(
+    tmp_path_factory: pytest.TempPathFactory, garbage: str
+) -> None:
     folder = write_suite(tmp_path_factory.mktemp("g"))
     (folder / "test.jsonl").write_text(garbage, encoding="utf-8")
     try:
@@ -136,9 +157,13 @@ def test_arbitrary_test_file_never_crashes(tmp_path_factory: pytest.TempPathFact
         assert e.problems and all(p.file for p in e.problems)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(garbage=st.text(max_size=300))
-def test_arbitrary_suite_yaml_never_crashes(tmp_path_factory: pytest.TempPathFactory, garbage: str) -> None:
+def test_arbitrary_suite_yaml_never_crashes(
+    tmp_path_factory: pytest.TempPathFactory, garbage: str
+) -> None:
     folder = write_suite(tmp_path_factory.mktemp("y"), garbage)
     with pytest.raises(UserError):
         load_suite(folder)

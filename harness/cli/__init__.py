@@ -31,7 +31,11 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DbOption = Annotated[
     Path | None,
-    typer.Option("--db", help="store file (default ./.tuneval/tuneval.db, or $TUNEVAL_DB)", show_default=False),
+    typer.Option(
+        "--db",
+        help="store file (default ./.tuneval/tuneval.db, or $TUNEVAL_DB)",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")]
 

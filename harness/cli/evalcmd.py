@@ -19,7 +19,9 @@ def summary_table(result: dict[str, Any], sections: dict[str, str]) -> Table:
     for g, colour in (("bad", "red"), ("good", "yellow"), ("better", "green")):
         count = result["grades"][g]
         table.add_row(f"[{colour}]{g}[/{colour}]", f"{count} ({count / n:.0%})" if n else "0")
-    table.add_row("[bold]pass rate (good or better)[/bold]", f"[bold]{result['pass_rate']:.1%}[/bold]")
+    table.add_row(
+        "[bold]pass rate (good or better)[/bold]", f"[bold]{result['pass_rate']:.1%}[/bold]"
+    )
     for cid, rate in result["criteria"].items():
         section = sections.get(cid, "")
         label = f"  {section}/{cid}" + (" (defect-free)" if section == "bad" else "")
@@ -29,7 +31,9 @@ def summary_table(result: dict[str, Any], sections: dict[str, str]) -> Table:
 
 def eval_cmd(
     suite: Annotated[Path, typer.Argument(help="suite folder")],
-    model: Annotated[str, typer.Option("--model", "-m", help="model spec")] = "smollm2-135m-instruct",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="model spec")
+    ] = "smollm2-135m-instruct",
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N cases")] = None,
     batch_size: Annotated[int, typer.Option(help="generation batch size")] = 16,
     db: DbOption = None,
@@ -50,7 +54,9 @@ def eval_cmd(
 
             result = evaluate_lm_eval(s, ref, store, limit=limit, progress=not as_json)
         else:
-            result = evaluate(s, ref, store, limit=limit, batch_size=batch_size, progress=not as_json)
+            result = evaluate(
+                s, ref, store, limit=limit, batch_size=batch_size, progress=not as_json
+            )
     data = result.to_json()
     if as_json:
         print_json(data)

@@ -28,18 +28,40 @@ def list_(
         rows = []
         for r in store.runs(suite, model):
             s = summarize(store.results(r["id"]))
-            rows.append({"run_id": r["id"], "suite": r["suite"], "model": r["model"], "status": r["status"],
-                         "n": s["n"], "grades": s["grades"], "pass_rate": s["pass_rate"],
-                         "created_at": r["created_at"], "step": r["step"]})
+            rows.append(
+                {
+                    "run_id": r["id"],
+                    "suite": r["suite"],
+                    "model": r["model"],
+                    "status": r["status"],
+                    "n": s["n"],
+                    "grades": s["grades"],
+                    "pass_rate": s["pass_rate"],
+                    "created_at": r["created_at"],
+                    "step": r["step"],
+                }
+            )
     if as_json:
         print_json(rows)
         return
-    table = Table("run", "suite", "model", "status", "cases", "bad", "good", "better", "pass rate", "when")
+    table = Table(
+        "run", "suite", "model", "status", "cases", "bad", "good", "better", "pass rate", "when"
+    )
     for r in rows:
         g = r["grades"]
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"]))
-        table.add_row(r["run_id"], r["suite"], r["model"], r["status"], str(r["n"]), str(g["bad"]),
-                      str(g["good"]), str(g["better"]), f"{r['pass_rate']:.1%}", when)
+        table.add_row(
+            r["run_id"],
+            r["suite"],
+            r["model"],
+            r["status"],
+            str(r["n"]),
+            str(g["bad"]),
+            str(g["good"]),
+            str(g["better"]),
+            f"{r['pass_rate']:.1%}",
+            when,
+        )
     out.print(table)
 
 
@@ -59,21 +81,41 @@ def show(
     if grade:
         rows = [r for r in rows if r["grade"] == grade]
     cases = [
-        {"id": r["case_id"], "output": r["output"], "grade": r["grade"],
-         "criteria": {k: {"passed": v["passed"], "score": v["score"], "detail": v["detail"]}
-                      for k, v in r["criteria"].items()}}
+        {
+            "id": r["case_id"],
+            "output": r["output"],
+            "grade": r["grade"],
+            "criteria": {
+                k: {"passed": v["passed"], "score": v["score"], "detail": v["detail"]}
+                for k, v in r["criteria"].items()
+            },
+        }
         for r in rows
     ]
     if as_json:
-        print_json({"run_id": run, "suite": info["suite"], "model": info["model"], "status": info["status"],
-                    "cases": cases})
+        print_json(
+            {
+                "run_id": run,
+                "suite": info["suite"],
+                "model": info["model"],
+                "status": info["status"],
+                "cases": cases,
+            }
+        )
         return
     out.print(f"run [bold]{run}[/bold]: {info['suite']} · {info['model']} · {info['status']}")
     table = Table("case", "grade", "output", "failed checks", show_lines=True)
     colour = {"bad": "red", "good": "yellow", "better": "green"}
     for c in cases:
-        failed = "\n".join(f"{k}: {v['detail']}" for k, v in c["criteria"].items() if not v["passed"])
-        table.add_row(c["id"], f"[{colour[c['grade']]}]{c['grade']}[/]", _escape(c["output"][:300]), _escape(failed))
+        failed = "\n".join(
+            f"{k}: {v['detail']}" for k, v in c["criteria"].items() if not v["passed"]
+        )
+        table.add_row(
+            c["id"],
+            f"[{colour[c['grade']]}]{c['grade']}[/]",
+            _escape(c["output"][:300]),
+            _escape(failed),
+        )
     out.print(table)
 
 

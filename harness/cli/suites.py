@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,22 +22,33 @@ def shipped_root() -> Path:
 
 @suites_app.command("list")
 def list_(
-    root: Annotated[Path | None, typer.Argument(help="folder to search (default: the shipped suites)")] = None,
+    root: Annotated[
+        Path | None, typer.Argument(help="folder to search (default: the shipped suites)")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the suites below a folder."""
     from harness.suite import find_suites, load_suite
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for folder in find_suites(root or shipped_root()):
         try:
             s = load_suite(folder)
             rows.append(
-                {"name": s.name, "version": s.spec.version, "path": str(folder), "cases": len(s.cases),
-                 "train": len(s.train or []), "lm_eval": len(s.spec.lm_eval), "description": s.spec.description}
+                {
+                    "name": s.name,
+                    "version": s.spec.version,
+                    "path": str(folder),
+                    "cases": len(s.cases),
+                    "train": len(s.train or []),
+                    "lm_eval": len(s.spec.lm_eval),
+                    "description": s.spec.description,
+                }
             )
         except UserError as e:
-            rows.append({"name": folder.name, "path": str(folder), "error": f"{len(e.problems)} problem(s)"})
+            rows.append(
+                {"name": folder.name, "path": str(folder), "error": f"{len(e.problems)} problem(s)"}
+            )
     if as_json:
         print_json(rows)
         return
@@ -46,24 +57,43 @@ def list_(
         if "error" in r:
             table.add_row(r["name"], "", "", "", "", r["path"], f"[red]invalid: {r['error']}[/red]")
         else:
-            table.add_row(r["name"], str(r["version"]), str(r["cases"]), str(r["train"]), str(r["lm_eval"]),
-                          r["path"], r["description"])
+            table.add_row(
+                r["name"],
+                str(r["version"]),
+                str(r["cases"]),
+                str(r["train"]),
+                str(r["lm_eval"]),
+                r["path"],
+                r["description"],
+            )
     out.print(table)
 
 
 @suites_app.command("show")
-def show(path: Annotated[Path, typer.Argument(help="suite folder")], as_json: JsonOption = False) -> None:
+def show(
+    path: Annotated[Path, typer.Argument(help="suite folder")], as_json: JsonOption = False
+) -> None:
     """Show a suite's prompt, generation settings and rubric."""
     from harness import criteria
     from harness.suite import load_suite
 
     s = load_suite(path)
     if as_json:
-        print_json({"name": s.name, "version": s.spec.version, "fingerprint": s.fingerprint,
-                    "cases": len(s.cases), "train": len(s.train or []), **s.spec.model_dump(exclude_none=True)})
+        print_json(
+            {
+                "name": s.name,
+                "version": s.spec.version,
+                "fingerprint": s.fingerprint,
+                "cases": len(s.cases),
+                "train": len(s.train or []),
+                **s.spec.model_dump(exclude_none=True),
+            }
+        )
         return
-    out.print(f"[bold]{s.name}[/bold] v{s.spec.version}  ({len(s.cases)} test cases, "
-              f"{len(s.train or [])} train pairs, fingerprint {s.fingerprint[:12]})")
+    out.print(
+        f"[bold]{s.name}[/bold] v{s.spec.version}  ({len(s.cases)} test cases, "
+        f"{len(s.train or [])} train pairs, fingerprint {s.fingerprint[:12]})"
+    )
     if s.spec.description:
         out.print(s.spec.description)
     if s.spec.prompt:
@@ -71,7 +101,10 @@ def show(path: Annotated[Path, typer.Argument(help="suite folder")], as_json: Js
             out.print(f"[dim]system:[/dim] {s.spec.prompt.system}")
         out.print(f"[dim]user:[/dim] {s.spec.prompt.user}")
     g = s.spec.generation
-    out.print(f"[dim]generation:[/dim] max_new_tokens={g.max_new_tokens} stop={g.stop!r} temperature={g.temperature}")
+    out.print(
+        f"[dim]generation:[/dim] max_new_tokens={g.max_new_tokens} stop={g.stop!r} "
+        f"temperature={g.temperature}"
+    )
     table = Table("section", "id", "type", "parameters", "what it checks")
     for section, c in s.criteria():
         params = ", ".join(f"{k}={v!r}" for k, v in c.params().items())
@@ -96,7 +129,9 @@ def validate(
             s = load_suite(p)
             report.append({"path": str(p), "ok": True, "name": s.name, "cases": len(s.cases)})
             if not as_json:
-                out.print(f"[green]ok[/green] {p}  ({s.name} v{s.spec.version}, {len(s.cases)} cases)")
+                out.print(
+                    f"[green]ok[/green] {p}  ({s.name} v{s.spec.version}, {len(s.cases)} cases)"
+                )
         except UserError as e:
             problems += e.lines()
             report.append({"path": str(p), "ok": False, "problems": e.lines()})
