@@ -6,6 +6,7 @@ User mistakes exit with code 2 and one line per problem, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib import import_module
 from pathlib import Path
@@ -53,6 +54,10 @@ def print_json(obj: Any) -> None:
 
 
 def main() -> None:
+    # tuneval never downloads weights or data; fail fast instead of waiting on a network.
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     for name in COMMAND_MODULES:
         try:
             module = import_module(f"harness.cli.{name}")
