@@ -153,7 +153,7 @@ def prepare_report(
 
 # --- data check: leakage and hygiene ----------------------------------------------------------
 
-NEAR_THRESHOLD = 0.8  # Jaccard similarity of word 3-shingles
+NEAR_THRESHOLD = 0.8  # Jaccard similarity of character 5-gram sets
 _WORDS = re.compile(r"\w+", re.UNICODE)
 
 
@@ -162,11 +162,13 @@ def normalize(text: str) -> str:
     return " ".join(_WORDS.findall(text.casefold()))
 
 
-def shingles(text: str, n: int = 3) -> frozenset[tuple[str, ...]]:
-    words = normalize(text).split()
-    if len(words) < n:
-        return frozenset([tuple(words)])
-    return frozenset(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+def shingles(text: str, n: int = 5) -> frozenset[str]:
+    """Character n-grams of the normalized text: on prompts of a dozen words, word n-grams make
+    one changed word look like a different prompt; character n-grams degrade gracefully."""
+    norm = normalize(text)
+    if len(norm) <= n:
+        return frozenset([norm])
+    return frozenset(norm[i : i + n] for i in range(len(norm) - n + 1))
 
 
 def prompt_texts(suite: Suite, rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -191,7 +193,7 @@ def near_matches(
     """(query index, pool index, Jaccard) of each query's most similar pool entry at or above
     the threshold. An inverted index of shingles keeps this far from all-pairs."""
     pool_sh = [shingles(t) for t in pool]
-    index: dict[tuple[str, ...], list[int]] = {}
+    index: dict[str, list[int]] = {}
     for j, sh in enumerate(pool_sh):
         for s in sh:
             index.setdefault(s, []).append(j)

@@ -19,7 +19,9 @@ the stored rows of the last complete one, marked cached, instead of scoring agai
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import math
@@ -133,14 +135,17 @@ def _run_lm_eval(
     model, tok = load(ref, dtype)
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
     manager = TaskManager(include_path=str(suite.path), include_defaults=False)
-    out = simple_evaluate(
-        model=lm,
-        tasks=configs,
-        task_manager=manager,
-        limit=limit,
-        log_samples=True,
-        bootstrap_iters=0,
-    )
+    # lm-eval and datasets draw their own progress bars on stderr; --json output wants none.
+    quiet = contextlib.redirect_stderr(io.StringIO()) if not progress else contextlib.nullcontext()
+    with quiet:
+        out = simple_evaluate(
+            model=lm,
+            tasks=configs,
+            task_manager=manager,
+            limit=limit,
+            log_samples=True,
+            bootstrap_iters=0,
+        )
     if out is None:
         raise RuntimeError("lm-eval returned no results")
     rows: list[dict[str, Any]] = []

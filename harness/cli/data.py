@@ -119,7 +119,7 @@ def _print_check(r: dict[str, Any]) -> None:
               f"{r['validation']} validation rows")  # fmt: skip
     out.print(f"  test prompts also in train/validation (exact): {mark(r['exact_overlap'])}")
     out.print(
-        f"  test prompts near-duplicating one (word 3-gram Jaccard >= {r['near_threshold']}): "
+        f"  test prompts near-duplicating one (character 5-gram Jaccard >= {r['near_threshold']}): "
         f"{mark(r['near_overlap'], 'yellow')}"
     )
     out.print(f"  duplicate pairs inside train: {mark(r['train_duplicates'], 'yellow')}")
