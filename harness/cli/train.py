@@ -1,0 +1,193 @@
+"""tuneval trainers list | tuneval train SUITE | tuneval loop SUITE"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from harness.cli import DbOption, JsonOption, err, open_store, out, print_json
+from harness.errors import UserError
+
+trainers_app = typer.Typer(help="List trainer plugins and their settings.", no_args_is_help=True)
+
+SuiteArg = Annotated[Path, typer.Argument(help="suite folder (with data.train)")]
+BaseOption = Annotated[str, typer.Option("--base", "-b", help="model to start from")]
+TrainerOption = Annotated[
+    str, typer.Option("--trainer", "-t", help="trainer plugin (see `tuneval trainers list`)")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="KEY=VALUE: a hyperparameter or trainer setting (repeatable)"),
+]
+EvalCheckpointsOption = Annotated[
+    int,
+    typer.Option(
+        "--eval-checkpoints",
+        min=0,
+        help="evaluate each checkpoint on the suite's first N test cases (0: off)",
+    ),
+]
+
+
+def _settings(config: Any) -> dict[str, Any]:
+    return {k: f.default for k, f in config.model_fields.items()}
+
+
+@trainers_app.command("list")
+def list_(as_json: JsonOption = False) -> None:
+    """Built-in trainers and those installed through the `tuneval.trainers` entry point."""
+    from trainers import registry
+    from trainers.protocol import Hyperparameters
+
+    rows = []
+    for name, info in registry.available().items():
+        row: dict[str, Any] = {"name": name, "source": info.source, "target": info.target}
+        try:
+            t = registry.get(name)
+            row.update(description=t.description, settings=_settings(t.Config))
+        except UserError as e:
+            row["error"] = str(e)
+        rows.append(row)
+    if as_json:
+        print_json({"trainers": rows, "hyperparameters": _settings(Hyperparameters)})
+        return
+    table = Table("trainer", "source", "description", "settings (--set key=value)")
+    for r in rows:
+        settings = ", ".join(f"{k}={v}" for k, v in r.get("settings", {}).items())
+        table.add_row(
+            r["name"],
+            r["source"],
+            escape(r.get("description", r.get("error", ""))),
+            escape(settings),
+        )
+    out.print(table)
+    common = ", ".join(f"{k}={v}" for k, v in _settings(Hyperparameters).items())
+    out.print(f"common hyperparameters (--set key=value): {escape(common)}")
+
+
+def _prepare(suite: Path, trainer: str, sets: list[str] | None) -> tuple[Any, Any, Any, Any]:
+    """Everything that can be wrong with the command, checked before the store is touched."""
+    from harness.suite import load_suite
+    from harness.training import examples, parse_sets
+    from trainers import registry
+
+    s = load_suite(suite)
+    t = registry.get(trainer)
+    hp, cfg = parse_sets(t, sets or [])
+    examples(s)
+    return s, t, hp, cfg
+
+
+def _train(
+    s: Any, t: Any, base: str, hp: Any, cfg: Any, store: Any, eval_checkpoints: int, quiet: bool
+) -> Any:
+    from harness.training import train as run_training
+
+    if not quiet:
+        n = len(s.train or [])
+        err.print(f"training [bold]{t.name}[/] on {s.name} ({n} examples) from {escape(base)}")
+    return run_training(
+        s, t, base, hp, cfg, store, eval_checkpoints=eval_checkpoints, progress=not quiet
+    )
+
+
+def _describe(result: Any) -> str:
+    r = result.to_json()
+    if r["reused"]:
+        return f"model [bold]{r['model']}[/] already trained: reused ({r['path']})"
+    note = f", resumed from step {r['resumed_from']}" if r["resumed_from"] else ""
+    loss = f"loss {r['final_loss']:.3f}" if r["final_loss"] is not None else ""
+    val = f", validation loss {r['val_loss']:.3f}" if r["val_loss"] is not None else ""
+    return (
+        f"model [bold]{r['model']}[/] ({r['kind']}): {r['steps']} steps, {r['tokens']} tokens, "
+        f"{r['tokens_per_s']} tok/s, {loss}{val}{note}\n  {r['path']}"
+    )
+
+
+def train_cmd(
+    suite: SuiteArg,
+    trainer: TrainerOption = "sft",
+    base: BaseOption = "smollm2-135m-instruct",
+    sets: SetOption = None,
+    eval_checkpoints: EvalCheckpointsOption = 0,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Finetune a candidate on the suite's train split and register it as a model.
+    Run the same command again after an interruption to resume from the last checkpoint."""
+    s, t, hp, cfg = _prepare(suite, trainer, sets)
+    with open_store(db) as store:
+        result = _train(s, t, base, hp, cfg, store, eval_checkpoints, as_json)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        out.print(_describe(result))
+
+
+def loop_cmd(
+    suite: SuiteArg,
+    base: BaseOption = "smollm2-135m-instruct",
+    trainer: TrainerOption = "sft",
+    sets: SetOption = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="evaluate only the first N test cases")
+    ] = None,
+    eval_checkpoints: EvalCheckpointsOption = 0,
+    batch_size: Annotated[int, typer.Option(help="generation batch size")] = 16,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The whole loop: evaluate the base (cached), train a candidate, evaluate it, compare."""
+    from harness import models
+    from harness.cli.compare import show
+    from harness.compare import compare_runs
+    from harness.runner import evaluate
+
+    s, t, hp, cfg = _prepare(suite, trainer, sets)
+    if not s.cases:
+        raise UserError(f"suite '{s.name}' has no test cases (data.test) to compare on")
+    with open_store(db) as store:
+        base_ref = models.resolve(base, store)
+        if not as_json:
+            err.print(f"1/4 evaluating the base {escape(base_ref.name)}")
+        run_a = evaluate(
+            s, base_ref, store, limit=limit, batch_size=batch_size, progress=not as_json
+        )
+        if not as_json:
+            err.print("2/4 training")
+        trained = _train(s, t, base, hp, cfg, store, eval_checkpoints, as_json)
+        if not as_json:
+            out.print(_describe(trained))
+            err.print(f"3/4 evaluating the candidate {trained.model}")
+        cand_ref = models.resolve(trained.model, store)
+        run_b = evaluate(
+            s, cand_ref, store, limit=limit, batch_size=batch_size, progress=not as_json
+        )
+        if not as_json:
+            err.print("4/4 comparing")
+        comparison = compare_runs(store, run_a.run_id, run_b.run_id)
+    if as_json:
+        c = comparison.to_json()
+        c.pop("pairs", None)
+        print_json(
+            {
+                "verdict": comparison.verdict,
+                "model": trained.model,
+                "base_run": run_a.run_id,
+                "candidate_run": run_b.run_id,
+                "train": trained.to_json(),
+                "comparison": c,
+            }
+        )
+        return
+    show(comparison, cases=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(trainers_app, name="trainers")
+    app.command("train")(train_cmd)
+    app.command("loop")(loop_cmd)

@@ -1,0 +1,427 @@
+"""Trainers: the sft recipe on a tiny model (full and LoRA, answer-only loss, checkpoints, resume
+after kill -9), a third-party plugin found through its entry point, `--set` validation, lineage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, write_suite
+
+TUNEVAL = str(Path(sys.executable).parent / "tuneval")
+PLUGIN = REPO / "tests" / "plugin_pkg"
+FAST = [
+    "max_steps=4",
+    "batch_size=2",
+    "save_every=2",
+    "log_every=1",
+    "max_length=64",
+    "val_examples=2",
+]
+
+
+def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`tuneval ARGS` in this process: quicker than a subprocess, same exit codes and messages."""
+    from harness.cli import main
+
+    argv = sys.argv
+    sys.argv = ["tuneval", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def sets(*items: str) -> list[str]:
+    return [a for item in items for a in ("--set", item)]
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plugin's declared entry points as a .dist-info on a sys.path folder: exactly what
+    `importlib.metadata.entry_points()` reads from an installed distribution."""
+    meta = tomllib.loads((PLUGIN / "pyproject.toml").read_text())["project"]
+    site = tmp_path_factory.mktemp("site")
+    info = site / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n"
+    )
+    group = "tuneval.trainers"
+    lines = [f"[{group}]"] + [f"{k} = {v}" for k, v in meta["entry-points"][group].items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return site
+
+
+@pytest.fixture
+def with_plugin(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(PLUGIN))
+    monkeypatch.syspath_prepend(str(plugin_site))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "ws" / "tuneval.db"
+
+
+def models_in(db: Path) -> list[dict]:
+    from harness.store import Store
+
+    if not db.exists():
+        return []
+    with Store(db) as s:
+        return [m for m in s.models() if m["kind"] == "trained"]
+
+
+# --- the recipe's pieces -------------------------------------------------------------------------
+
+
+def test_answer_only_labels_and_packing(tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from trainers.sft import collate, tokenize
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    conv = [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "Which module holds dedent?"},
+        {"role": "assistant", "content": "textwrap"},
+    ]
+    rows = tokenize(tok, [conv, conv], 128)
+    ids, labels = rows[0]["input_ids"], rows[0]["labels"]
+    first = next(i for i, t in enumerate(labels) if t != -100)
+    assert all(t == -100 for t in labels[:first])
+    assert tok.decode(ids[:first]).endswith("assistant\n")  # the whole prompt is masked
+    assert tok.decode(labels[first:]).startswith("textwrap")  # the answer and end-of-turn train
+    packed = collate(rows, True, tok.pad_token_id)
+    n = len(ids)
+    assert packed["input_ids"].shape == (1, 2 * n)
+    assert packed["position_ids"][0].tolist() == list(range(n)) * 2  # restarts per example
+    assert "attention_mask" not in packed  # padding-free: the mask comes from the position ids
+
+
+def test_step_plan_is_a_seeded_pass_over_the_data() -> None:
+    from trainers.protocol import Hyperparameters
+    from trainers.sft import step_batches, steps_total
+
+    hp = Hyperparameters(batch_size=3, grad_accum=2, epochs=2)
+    assert steps_total(12, hp) == 4
+    epoch = [i for s in range(2) for b in step_batches(s, 12, hp) for i in b]
+    assert sorted(epoch) == list(range(12)) and epoch != list(range(12))
+    assert step_batches(3, 12, hp) == step_batches(3, 12, hp)  # resumable: no replay needed
+
+
+# --- training through the harness ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_sft_trains_registers_and_logs(
+    method: str,
+    tiny_model_dir: Path,
+    mini_suite: Path,
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_cli(
+        "train",
+        str(mini_suite),
+        "--base",
+        str(tiny_model_dir),
+        "--db",
+        str(db),
+        "--json",
+        "--eval-checkpoints",
+        "2",
+        *sets(*FAST, f"method={method}"),
+        capsys=capsys,
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["model"].startswith("mini-sft-") and result["steps"] == 4
+    folder = Path(result["path"])
+    manifest = json.loads((folder / "tuneval-manifest.json").read_text())
+    assert manifest["base"]["fingerprint"] and manifest["data_fingerprint"]
+    assert manifest["hyperparameters"]["max_steps"] == 4 and manifest["libraries"]["torch"]
+    assert [s for s, _ in manifest["loss_curve"]] == [1, 2, 3, 4]
+    if method == "lora":
+        adapter = json.loads((folder / "adapter_config.json").read_text())
+        assert Path(adapter["base_model_name_or_path"]) == tiny_model_dir.resolve()
+        assert not (folder / "model.safetensors").exists()
+    else:
+        assert (folder / "model.safetensors").exists()
+    assert not (folder / "checkpoints").exists()
+
+    from harness.store import Store
+
+    with Store(db) as s:
+        model = s.model(result["model"])
+        assert model and model["kind"] == "trained" and model["produced_by"] == result["train_run"]
+        assert model["base"] == str(tiny_model_dir)
+        kinds = [
+            r["kind"]
+            for r in s.query("SELECT kind FROM train_log WHERE train_run=?", (result["train_run"],))
+        ]
+        assert (
+            kinds.count("log") >= 4 and kinds.count("checkpoint") == 1 and kinds.count("eval") == 1
+        )
+        ckpt_runs = s.query("SELECT * FROM runs WHERE train_run=?", (result["train_run"],))
+        assert len(ckpt_runs) == 1 and ckpt_runs[0]["step"] == 2 and ckpt_runs[0]["n_cases"] == 2
+        assert (
+            s.one("SELECT status FROM train_runs WHERE id=?", (result["train_run"],))["status"]
+            == "complete"
+        )
+
+    # The same command again reuses the registered model.
+    code, out, _ = run_cli(
+        "train",
+        str(mini_suite),
+        "--base",
+        str(tiny_model_dir),
+        "--db",
+        str(db),
+        "--json",
+        *sets(*FAST, f"method={method}"),
+        capsys=capsys,
+    )
+    again = json.loads(out)
+    assert code == 0 and again["reused"] and again["model"] == result["model"]
+
+    from harness import models
+
+    with Store(db) as s:
+        ref = models.resolve(result["model"], s)
+        m, _tok = models.load(ref, "float32")  # the candidate loads like any model
+        assert m is not None
+
+
+def test_resume_after_kill_9(tiny_model_dir: Path, mini_suite: Path, db: Path) -> None:
+    args = [
+        TUNEVAL,
+        "train",
+        str(mini_suite),
+        "--base",
+        str(tiny_model_dir),
+        "--db",
+        str(db),
+        "--json",
+        *sets("max_steps=400", "batch_size=2", "save_every=5", "max_length=64", "val_examples=0"),
+    ]
+    ckpts = db.parent / "models"
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if list(ckpts.glob("*/checkpoints/step-*[0-9]")):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = sorted(p for p in ckpts.glob("*/checkpoints/step-*") if not p.name.endswith(".tmp"))
+    assert saved, "no checkpoint survived"
+    step = int(saved[-1].name.split("-")[1])
+
+    res = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout)
+    assert result["resumed_from"] == step and result["steps"] == 400
+    manifest = json.loads((Path(result["path"]) / "tuneval-manifest.json").read_text())
+    assert manifest["resumed_from"] == step
+    assert [s for s, _ in manifest["loss_curve"]] == list(range(1, 401))  # one curve, no gap
+
+    from harness.store import Store
+
+    with Store(db) as s:
+        runs = s.query("SELECT id, status FROM train_runs")
+        assert len(runs) == 1 and runs[0]["status"] == "complete"  # the interrupted run, finished
+        logged = [
+            r["step"] for r in s.query("SELECT step FROM train_log WHERE kind='log' ORDER BY step")
+        ]
+        assert logged == sorted(set(logged))  # nothing logged twice
+
+
+# --- plugins, settings, bad input ----------------------------------------------------------------
+
+
+def test_plugin_is_discovered_and_trains(
+    with_plugin: None,
+    tiny_model_dir: Path,
+    mini_suite: Path,
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run_cli("trainers", "list", "--json", capsys=capsys)
+    listed = {t["name"]: t for t in json.loads(out)["trainers"]}
+    assert code == 0 and listed["sft"]["source"] == "built-in"
+    assert (
+        listed["echo"]["source"] == "tuneval-echo-trainer"
+        and listed["echo"]["settings"]["steps"] == 3
+    )
+
+    code, out, err = run_cli(
+        "train",
+        str(mini_suite),
+        "--trainer",
+        "echo",
+        "--base",
+        str(tiny_model_dir),
+        "--db",
+        str(db),
+        "--json",
+        "--eval-checkpoints",
+        "3",
+        *sets("steps=2", "note=hello", "learning_rate=0.5"),
+        capsys=capsys,
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["model"].startswith("mini-echo-") and result["kind"] == "full"
+    assert len(result["checkpoint_runs"]) == 1
+    manifest = json.loads((Path(result["path"]) / "tuneval-manifest.json").read_text())
+    assert manifest["note"] == "hello" and manifest["trainer"] == "echo"
+    assert manifest["hyperparameters"]["learning_rate"] == 0.5
+
+    code, out, _ = run_cli("models", "list", "--json", "--db", str(db), capsys=capsys)
+    by_name = {m["name"]: m for m in json.loads(out)}
+    assert "smollm2-135m-instruct" in by_name
+    assert by_name[result["model"]]["lineage"] == [result["model"], str(tiny_model_dir)]
+    assert by_name[result["model"]]["produced_by"] == result["train_run"]
+    code, out, _ = run_cli("models", "list", "--db", str(db), capsys=capsys)
+    assert code == 0 and result["model"] in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (sets("learning_rat=0.1"), "learning_rat: unknown key for trainer 'sft'"),
+        (sets("max_steps=ten"), "max_steps: Input should be a valid integer"),
+        (sets("method=qlora"), "method: Input should be 'lora' or 'full'"),
+        (sets("batch_size"), "expected key=value"),
+        (["--trainer", "nope"], "unknown trainer 'nope'"),
+    ],
+)
+def test_bad_settings_exit_2_and_register_nothing(
+    extra: list[str],
+    message: str,
+    tiny_model_dir: Path,
+    mini_suite: Path,
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_cli(
+        "train",
+        str(mini_suite),
+        "--base",
+        str(tiny_model_dir),
+        "--db",
+        str(db),
+        *extra,
+        capsys=capsys,
+    )
+    assert code == 2 and message in err, err
+    assert "Traceback" not in err and not db.exists()
+
+
+def test_suite_without_train_data_exits_2(
+    tmp_path: Path, tiny_model_dir: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = write_suite(tmp_path / "s")
+    text = (suite / "suite.yaml").read_text().replace("  train: train.jsonl\n", "")
+    (suite / "suite.yaml").write_text(text)
+    code, _, err = run_cli(
+        "train", str(suite), "--base", str(tiny_model_dir), "--db", str(db), capsys=capsys
+    )
+    assert code == 2 and "no train data" in err and not db.exists()
+    code, _, err = run_cli(
+        "loop", str(suite), "--base", str(tiny_model_dir), "--db", str(db), capsys=capsys
+    )
+    assert code == 2 and "no train data" in err and not db.exists()
+
+
+def test_base_that_does_not_load_exits_2(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    mini_suite: Path,
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes(b"not safetensors at all")
+    for base in (str(broken), "no-such-model"):
+        code, _, err = run_cli(
+            "train", str(mini_suite), "--base", base, "--db", str(db), capsys=capsys
+        )
+        assert code == 2 and "Traceback" not in err, err
+        assert "does not load" in err or "not found" in err
+    assert models_in(db) == []
+    from harness.store import Store
+
+    with Store(db) as s:
+        assert s.query("SELECT * FROM train_runs") == []
+
+
+def test_sft_runs_outside_the_harness(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A trainer is a plain object: callable with a request and NullEvents, no store needed."""
+    from trainers import registry
+    from trainers.protocol import BaseModelInfo, Hyperparameters, NullEvents, TrainRequest
+
+    sft = registry.get("sft")
+    conv = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+    request = TrainRequest(
+        BaseModelInfo("tiny", tiny_model_dir, "fp"),
+        [conv] * 4,
+        [],
+        Hyperparameters(max_steps=2, batch_size=2),
+        sft.Config(method="lora"),
+        tmp_path / "out",
+        progress=False,
+    )
+    result = sft.train(request, NullEvents())
+    assert result.kind == "adapter" and (result.path / "adapter_model.safetensors").exists()
+    assert result.manifest["steps"] == 2 and result.manifest["run_key"]
+
+
+# --- the whole loop on the packaged model --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_loop_on_the_packaged_model(
+    mini_suite: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(
+        "loop",
+        str(mini_suite),
+        "--db",
+        str(db),
+        "--json",
+        "--limit",
+        "4",
+        *sets("max_steps=2", "batch_size=2", "val_examples=0"),
+        capsys=capsys,
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["verdict"] in (
+        "improved",
+        "regressed",
+        "no significant change",
+        "insufficient evidence",
+    )
+    assert result["comparison"]["n"] == 4 and result["train"]["steps"] == 2
+    assert result["base_run"] != result["candidate_run"]
