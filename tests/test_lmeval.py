@@ -97,6 +97,21 @@ def test_bad_task_file_writes_nothing(mc_suite: Path, tiny_model_dir: Path, stor
     assert store.runs() == []
 
 
+def test_eval_command_runs_lm_eval_suites(mc_suite: Path, tiny_model_dir: Path, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    tuneval = Path(sys.executable).parent / "tuneval"
+    db = tmp_path / "cli.db"
+    cmd = [str(tuneval), "eval", str(mc_suite), "--model", str(tiny_model_dir), "--db", str(db)]
+    r = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["n"] == len(DOCS) and data["suite"] == "mc"
+    assert set(data["criteria"]) == {"correct"}
+    assert r.stderr.strip() == ""  # --json: no lm-eval progress bars or log lines
+
+
 @pytest.mark.slow
 def test_packaged_model_knows_world_cities(store):
     """The forgetting panel is only useful if the base model starts clearly above chance (25%)."""
