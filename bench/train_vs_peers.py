@@ -1,0 +1,277 @@
+"""Training throughput and memory: a course-style HF Trainer, TRL's SFTTrainer, tuneval's `sft`.
+
+The same work for every row: the first N examples of the suite's train split, chat-formatted by
+`harness.data.chat_examples` (system, user, assistant), loss on the answer only, one epoch,
+starting from the packaged SmolLM2-135M-Instruct. Each row runs in its own subprocess, so peak
+memory (RSS of that process) does not mix; rows alternate when there are several rounds.
+
+Rows:
+  HF Trainer (course)  the course recipe: Trainer + TrainingArguments defaults, batch 1, fp32,
+                       full finetuning, no packing; tokenized with answer-only labels.
+  TRL SFTTrainer       SFTConfig defaults (batch 8, bf16 autocast, gradient checkpointing, no
+                       packing, full finetuning) on a prompt-completion conversational dataset,
+                       so the loss is on the completion only.
+  tuneval sft          the `sft` trainer with its defaults (LoRA, packed batches of 8, bf16 where
+                       the CPU has it), in-process through the trainers registry.
+  tuneval sft (full)   the same with method=full, the like-for-like row for the two peers.
+
+tokens/s counts the same supervised (answer) tokens for every row: those of `harness.data.
+tokenize_examples` on these examples, divided by the training loop's time (Trainer.train() for
+the peers; the trainer's own loop time from its manifest for tuneval, which leaves out model
+loading and the final save, as Trainer.train() does). "process s" is the whole subprocess:
+imports, model load, data preparation, training, saving.
+
+    .venv/bin/python bench/train_vs_peers.py --quick      # 16 examples, one round
+    .venv/bin/python bench/train_vs_peers.py              # full: 128 examples, one round
+    options: --suite PATH  --n N  --rounds R  --threads T  --only ROW[,ROW]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import machine, plain_model_dir, run_measured, suite_path, table
+
+MODEL = "smollm2-135m-instruct"
+ROWS = {
+    "course": "HF Trainer (course)",
+    "trl": "TRL SFTTrainer",
+    "tuneval": "tuneval sft",
+    "tuneval-full": "tuneval sft (full)",
+}
+ORDER = ["course", "tuneval", "trl", "tuneval-full"]  # a peer, then tuneval, alternating
+
+
+# --- the workers (one per subprocess) -----------------------------------------------------------
+
+
+def load_work(suite_dir: str, n: int) -> tuple[Any, list[Any], Any]:
+    """The suite, its first n train conversations, and the base model (for every row: the
+    packaged model's folder without its stale GGUF quantization_config, see plain_model_dir)."""
+    from harness.data import chat_examples
+    from harness.models import quiet_transformers, resolve
+    from harness.store import Store
+    from harness.suite import load_suite
+
+    quiet_transformers()
+    suite = load_suite(suite_dir)
+    convs = chat_examples(suite, "train")[:n]
+    ref = resolve(MODEL, Store(Path(tempfile.mkdtemp()) / "models.db"))
+    return suite, convs, dataclasses.replace(ref, path=plain_model_dir(ref.path))
+
+
+def supervised_tokens(ref: Any, convs: list[Any]) -> dict[str, int]:
+    from transformers import AutoTokenizer
+
+    from harness.data import tokenize_examples
+
+    tok = AutoTokenizer.from_pretrained(ref.path)
+    rows = tokenize_examples(tok, convs, 512)
+    return {
+        "answer_tokens": sum(sum(1 for t in r["labels"] if t != -100) for r in rows),
+        "all_tokens": sum(len(r["input_ids"]) for r in rows),
+    }
+
+
+def worker_course(ref: Any, convs: list[Any], out: Path) -> dict[str, Any]:
+    from datasets import Dataset
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from harness.data import tokenize_examples
+
+    tok = AutoTokenizer.from_pretrained(ref.path)
+    model = AutoModelForCausalLM.from_pretrained(ref.path, dtype="float32")
+    ds = Dataset.from_list(tokenize_examples(tok, convs, 512))
+    args = TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=1,
+        num_train_epochs=1,
+        learning_rate=2e-5,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=10_000,
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=ds,
+        data_collator=DataCollatorForSeq2Seq(tok, padding=True),
+    )
+    t0 = time.perf_counter()
+    result = trainer.train()
+    return {"loop_s": time.perf_counter() - t0, "steps": result.global_step, "dtype": "float32"}
+
+
+def worker_trl(ref: Any, convs: list[Any], out: Path) -> dict[str, Any]:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    ds = Dataset.from_list([{"prompt": c[:-1], "completion": c[-1:]} for c in convs])
+    args = SFTConfig(
+        output_dir=str(out),
+        num_train_epochs=1,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    trainer = SFTTrainer(model=str(ref.path), args=args, train_dataset=ds)
+    trained = sum(sum(1 for t in r["labels"] if t != -100) for r in trainer.train_dataset)
+    t0 = time.perf_counter()
+    result = trainer.train()
+    return {
+        "loop_s": time.perf_counter() - t0,
+        "steps": result.global_step,
+        "dtype": "bf16 autocast" if args.bf16 else "float32",
+        "trl_completion_tokens": trained,
+    }
+
+
+def worker_tuneval(ref: Any, convs: list[Any], out: Path, method: str) -> dict[str, Any]:
+    from trainers import registry
+    from trainers.protocol import BaseModelInfo, Hyperparameters, NullEvents, TrainRequest
+
+    sft = registry.get("sft")
+    cfg = sft.Config.model_validate({"method": method})
+    request = TrainRequest(
+        base=BaseModelInfo(ref.name, ref.path, ref.fingerprint),
+        train=convs,
+        validation=[],
+        hyperparameters=Hyperparameters(epochs=1),
+        config=cfg,
+        output_dir=out,
+        progress=False,
+    )
+    t0 = time.perf_counter()
+    result = sft.train(request, NullEvents())
+    m = result.manifest
+    return {
+        "loop_s": m["train_seconds"],
+        "train_call_s": time.perf_counter() - t0,
+        "steps": m["steps"],
+        "dtype": m["dtype"],
+        "tuneval_tokens": m["tokens"],
+    }
+
+
+def worker(name: str, suite_dir: str, n: int, threads: int | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    _, convs, ref = load_work(suite_dir, n)
+    out = Path(tempfile.mkdtemp(prefix=f"tuneval-bench-{name}-"))
+    if name == "course":
+        info = worker_course(ref, convs, out)
+    elif name == "trl":
+        info = worker_trl(ref, convs, out)
+    else:
+        info = worker_tuneval(ref, convs, out, "full" if name == "tuneval-full" else "lora")
+    info.update(supervised_tokens(ref, convs), examples=len(convs), threads=torch.get_num_threads())
+    print(json.dumps(info))
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--suite", help="suite folder (default suites/python-docs)")
+    ap.add_argument("--n", type=int, help="training examples (default 128; 16 with --quick)")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating rounds (median kept)")
+    ap.add_argument("--threads", type=int, help="torch threads in every worker (default: torch's)")
+    ap.add_argument("--only", help="comma-separated rows: " + ", ".join(ROWS))
+    ap.add_argument("--quick", action="store_true", help="16 examples, one round")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    folder = str(suite_path(args.suite))
+    n = args.n or (16 if args.quick else 128)
+    if args.worker:
+        worker(args.worker, folder, n, args.threads)
+        return 0
+
+    names = [x for x in ORDER if not args.only or x in args.only.split(",")]
+    runs: dict[str, list[dict[str, Any]]] = {x: [] for x in names}
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # so that the machine line shows the workers' threads
+    start_machine = machine()
+    for r in range(args.rounds):
+        for name in names:
+            cmd = [sys.executable, __file__, "--worker", name, "--suite", folder, "--n", str(n)]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            print(f"round {r + 1}/{args.rounds}: {ROWS[name]} ...", file=sys.stderr, flush=True)
+            m = run_measured(cmd)
+            info = json.loads(m["stdout"].strip().splitlines()[-1])
+            info.update(process_s=m["wall"], rss_mib=m["rss_mib"])
+            runs[name].append(info)
+            print(f"  {json.dumps(info)}", file=sys.stderr, flush=True)
+
+    def med(name: str, key: str) -> float:
+        return float(statistics.median(i[key] for i in runs[name]))
+
+    first = runs[names[0]][0]
+    sup = first["answer_tokens"]
+    rows = []
+    for name in names:
+        i = runs[name][0]
+        rows.append(
+            [
+                ROWS[name],
+                i["dtype"],
+                i["steps"],
+                med(name, "loop_s"),
+                sup / med(name, "loop_s"),
+                med(name, "process_s"),
+                med(name, "rss_mib"),
+            ]
+        )
+    print(f"\nmachine: {start_machine}")
+    print(
+        f"work: {n} train examples of {Path(folder).name}, {MODEL}, one epoch, answer-only loss; "
+        f"{sup} supervised tokens ({first['all_tokens']} in all); {args.rounds} round(s), median"
+    )
+    print(
+        table(
+            ["trainer", "dtype", "steps", "loop s", "sup. tok/s", "process s", "peak RSS MiB"],
+            rows,
+        )
+    )
+    ratios = []
+    for ours in ("tuneval", "tuneval-full"):
+        for peer in ("course", "trl"):
+            if ours in runs and peer in runs:
+                ratios.append(
+                    [
+                        f"{ROWS[ours]} vs {ROWS[peer]}",
+                        med(peer, "loop_s") / med(ours, "loop_s"),
+                        med(peer, "process_s") / med(ours, "process_s"),
+                        med(ours, "rss_mib") / med(peer, "rss_mib"),
+                    ]
+                )
+    if ratios:
+        print()
+        print(table(["ratio", "tok/s (loop)", "process wall", "peak RSS (ours/peer)"], ratios))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
