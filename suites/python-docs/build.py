@@ -154,7 +154,8 @@ CLASS_QUESTIONS = [
 
 # Docstrings are imperative ("Return the ..."); answers read as statements ("... returns the").
 # An explicit list: guessing verbs from capitalised first words turns "Given" into "givens".
-VERBS = set("""
+VERBS = set(
+    """
 Add Adapt Announce Arrange Ask Calculate Call Cast Change Check Clean Clear Close Collapse Combine
 Compare Compile Compress Compute Connect Construct Convert Copy Create Decode Decompress Delay
 Delete Describe Deserialize Detect Determine Disable Disassemble Discard Divide Duplicate Enable
@@ -165,7 +166,8 @@ Read Recalculate Receive Register Reload Remove Rename Replace Represent Resolve
 Reveal Run Scan Schedule Seed Send Serialize Set Shift Skip Split Start Stop Submit Summarize Take
 Test Tokenize Transfer Transform Translate Truncate Try Turn Unfreeze Unregister Update Wait Walk
 Wrap Write Yield
-""".split())
+""".split()
+)
 _FIRST = re.compile(r"^([A-Z][a-z]+)\b(.*)$", re.DOTALL)
 
 
