@@ -113,6 +113,27 @@ def test_answer_only_labels_and_packing(tiny_model_dir: Path) -> None:
     assert "attention_mask" not in packed  # padding-free: the mask comes from the position ids
 
 
+def test_packed_loss_equals_padded_loss(tiny_model_dir: Path) -> None:
+    """Packed examples must not attend to each other: same loss as padded, separate rows."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from trainers.sft import answer_loss, collate
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    rows = [
+        {"input_ids": [1, 5, 6, 7, 8, 9], "labels": [-100, -100, -100, 7, 8, 9]},
+        {"input_ids": [1, 10, 11, 12], "labels": [-100, -100, 11, 12]},
+    ]
+    with torch.no_grad():
+        packed = answer_loss(model, collate(rows, True, 2), 5).item()
+        padded = answer_loss(model, collate(rows, False, 2), 5).item()
+        first = answer_loss(model, collate(rows[:1], True, 2), 3).item()
+        second = answer_loss(model, collate(rows[1:], True, 2), 2).item()
+    assert packed == pytest.approx(padded, rel=1e-5)
+    assert packed == pytest.approx((3 * first + 2 * second) / 5, rel=1e-5)
+
+
 def test_step_plan_is_a_seeded_pass_over_the_data() -> None:
     from trainers.protocol import Hyperparameters
     from trainers.sft import step_batches, steps_total
@@ -217,7 +238,7 @@ def test_resume_after_kill_9(tiny_model_dir: Path, mini_suite: Path, db: Path) -
         "--db",
         str(db),
         "--json",
-        *sets("max_steps=400", "batch_size=2", "save_every=5", "max_length=64", "val_examples=0"),
+        *sets("max_steps=16", "batch_size=1", "save_every=2", "max_length=64", "val_examples=0"),
     ]
     ckpts = db.parent / "models"
     proc = subprocess.Popen(
@@ -238,10 +259,10 @@ def test_resume_after_kill_9(tiny_model_dir: Path, mini_suite: Path, db: Path) -
     res = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     result = json.loads(res.stdout)
-    assert result["resumed_from"] == step and result["steps"] == 400
+    assert result["resumed_from"] == step and result["steps"] == 16
     manifest = json.loads((Path(result["path"]) / "tuneval-manifest.json").read_text())
     assert manifest["resumed_from"] == step
-    assert [s for s, _ in manifest["loss_curve"]] == list(range(1, 401))  # one curve, no gap
+    assert [s for s, _ in manifest["loss_curve"]] == list(range(1, 17))  # one curve, no gap
 
     from harness.store import Store
 
