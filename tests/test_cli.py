@@ -19,7 +19,7 @@ def cli(*args: str, db: Path | None = None, env: dict | None = None) -> subproce
     if db:
         full_env["TUNEVAL_DB"] = str(db)
     return subprocess.run(
-        [TUNEVAL, *args], capture_output=True, text=True, env=full_env, timeout=600
+        [TUNEVAL, *args], capture_output=True, text=True, env=full_env, timeout=1800
     )
 
 

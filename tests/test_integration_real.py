@@ -23,7 +23,7 @@ version: 1
 prompt:
   system: You are a concise Python documentation assistant.
   user: "In one sentence, what does the Python function {function} do?"
-generation: {max_new_tokens: 24, stop: ["\\n\\n"]}
+generation: {max_new_tokens: 20, stop: ["\\n\\n"]}
 data:
   test: test.jsonl
 rubric:
@@ -94,7 +94,7 @@ def test_kill_9_then_rerun_resumes(tmp_path: Path) -> None:
     args = [TUNEVAL, "eval", str(suite), "--limit", str(n), "--batch-size", "2", "--json"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     done_before = 0
-    deadline = time.time() + 400
+    deadline = time.time() + 1200
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
         if db.exists():
@@ -113,7 +113,7 @@ def test_kill_9_then_rerun_resumes(tmp_path: Path) -> None:
         [(run_id, status)] = con.execute("SELECT id, status FROM runs").fetchall()
     assert status == "running" and 2 <= done_before < n
 
-    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=1800)
     assert again.returncode == 0, again.stderr
     data = json.loads(again.stdout)
     assert data["run_id"] == run_id and data["resumed"]
