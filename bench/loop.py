@@ -131,6 +131,10 @@ def main() -> int:
 
     loop_args = demo_args() + (QUICK if args.quick else []) + shlex.split(args.extra)
     env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # so that the machine line shows the commands' threads
     start = machine()
     rows: list[list[Any]] = []
     if not args.skip_loop:

@@ -22,7 +22,7 @@ loading and the final save, as Trainer.train() does). "process s" is the whole s
 imports, model load, data preparation, training, saving.
 
     .venv/bin/python bench/train_vs_peers.py --quick      # 16 examples, one round
-    .venv/bin/python bench/train_vs_peers.py              # full: 128 examples, one round
+    .venv/bin/python bench/train_vs_peers.py              # full: 64 examples, one round
     options: --suite PATH  --n N  --rounds R  --threads T  --only ROW[,ROW]
 """
 
@@ -193,7 +193,7 @@ def worker(name: str, suite_dir: str, n: int, threads: int | None) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--suite", help="suite folder (default suites/python-docs)")
-    ap.add_argument("--n", type=int, help="training examples (default 128; 16 with --quick)")
+    ap.add_argument("--n", type=int, help="training examples (default 64; 16 with --quick)")
     ap.add_argument("--rounds", type=int, default=1, help="alternating rounds (median kept)")
     ap.add_argument("--threads", type=int, help="torch threads in every worker (default: torch's)")
     ap.add_argument("--only", help="comma-separated rows: " + ", ".join(ROWS))
@@ -201,7 +201,7 @@ def main() -> int:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     folder = str(suite_path(args.suite))
-    n = args.n or (16 if args.quick else 128)
+    n = args.n or (16 if args.quick else 64)
     if args.worker:
         worker(args.worker, folder, n, args.threads)
         return 0
