@@ -15,7 +15,7 @@ import fcntl
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,6 +240,33 @@ class StoreEvents:
         return False
 
 
+# --- the plan: what the run will take, and whether the test set leaked into training ----------
+
+
+def plan(
+    suite: Suite, base: ModelRef, hp: Hyperparameters, train_ex: list[Messages]
+) -> dict[str, Any]:
+    from harness.data import check_report, encode_parts
+    from harness.models import load_tokenizer
+
+    lengths = [
+        min(len(p) + len(a), hp.max_length) for p, a in encode_parts(load_tokenizer(base), train_ex)
+    ]
+    steps = hp.steps(len(lengths))
+    seen = steps * hp.batch_size * hp.grad_accum
+    leak = check_report(suite) if suite.cases else {}
+    return {
+        "examples": len(lengths),
+        "tokens_per_epoch": sum(lengths),
+        "steps": steps,
+        "examples_seen": seen,
+        "epochs": round(seen / len(lengths), 3),
+        "tokens": round(seen * sum(lengths) / len(lengths)),
+        "leaked_exact": leak.get("exact_overlap", 0),
+        "leaked_near": leak.get("near_overlap", 0),
+    }
+
+
 # --- training ----------------------------------------------------------------------------------
 
 
@@ -265,6 +292,7 @@ def train(
     *,
     eval_checkpoints: int = 0,
     progress: bool = True,
+    on_plan: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainOutcome:
     train_ex, val_ex = examples(suite)
     base = resolve(base_spec, store)
@@ -286,6 +314,8 @@ def train(
         )
 
     base_info = training_base(base, store)
+    if on_plan is not None:
+        on_plan(plan(suite, base, hp, train_ex))
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".lock", "w") as lock:
         try:

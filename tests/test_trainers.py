@@ -136,10 +136,10 @@ def test_packed_loss_equals_padded_loss(tiny_model_dir: Path) -> None:
 
 def test_step_plan_is_a_seeded_pass_over_the_data() -> None:
     from trainers.protocol import Hyperparameters
-    from trainers.sft import step_batches, steps_total
+    from trainers.sft import step_batches
 
     hp = Hyperparameters(batch_size=3, grad_accum=2, epochs=2)
-    assert steps_total(12, hp) == 4
+    assert hp.steps(12) == 4
     epoch = [i for s in range(2) for b in step_batches(s, 12, hp) for i in b]
     assert sorted(epoch) == list(range(12)) and epoch != list(range(12))
     assert step_batches(3, 12, hp) == step_batches(3, 12, hp)  # resumable: no replay needed
@@ -395,6 +395,42 @@ def test_base_that_does_not_load_exits_2(
 
     with Store(db) as s:
         assert s.query("SELECT * FROM train_runs") == []
+
+
+def test_full_finetune_of_a_dequantized_gguf_export(
+    tiny_model_dir: Path,
+    mini_suite: Path,
+    db: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The packaged model's folder still names its GGUF origin in config.json; transformers then
+    refuses to train or save it unless the trainer drops that note."""
+    import shutil
+
+    base = tmp_path / "from-gguf"
+    shutil.copytree(tiny_model_dir, base)
+    config = json.loads((base / "config.json").read_text())
+    config["quantization_config"] = {
+        "quant_method": "gguf",
+        "dequantize": False,
+        "gguf_file": "x.gguf",
+    }
+    (base / "config.json").write_text(json.dumps(config))
+    code, out, err = run_cli(
+        "train",
+        str(mini_suite),
+        "--base",
+        str(base),
+        "--db",
+        str(db),
+        "--json",
+        *sets("max_steps=2", "batch_size=2", "max_length=64", "val_examples=0", "method=full"),
+        capsys=capsys,
+    )
+    assert code == 0, err
+    saved = json.loads((Path(json.loads(out)["path"]) / "config.json").read_text())
+    assert "quantization_config" not in saved
 
 
 def test_sft_runs_outside_the_harness(tiny_model_dir: Path, tmp_path: Path) -> None:

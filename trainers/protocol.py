@@ -10,6 +10,7 @@ Nothing here imports torch, so listing trainers and validating `--set` values is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -44,6 +45,12 @@ class Hyperparameters(BaseModel):
     seed: int = 0
     save_every: int = Field(default=25, ge=1, description="checkpoint every N optimizer steps")
     log_every: int = Field(default=5, ge=1, description="log loss every N optimizer steps")
+
+    def steps(self, n_examples: int) -> int:
+        """Optimizer steps a run over n examples takes: max_steps, else epochs' worth."""
+        if self.max_steps:
+            return self.max_steps
+        return max(1, math.ceil(self.epochs * n_examples / (self.batch_size * self.grad_accum)))
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,9 @@ class Config(BaseModel):
     lora_targets: str = Field(
         default="all-linear", description="'all-linear' or comma-separated module names"
     )
+    lora_layers: int = Field(
+        default=0, ge=0, description="adapt only the top N layers, so backward stops there (0: all)"
+    )
     dtype: Literal["auto", "bfloat16", "float32"] = Field(
         default="auto", description="compute dtype"
     )
@@ -72,7 +75,7 @@ class Config(BaseModel):
         default=1, ge=1, description="newest checkpoints kept while training"
     )
     val_examples: int = Field(
-        default=32, ge=0, description="validation examples scored at checkpoints"
+        default=16, ge=0, description="validation examples scored at checkpoints and the end"
     )
 
 
@@ -101,13 +104,6 @@ def tokenize(
 
 
 # --- 2. the plan --------------------------------------------------------------------------------
-
-
-def steps_total(n_examples: int, hp: Hyperparameters) -> int:
-    per_step = hp.batch_size * hp.grad_accum
-    if hp.max_steps:
-        return hp.max_steps
-    return max(1, math.ceil(hp.epochs * n_examples / per_step))
 
 
 def step_batches(step: int, n: int, hp: Hyperparameters) -> list[list[int]]:
@@ -186,7 +182,7 @@ def load_model(
     request: TrainRequest, cfg: Config, dtype: str, resume: Path | None
 ) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from harness.models import quiet_transformers
 
@@ -200,7 +196,13 @@ def load_model(
     source = resume if (resume is not None and cfg.method == "full") else base
     try:
         tok = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=weights_dtype)
+        config = AutoConfig.from_pretrained(source)
+        if getattr(config, "quantization_config", None):
+            # A GGUF export dequantized to plain safetensors still names its origin here, and
+            # transformers then refuses to train or save it. The weights are plain floats.
+            if dict(config.quantization_config).get("quant_method") == "gguf":
+                del config.quantization_config
+        model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=weights_dtype)
     except Exception as e:  # a broken folder raises OSError, ValueError, SafetensorError, ...
         raise UserError(
             f"base model '{request.base.name}' does not load from {base}: {e}"
@@ -209,13 +211,30 @@ def load_model(
         tok.pad_token = tok.eos_token
     model.config.use_cache = False
     if cfg.method == "lora":
+        import warnings
+
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+
+        # peft calls a transformers API that transformers 5 deprecates; not ours to fix.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
         from safetensors.torch import load_file
 
         targets: str | list[str] = cfg.lora_targets
         if targets != "all-linear":
             targets = [t.strip() for t in targets.split(",") if t.strip()]
+        elif cfg.lora_layers:  # peft takes a layer subset only with named modules
+            head = model.get_output_embeddings()
+            targets = sorted(
+                {
+                    n.rsplit(".", 1)[-1]
+                    for n, m in model.named_modules()
+                    if isinstance(m, torch.nn.Linear) and m is not head
+                }
+            )
+        n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+        top = list(range(max(0, n_layers - cfg.lora_layers), n_layers)) if cfg.lora_layers else None
         lora = LoraConfig(
+            layers_to_transform=top,
             r=cfg.lora_r,
             lora_alpha=cfg.lora_alpha,
             lora_dropout=cfg.lora_dropout,
@@ -330,7 +349,7 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
         raise UserError(
             "no training example has an answer token left after truncation to max_length"
         )
-    total = steps_total(len(train), hp)
+    total = hp.steps(len(train))
     opt, sched = make_optimizer(model, hp, cfg, total)
 
     state: dict[str, Any] = {
@@ -381,7 +400,11 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
                     step, loss=sum(recent) / len(recent), lr=lr, tokens_per_s=n_tokens / seconds
                 )
             if step % hp.save_every == 0 and step < total:
-                _checkpoint(out, step, model, tok, opt, sched, state, cfg, val, events)
+                path = save_checkpoint(out, step, model, tok, opt, sched, state)
+                if (val_loss := validation_loss(model, val, pad_id, autocast)) is not None:
+                    events.log(step, val_loss=val_loss)
+                events.checkpoint(step, path)  # the harness may evaluate it now
+                prune(out, cfg.keep_checkpoints)
 
     # --- 8. the result --------------------------------------------------------------------------
     val_loss = validation_loss(model, val, pad_id, autocast)
@@ -394,34 +417,6 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return TrainedModel(out, kind, manifest)
-
-
-def _checkpoint(
-    out: Path,
-    step: int,
-    model: Any,
-    tok: Any,
-    opt: Any,
-    sched: Any,
-    state: dict[str, Any],
-    cfg: Config,
-    val: list[dict[str, list[int]]],
-    events: Events,
-) -> None:
-    path = save_checkpoint(out, step, model, tok, opt, sched, state)
-    val_loss = validation_loss(model, val, tok.pad_token_id, _autocast(model))
-    if val_loss is not None:
-        events.log(step, val_loss=val_loss)
-    events.checkpoint(step, path)
-    prune(out, cfg.keep_checkpoints)
-    model.train()
-
-
-def _autocast(model: Any) -> Any:
-    import torch
-
-    low = any(p.dtype == torch.bfloat16 for p in model.parameters())
-    return torch.autocast("cpu", dtype=torch.bfloat16) if low else nullcontext()
 
 
 def validation_loss(

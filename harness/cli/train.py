@@ -91,8 +91,28 @@ def _train(
         n = len(s.train or [])
         err.print(f"training [bold]{t.name}[/] on {s.name} ({n} examples) from {escape(base)}")
     return run_training(
-        s, t, base, hp, cfg, store, eval_checkpoints=eval_checkpoints, progress=not quiet
+        s,
+        t,
+        base,
+        hp,
+        cfg,
+        store,
+        eval_checkpoints=eval_checkpoints,
+        progress=not quiet,
+        on_plan=None if quiet else _show_plan,
     )
+
+
+def _show_plan(p: dict[str, Any]) -> None:
+    err.print(
+        f"plan: {p['steps']} steps, {p['examples_seen']} examples ({p['epochs']:g} epochs of "
+        f"{p['examples']}), about {p['tokens']:,} tokens"
+    )
+    if p["leaked_exact"] or p["leaked_near"]:
+        err.print(
+            f"[yellow]warning:[/] {p['leaked_exact']} test prompts appear in the training data, "
+            f"{p['leaked_near']} more nearly: see `tuneval data check`"
+        )
 
 
 def _describe(result: Any) -> str:
