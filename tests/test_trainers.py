@@ -454,6 +454,59 @@ def test_sft_runs_outside_the_harness(tiny_model_dir: Path, tmp_path: Path) -> N
     assert result.manifest["steps"] == 2 and result.manifest["run_key"]
 
 
+class StopAfterCheckpoint:
+    """Events that break off right after the first checkpoint, as a kill would."""
+
+    def log(self, step: int, **metrics: float) -> None:
+        pass
+
+    def checkpoint(self, step: int, path: Path) -> None:
+        raise KeyboardInterrupt
+
+    def resumed(self, step: int) -> None:
+        self.resumed_at = step
+
+    def should_stop(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_resumed_run_ends_where_an_uninterrupted_one_does(
+    method: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Exact resume: data order, optimizer, scheduler and RNG all continue from the checkpoint."""
+    from safetensors.torch import load_file
+
+    from trainers import sft
+    from trainers.protocol import BaseModelInfo, Hyperparameters, NullEvents, TrainRequest
+
+    convs = [
+        [
+            {"role": "user", "content": f"Which module holds {f}?"},
+            {"role": "assistant", "content": m},
+        ]
+        for f, m in [("dedent", "textwrap"), ("dumps", "json"), ("sqrt", "math"), ("getcwd", "os")]
+    ]
+    hp = Hyperparameters(max_steps=4, batch_size=2, save_every=2, learning_rate=1e-2)
+    cfg = sft.Config(method=method, lora_dropout=0.1 if method == "lora" else 0.0, val_examples=0)
+
+    def request(out: Path) -> TrainRequest:
+        base = BaseModelInfo("tiny", tiny_model_dir, "fp")
+        return TrainRequest(base, convs, [], hp, cfg, out, progress=False)
+
+    straight = sft.run(request(tmp_path / "a"), NullEvents())
+    with pytest.raises(KeyboardInterrupt):
+        sft.run(request(tmp_path / "b"), StopAfterCheckpoint())
+    events = StopAfterCheckpoint()
+    events.checkpoint = lambda step, path: None  # type: ignore[method-assign]
+    resumed = sft.run(request(tmp_path / "b"), events)
+    assert events.resumed_at == 2 and resumed.manifest["resumed_from"] == 2
+    assert resumed.manifest["loss_curve"] == straight.manifest["loss_curve"]
+    name = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
+    a, b = load_file(str(straight.path / name)), load_file(str(resumed.path / name))
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+
+
 # --- the whole loop on the packaged model --------------------------------------------------------
 
 

@@ -15,9 +15,14 @@ answer only, full or LoRA. One recipe, top to bottom:
    optimizer, scheduler, RNG state, step and loss curve; then tell the harness
 8. write the final model (or adapter) and tuneval-manifest.json into output_dir
 
-Why a plain loop rather than TRL's SFTTrainer: the same packed, padding-free batches and answer-only
-loss in ~250 readable lines, with checkpoints the harness can evaluate as they appear and an exact
-resume (data order and RNG included) after `kill -9`; measured throughput is in the README.
+Why a plain loop rather than TRL's SFTTrainer: it is faster here, and the recipe stays readable.
+Measured on this project's 2-core AMD EPYC (Zen 1, AVX2, no bf16: `dtype: auto` picks float32),
+SmolLM2-135M, 8 packed examples per step, OMP_WAIT_POLICY=PASSIVE, the machine shared, the two
+run back to back: LoRA 38 tokens/s against TRL SFTTrainer's 29 (packing, completion-only loss,
+the same LoRA), full finetuning 30 against 25. Most of the gap is the vocabulary projection, which
+this loop computes only where the next token is an answer token. LoRA on the top 8 of 30 layers
+(`lora_layers=8`) trains at 64 tokens/s in 1.6 GB instead of 2.9 GB: backward stops at the lowest
+adapted layer. Padding micro-batches instead of packing them measured 6 against 14 tokens/s.
 """
 
 from __future__ import annotations
@@ -161,6 +166,7 @@ def answer_loss(model: Any, batch: dict[str, Any], n_items: int) -> Any:
     model's compute, and most tokens are prompt."""
     import torch.nn.functional as F
 
+    batch = {k: v.to(model.device) for k, v in batch.items()}
     labels = batch.pop("labels")
     keep = labels[:, 1:] != -100
     mask = F.pad(keep, (0, 1), value=False)
@@ -184,6 +190,7 @@ def load_model(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from harness.hardware import device
     from harness.models import quiet_transformers
 
     quiet_transformers()
@@ -214,10 +221,10 @@ def load_model(
         import warnings
 
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+        from safetensors.torch import load_file
 
         # peft calls a transformers API that transformers 5 deprecates; not ours to fix.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-        from safetensors.torch import load_file
 
         targets: str | list[str] = cfg.lora_targets
         if targets != "all-linear":
@@ -246,6 +253,7 @@ def load_model(
         model.peft_config["default"].base_model_name_or_path = str(base)
         if resume is not None:
             set_peft_model_state_dict(model, load_file(str(resume / "adapter_model.safetensors")))
+    model.to(device())
     model.train()
     return model, tok
 
@@ -292,6 +300,8 @@ def save_checkpoint(
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     rng = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
     payload = {
         "step": step,
         "optimizer": opt.state_dict(),
@@ -313,6 +323,8 @@ def restore(checkpoint: Path, opt: Any, sched: Any) -> dict[str, Any]:
     sched.load_state_dict(payload.pop("scheduler"))
     rng = payload.pop("rng")
     torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["cuda"])
     random.setstate((3, tuple(rng["python"]), None))
     return payload
 
@@ -366,7 +378,8 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
         state["resumed_from"] = start
         events.resumed(start)
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else nullcontext()
+    low = dtype == "bfloat16"
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if low else nullcontext()
     pad_id = tok.pad_token_id
     trainable = [p for p in model.parameters() if p.requires_grad]
     step = start
