@@ -168,10 +168,12 @@ def answer_loss(model: Any, batch: dict[str, Any], n_items: int) -> Any:
 
     batch = {k: v.to(model.device) for k, v in batch.items()}
     labels = batch.pop("labels")
-    keep = labels[:, 1:] != -100
-    mask = F.pad(keep, (0, 1), value=False)
-    logits = model(**batch, logits_to_keep=mask, use_cache=False).logits
-    return F.cross_entropy(logits.float(), labels[:, 1:][keep], reduction="sum") / max(1, n_items)
+    # Positions whose next token is an answer token in any row (all of them are, packed).
+    cols = (labels[:, 1:] != -100).any(0).nonzero().squeeze(1)
+    logits = model(**batch, logits_to_keep=cols, use_cache=False).logits  # (rows, cols, vocab)
+    targets = labels[:, cols + 1]
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum")
+    return loss / max(1, n_items)
 
 
 # --- 3. the model -------------------------------------------------------------------------------
