@@ -325,6 +325,18 @@ def test_plugin_is_discovered_and_trains(
     assert code == 0 and result["model"] in out
 
 
+def test_every_trainer_and_its_defaults_load(with_plugin: None) -> None:
+    from trainers import registry
+    from trainers.protocol import Hyperparameters, Trainer
+
+    assert {"sft", "echo"} <= set(registry.available())
+    for name in registry.available():
+        trainer = registry.get(name)
+        assert isinstance(trainer, Trainer) and trainer.name == name
+        trainer.Config()  # the defaults are valid settings
+    Hyperparameters()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
