@@ -30,7 +30,7 @@ browser-deps:
 	fi
 
 demo: install
-	$(TUNEVAL) loop suites/python-docs --limit 48 --set max_steps=30
+	$(TUNEVAL) loop suites/python-docs --limit 32 --set max_steps=30 --set batch_size=4 --set lora_layers=8
 
 test: install browser-deps
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
