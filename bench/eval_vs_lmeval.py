@@ -18,8 +18,8 @@ Runs alternate (peer, tuneval, peer, ...) so load from other processes falls on 
 are counted the same way for every row: the final answer text re-tokenized by the model's
 tokenizer. "match" is the share of cases whose answer equals tuneval's exactly (after strip).
 
-    .venv/bin/python bench/eval_vs_lmeval.py --quick       # 16 cases, one round
-    .venv/bin/python bench/eval_vs_lmeval.py               # full: all 177 test cases, 2 rounds
+    .venv/bin/python bench/eval_vs_lmeval.py --quick       # 16 cases
+    .venv/bin/python bench/eval_vs_lmeval.py               # full: all 177 test cases (~25 min)
     options: --suite PATH  --n N  --rounds R  --batch-size B
 """
 
@@ -98,12 +98,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--suite", help="suite folder (default suites/python-docs)")
     ap.add_argument("--n", type=int, help="test cases (default: all; 24 with --quick)")
-    ap.add_argument("--rounds", type=int, help="alternating rounds (default 2; 1 with --quick)")
-    ap.add_argument("--batch-size", type=int, default=16, help="tuneval's (and tuned peer's)")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating rounds (default 1)")
+    ap.add_argument("--batch-size", type=int, default=32, help="tuneval's (and tuned peer's)")
     ap.add_argument("--threads", type=int, help="torch threads for both (default: torch's)")
-    ap.add_argument("--quick", action="store_true", help="16 cases, one round")
+    ap.add_argument("--quick", action="store_true", help="16 cases")
     args = ap.parse_args()
-    rounds = args.rounds or (1 if args.quick else 2)
+    rounds = args.rounds
     if args.threads:
         import torch
 

@@ -105,7 +105,7 @@ def evaluate(
     limit: int | None = None,
     case_ids: Sequence[str] | None = None,
     backend: Backend | None = None,
-    batch_size: int = 16,
+    batch_size: int = 32,
     dtype: str | None = None,
     progress: bool = True,
     train_run: str | None = None,

@@ -41,28 +41,43 @@ def packaged_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, packaged_model_dir: Path) -> Path:
     """A 2-layer, randomly initialised Llama with the packaged model's tokenizer and template."""
+    return _tiny_llama(tmp_path_factory.mktemp("tiny-model"), packaged_model_dir)
+
+
+@pytest.fixture(scope="session")
+def varied_model_dir(tmp_path_factory: pytest.TempPathFactory, packaged_model_dir: Path) -> Path:
+    """Like `tiny_model_dir`, but untied and with larger random weights, so that its greedy answers
+    differ from prompt to prompt (the tied one repeats the newline it was prompted with)."""
+    return _tiny_llama(
+        tmp_path_factory.mktemp("varied-model"),
+        packaged_model_dir,
+        tie_word_embeddings=False,
+        initializer_range=0.2,
+    )
+
+
+def _tiny_llama(folder: Path, packaged_model_dir: Path, **overrides: Any) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    folder = tmp_path_factory.mktemp("tiny-model")
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         if (packaged_model_dir / name).exists():
             shutil.copy(packaged_model_dir / name, folder / name)
     base = json.loads((packaged_model_dir / "config.json").read_text())
-    config = LlamaConfig(
-        vocab_size=base["vocab_size"],
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        bos_token_id=base.get("bos_token_id"),
-        eos_token_id=base.get("eos_token_id"),
-        tie_word_embeddings=True,
-    )
+    settings: dict[str, Any] = {
+        "vocab_size": base["vocab_size"],
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+        "bos_token_id": base.get("bos_token_id"),
+        "eos_token_id": base.get("eos_token_id"),
+        "tie_word_embeddings": True,
+    }
     torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    LlamaForCausalLM(LlamaConfig(**{**settings, **overrides})).save_pretrained(folder)
     return folder
 
 

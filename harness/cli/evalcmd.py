@@ -35,7 +35,7 @@ def eval_cmd(
         str, typer.Option("--model", "-m", help="model spec")
     ] = "smollm2-135m-instruct",
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N cases")] = None,
-    batch_size: Annotated[int, typer.Option(help="generation batch size")] = 16,
+    batch_size: Annotated[int, typer.Option(help="rows decoded together")] = 32,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -157,7 +157,7 @@ def loop_cmd(
         int | None, typer.Option(min=1, help="evaluate only the first N test cases")
     ] = None,
     eval_checkpoints: EvalCheckpointsOption = 0,
-    batch_size: Annotated[int, typer.Option(help="generation batch size")] = 16,
+    batch_size: Annotated[int, typer.Option(help="rows decoded together")] = 32,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
