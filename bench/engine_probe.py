@@ -1,19 +1,26 @@
-"""The generation engine's two decoders side by side: `model.generate` on fixed batches versus the
-continuous pool, at several widths, on the same prompts, with a check that outputs are identical.
+"""The generation engine's choices side by side: `model.generate` on fixed batches versus the
+continuous pool, plain versus prepacked weights, on the same prompts, with a check that outputs are
+identical.
 
-Why the pool: profiling generation (py-spy) shows ~80% of the time in the model's Linear layers,
-so the cost is the model's arithmetic, not Python. `model.generate` keeps every row of a batch in
-every step until the slowest row is done; with python-docs answers of ~43 tokens against
-max_new_tokens 64, about a third of the row-steps compute tokens that are thrown away, and the
-last steps of each batch run nearly empty. The pool (`harness.generate._Pool`) drops a finished
-row from the batch and the KV cache at once and prefills waiting prompts into the free slots.
+Profiling generation (py-spy, torch.profiler) puts ~80% of decoding time in the Linear layers'
+matrix products, so the cost is arithmetic, not Python. Two things attack it:
 
-Rows (the suite's first N test cases, one process, median of one run each):
-  hf-B     `HFBackend(engine="hf")`: model.generate on length-sorted batches of B
-  pool-B   `HFBackend(engine="continuous")`, the default: a pool of B rows
+- prepacked weights (`harness.kernels`): at a few rows per call, float32 `F.linear` (MKL) runs far
+  below this CPU's speed; oneDNN with each weight reordered once does the same products up to
+  twice as fast on the big shapes (the lm_head timing is printed last);
+- the continuous pool (`harness.generate._Pool`): `model.generate` keeps every row of a batch in
+  every step until the slowest row is done; the pool drops a finished row from the batch and the
+  KV cache at once and prefills waiting prompts into the free slots. On python-docs, whose
+  answers are of similar length, this reclaims less than it looks: ~1.1x at the same width.
 
-    .venv/bin/python bench/engine_probe.py --quick     # 32 cases: hf-16, pool-16, pool-32
-    .venv/bin/python bench/engine_probe.py             # 64 cases: + hf-32, pool-48, pool-64
+Rows (the suite's first N test cases, one process, one run each):
+  hf-B       `HFBackend(engine="hf")`: model.generate on length-sorted batches of B
+  pool-B     `HFBackend(engine="continuous")`, the default: a pool of B rows
+  plain      `pack_weights=False`: the model's own nn.Linear layers
+  packed     the default: oneDNN-prepacked Linear layers
+
+    .venv/bin/python bench/engine_probe.py --quick     # 32 cases, 4 rows
+    .venv/bin/python bench/engine_probe.py             # 64 cases, 7 rows
     options: --suite PATH  --n N  --threads T
 """
 
@@ -53,11 +60,16 @@ def main() -> int:
     n = len(cases)
     settings = settings_for(suite)
     ref = resolve("smollm2-135m-instruct", Store(Path(tempfile.mkdtemp()) / "models.db"))
-    backend = HFBackend(ref, dtype=settings.dtype, progress=False)
-    backend._load()
+    backends = {
+        "plain": HFBackend(ref, dtype=settings.dtype, progress=False, pack_weights=False),
+        "packed": HFBackend(ref, dtype=settings.dtype, progress=False),
+    }
+    for b in backends.values():
+        b._load()
     convs = [conversation(suite, c) for c in cases]
 
-    def engine(name: str, batch: int) -> list[str]:
+    def engine(weights: str, name: str, batch: int) -> list[str]:
+        backend = backends[weights]
         backend.engine, backend.batch_size = name, batch
         outputs = [""] * n
 
@@ -69,19 +81,21 @@ def main() -> int:
         return outputs
 
     plan: list[tuple[str, Callable[[], list[str]]]] = [
-        ("hf-16 (model.generate)", lambda: engine("hf", 16)),
-        ("pool-16", lambda: engine("continuous", 16)),
-        ("pool-32 (default)", lambda: engine("continuous", 32)),
+        ("hf-16 plain (the engine before)", lambda: engine("plain", "hf", 16)),
+        ("pool-32 plain", lambda: engine("plain", "continuous", 32)),
+        ("hf-32 packed", lambda: engine("packed", "hf", 32)),
+        ("pool-32 packed (default)", lambda: engine("packed", "continuous", 32)),
     ]
     if not args.quick:
         plan += [
-            ("hf-32 (model.generate)", lambda: engine("hf", 32)),
-            ("pool-48", lambda: engine("continuous", 48)),
-            ("pool-64", lambda: engine("continuous", 64)),
+            ("hf-32 plain", lambda: engine("plain", "hf", 32)),
+            ("pool-16 packed", lambda: engine("packed", "continuous", 16)),
+            ("pool-64 packed", lambda: engine("packed", "continuous", 64)),
         ]
-    for name in ("hf", "continuous"):  # warm-up
-        backend.engine = name
-        backend.generate(convs[:2], settings, lambda idx, gens: None)
+    for weights, name in [(w, e) for w in backends for e in ("hf", "continuous")]:  # warm-up
+        backends[weights].engine = name
+        backends[weights].generate(convs[:2], settings, lambda idx, gens: None)
+    kernel = lm_head_kernel(ref, 32)
     rows, reference, base = [], None, 0.0
     for name, fn in plan:
         t0 = time.perf_counter()
@@ -94,8 +108,37 @@ def main() -> int:
         rows.append([name, seconds, n / seconds, f"{same}/{n}", base / seconds])
     print(f"\nmachine: {machine()}")
     print(f"work: {n} cases of {suite.name}, max_new_tokens {settings.max_new_tokens}, greedy")
-    print(table(["decoder", "s", "cases/s", "same as engine", "x hf-16"], rows))
+    print(table(["decoder", "s", "cases/s", "same as first row", "x first row"], rows))
+    print(f"\nthe lm_head alone, 32 rows per call (ms): {kernel}")
     return 0
+
+
+def lm_head_kernel(ref: Any, rows: int) -> str:
+    """Time the model's largest Linear (the lm_head) through F.linear and prepacked."""
+    import torch
+
+    from harness.kernels import PackedLinear
+    from harness.models import load
+
+    model, _ = load(ref, "float32")
+    head = model.get_output_embeddings()
+    x = torch.randn(rows, head.in_features)
+    packed = PackedLinear.from_linear(head, rows)
+    timings = {}
+    with torch.no_grad():
+        for name, fn in (
+            ("F.linear", lambda: torch.nn.functional.linear(x, head.weight)),
+            ("prepacked", (lambda: packed(x)) if packed is not None else None),
+        ):
+            if fn is None:
+                continue
+            for _ in range(3):
+                fn()
+            t0 = time.perf_counter()
+            for _ in range(20):
+                fn()
+            timings[name] = (time.perf_counter() - t0) / 20 * 1000
+    return ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
 
 
 if __name__ == "__main__":

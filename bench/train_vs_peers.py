@@ -11,9 +11,16 @@ Rows:
   TRL SFTTrainer       SFTConfig defaults (batch 8, bf16 autocast, gradient checkpointing, no
                        packing, full finetuning) on a prompt-completion conversational dataset,
                        so the loss is on the completion only.
+  TRL SFTTrainer (float32)
+                       the same with bf16=False and gradient_checkpointing=False: TRL's defaults
+                       turn on bf16 autocast, which a CPU without bf16 instructions emulates
+                       slowly, so this row shows TRL without that penalty.
   tuneval sft          the `sft` trainer with its defaults (LoRA, packed batches of 8, bf16 where
                        the CPU has it), in-process through the trainers registry.
   tuneval sft (full)   the same with method=full, the like-for-like row for the two peers.
+  tuneval sft (lora_layers=8)
+                       LoRA on the top 8 of 30 layers only, as `make demo` trains: backward
+                       stops at the lowest adapted layer.
 
 tokens/s counts the same supervised (answer) tokens for every row: those of `harness.data.
 tokenize_examples` on these examples, divided by the training loop's time (Trainer.train() for
@@ -22,7 +29,8 @@ loading and the final save, as Trainer.train() does). "process s" is the whole s
 imports, model load, data preparation, training, saving.
 
     .venv/bin/python bench/train_vs_peers.py --quick      # 16 examples, one round
-    .venv/bin/python bench/train_vs_peers.py              # full: 64 examples, one round
+    .venv/bin/python bench/train_vs_peers.py              # full: 64 examples, one round (~35
+                                                          # min, 22 of them TRL's bf16 row)
     options: --suite PATH  --n N  --rounds R  --threads T  --only ROW[,ROW]
 """
 
@@ -46,8 +54,11 @@ ROWS = {
     "trl": "TRL SFTTrainer",
     "tuneval": "tuneval sft",
     "tuneval-full": "tuneval sft (full)",
+    "tuneval-top8": "tuneval sft (lora_layers=8)",
+    "trl-fp32": "TRL SFTTrainer (float32)",
 }
-ORDER = ["course", "tuneval", "trl", "tuneval-full"]  # a peer, then tuneval, alternating
+# a peer, then tuneval, alternating
+ORDER = ["course", "tuneval", "trl", "tuneval-full", "trl-fp32", "tuneval-top8"]
 
 
 # --- the workers (one per subprocess) -----------------------------------------------------------
@@ -118,7 +129,7 @@ def worker_course(ref: Any, convs: list[Any], out: Path) -> dict[str, Any]:
     return {"loop_s": time.perf_counter() - t0, "steps": result.global_step, "dtype": "float32"}
 
 
-def worker_trl(ref: Any, convs: list[Any], out: Path) -> dict[str, Any]:
+def worker_trl(ref: Any, convs: list[Any], out: Path, fp32: bool = False) -> dict[str, Any]:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -130,6 +141,7 @@ def worker_trl(ref: Any, convs: list[Any], out: Path) -> dict[str, Any]:
         save_strategy="no",
         disable_tqdm=True,
         use_cpu=True,
+        **({"bf16": False, "gradient_checkpointing": False} if fp32 else {}),
     )
     trainer = SFTTrainer(model=str(ref.path), args=args, train_dataset=ds)
     trained = sum(sum(1 for t in r["labels"] if t != -100) for r in trainer.train_dataset)
@@ -143,12 +155,14 @@ def worker_trl(ref: Any, convs: list[Any], out: Path) -> dict[str, Any]:
     }
 
 
-def worker_tuneval(ref: Any, convs: list[Any], out: Path, method: str) -> dict[str, Any]:
+def worker_tuneval(
+    ref: Any, convs: list[Any], out: Path, settings: dict[str, Any]
+) -> dict[str, Any]:
     from trainers import registry
     from trainers.protocol import BaseModelInfo, Hyperparameters, NullEvents, TrainRequest
 
     sft = registry.get("sft")
-    cfg = sft.Config.model_validate({"method": method})
+    cfg = sft.Config.model_validate(settings)
     request = TrainRequest(
         base=BaseModelInfo(ref.name, ref.path, ref.fingerprint),
         train=convs,
@@ -179,10 +193,11 @@ def worker(name: str, suite_dir: str, n: int, threads: int | None) -> None:
     out = Path(tempfile.mkdtemp(prefix=f"tuneval-bench-{name}-"))
     if name == "course":
         info = worker_course(ref, convs, out)
-    elif name == "trl":
-        info = worker_trl(ref, convs, out)
+    elif name in ("trl", "trl-fp32"):
+        info = worker_trl(ref, convs, out, fp32=name == "trl-fp32")
     else:
-        info = worker_tuneval(ref, convs, out, "full" if name == "tuneval-full" else "lora")
+        settings = {"tuneval": {}, "tuneval-full": {"method": "full"}}.get(name, {"lora_layers": 8})
+        info = worker_tuneval(ref, convs, out, settings)
     info.update(supervised_tokens(ref, convs), examples=len(convs), threads=torch.get_num_threads())
     print(json.dumps(info))
 
@@ -256,8 +271,8 @@ def main() -> int:
         )
     )
     ratios = []
-    for ours in ("tuneval", "tuneval-full"):
-        for peer in ("course", "trl"):
+    for ours in ("tuneval", "tuneval-full", "tuneval-top8"):
+        for peer in ("course", "trl", "trl-fp32"):
             if ours in runs and peer in runs:
                 ratios.append(
                     [

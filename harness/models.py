@@ -79,7 +79,8 @@ def packaged_gguf() -> Path:
 def default_model_dir() -> Path:
     gguf = packaged_gguf()
     st = gguf.stat()
-    tag = hashlib.sha256(f"{st.st_size}-{int(st.st_mtime)}".encode()).hexdigest()[:10]
+    # the trailing number is the layout of the dequantized folder: bump it when _dequantize changes
+    tag = hashlib.sha256(f"{st.st_size}-{int(st.st_mtime)}-2".encode()).hexdigest()[:10]
     return cache_root() / f"{DEFAULT_MODEL}-{tag}"
 
 
@@ -112,6 +113,10 @@ def _dequantize(gguf: Path, target: Path) -> None:
     model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
+    # The weights are plain floats now; a leftover GGUF quantization_config would make
+    # transformers treat the folder as quantized (and refuse to train or save it).
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     (tmp / ".complete").write_text("dequantized from " + gguf.name + "\n")

@@ -280,3 +280,12 @@ def test_packed_and_plain_weights_answer_alike(varied_model_dir: Path, store) ->
     for engine in ("continuous", "hf"):
         packed, _ = _generate(ref, convs, settings, engine=engine)
         assert packed == plain
+
+
+def test_packaged_model_folder_is_plain_safetensors(packaged_model_dir: Path) -> None:
+    """Dequantized from the GGUF once; nothing left that marks it as quantized."""
+    import json
+
+    config = json.loads((packaged_model_dir / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert (packaged_model_dir / "model.safetensors").is_file()
