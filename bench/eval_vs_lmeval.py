@@ -19,7 +19,7 @@ are counted the same way for every row: the final answer text re-tokenized by th
 tokenizer. "match" is the share of cases whose answer equals tuneval's exactly (after strip).
 
     .venv/bin/python bench/eval_vs_lmeval.py --quick       # 16 cases
-    .venv/bin/python bench/eval_vs_lmeval.py               # full: all 177 test cases (~25 min)
+    .venv/bin/python bench/eval_vs_lmeval.py               # full: all 177 test cases (~21 min)
     options: --suite PATH  --n N  --rounds R  --batch-size B
 """
 
@@ -97,7 +97,7 @@ def tuneval_eval(
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--suite", help="suite folder (default suites/python-docs)")
-    ap.add_argument("--n", type=int, help="test cases (default: all; 24 with --quick)")
+    ap.add_argument("--n", type=int, help="test cases (default: all; 16 with --quick)")
     ap.add_argument("--rounds", type=int, default=1, help="alternating rounds (default 1)")
     ap.add_argument("--batch-size", type=int, default=32, help="tuneval's (and tuned peer's)")
     ap.add_argument("--threads", type=int, help="torch threads for both (default: torch's)")

@@ -29,7 +29,7 @@ loading and the final save, as Trainer.train() does). "process s" is the whole s
 imports, model load, data preparation, training, saving.
 
     .venv/bin/python bench/train_vs_peers.py --quick      # 16 examples, one round
-    .venv/bin/python bench/train_vs_peers.py              # full: 64 examples, one round (~35
+    .venv/bin/python bench/train_vs_peers.py              # full: 64 examples, one round (~30
                                                           # min, 22 of them TRL's bf16 row)
     options: --suite PATH  --n N  --rounds R  --threads T  --only ROW[,ROW]
 """
