@@ -150,24 +150,6 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None) -> dict[
     return measured
 
 
-def plain_model_dir(folder: Path) -> Path:
-    """A view of a model folder whose config.json lacks `quantization_config`.
-
-    The packaged model is dequantized from GGUF, but its saved config still names the GGUF
-    quantizer, and transformers' Trainer then refuses full finetuning ("purely quantized
-    models"). The weights are ordinary fp32 safetensors; the other files are symlinked.
-    """
-    target = Path(tempfile.mkdtemp(prefix="tuneval-bench-model-"))
-    for f in folder.iterdir():
-        if f.name == "config.json":
-            config = json.loads(f.read_text())
-            config.pop("quantization_config", None)
-            (target / f.name).write_text(json.dumps(config, indent=2))
-        elif f.is_file():
-            (target / f.name).symlink_to(f.resolve())
-    return target
-
-
 def peak_rss_mib() -> float:
     """This process's own peak RSS so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

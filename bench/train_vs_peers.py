@@ -37,7 +37,6 @@ imports, model load, data preparation, training, saving.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -46,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine, plain_model_dir, run_measured, suite_path, table
+from _common import machine, run_measured, suite_path, table
 
 MODEL = "smollm2-135m-instruct"
 ROWS = {
@@ -65,8 +64,7 @@ ORDER = ["course", "tuneval", "trl", "tuneval-full", "trl-fp32", "tuneval-top8"]
 
 
 def load_work(suite_dir: str, n: int) -> tuple[Any, list[Any], Any]:
-    """The suite, its first n train conversations, and the base model (for every row: the
-    packaged model's folder without its stale GGUF quantization_config, see plain_model_dir)."""
+    """The suite, its first n train conversations, and the base model (the packaged one)."""
     from harness.data import chat_examples
     from harness.models import quiet_transformers, resolve
     from harness.store import Store
@@ -76,7 +74,7 @@ def load_work(suite_dir: str, n: int) -> tuple[Any, list[Any], Any]:
     suite = load_suite(suite_dir)
     convs = chat_examples(suite, "train")[:n]
     ref = resolve(MODEL, Store(Path(tempfile.mkdtemp()) / "models.db"))
-    return suite, convs, dataclasses.replace(ref, path=plain_model_dir(ref.path))
+    return suite, convs, ref
 
 
 def supervised_tokens(ref: Any, convs: list[Any]) -> dict[str, int]:

@@ -221,7 +221,6 @@ class _Pool:
     def run(self, queue: list[tuple[int, list[int], str]]) -> None:
         import torch
 
-        queue = list(queue)
         with torch.inference_mode():
             while queue or self.rows:
                 free = self.width - len(self.rows)
@@ -305,8 +304,10 @@ class _Pool:
             self.mask = self.mask[:, lead:]
 
     def _step(self) -> None:
+        import torch
+
         t0 = time.perf_counter()
-        self.mask = _pad_cols(self.mask, 1, right=True)
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
         out = self.model(
             input_ids=self.nxt[:, None],
             attention_mask=self.mask,
@@ -371,14 +372,13 @@ def _pad_seq(t: Any, n: int) -> Any:
     return torch.cat([t.new_zeros(*t.shape[:-2], n, t.shape[-1]), t], dim=-2)
 
 
-def _pad_cols(mask: Any, n: int, right: bool = False) -> Any:
+def _pad_cols(mask: Any, n: int) -> Any:
+    """Left pad a (batch, seq) attention mask with n zero columns."""
     import torch
 
     if not n:
         return mask
-    fill = mask.new_ones if right else mask.new_zeros
-    cols = fill(mask.shape[0], n)
-    return torch.cat([mask, cols] if right else [cols, mask], dim=1)
+    return torch.cat([mask.new_zeros(mask.shape[0], n), mask], dim=1)
 
 
 def _row_generator(seed: int, prompt: str) -> Any:
