@@ -41,7 +41,7 @@ test-fast: install
 check: install
 	$(VENV)/bin/ruff check harness trainers reports tests bench
 	$(VENV)/bin/ruff format --check harness trainers reports tests bench
-	$(VENV)/bin/mypy harness
+	$(VENV)/bin/mypy harness trainers
 
 report: install
 	$(TUNEVAL) report

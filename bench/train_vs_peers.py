@@ -156,8 +156,9 @@ def worker_trl(ref: Any, convs: list[Any], out: Path, fp32: bool = False) -> dic
 def worker_tuneval(
     ref: Any, convs: list[Any], out: Path, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    from trainers import registry
     from trainers.protocol import BaseModelInfo, Hyperparameters, NullEvents, TrainRequest
+
+    from trainers import registry
 
     sft = registry.get("sft")
     cfg = sft.Config.model_validate(settings)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from harness import stats
@@ -136,11 +135,6 @@ class Comparison:
             "pairs": [p.to_json() for p in self.pairs],
         }
 
-    def to_markdown(self) -> str:
-        from harness.compare_format import markdown
-
-        return markdown(self)
-
 
 def failed_checks(row: dict[str, Any]) -> list[str]:
     """'criterion: detail' for each criterion that did not pass (a fired detector, a miss)."""
@@ -157,9 +151,9 @@ def resolve_run(store: Any, ref: str, suite: str | None = None) -> str:
     if store.run(ref):
         return ref
     if len(ref) >= 6:
-        ids = store.query("SELECT id FROM runs WHERE substr(id, 1, ?) = ?", (len(ref), ref))
+        ids = store.run_ids_starting(ref)
         if len(ids) == 1:
-            return str(ids[0]["id"])
+            return str(ids[0])
         if len(ids) > 1:
             raise UserError(f"'{ref}' matches {len(ids)} runs; give more of the run id")
     runs = [r for r in store.runs(suite, ref) if r["status"] == "complete"]
@@ -197,46 +191,29 @@ def suite_changes(run_a: dict[str, Any], run_b: dict[str, Any]) -> list[str]:
     return lines or ["suite fingerprints differ"]
 
 
-def must_pass_ids(run_a: dict[str, Any], run_b: dict[str, Any], warnings: list[str]) -> set[str]:
-    """Case ids marked must_pass, read from the suite folder the runs recorded."""
-    from harness.suite import load_suite
-
-    for run in (run_b, run_a):
-        folder = Path(run["suite_path"])
-        if not (folder / "suite.yaml").is_file():
-            continue
-        try:
-            suite = load_suite(folder)
-        except UserError as e:
-            warnings.append(
-                f"must_pass unknown: suite at {folder} no longer loads ({e.lines()[0]})"
-            )
-            return set()
-        if suite.fingerprint != run["suite_fingerprint"]:
-            warnings.append(
-                f"suite at {folder} changed since the run; must_pass read from it as is"
-            )
-        return {str(c["id"]) for c in suite.cases if c.get("must_pass") is True}
-    warnings.append(
-        f"must_pass unknown: suite folder {run_b['suite_path']} is gone (moved or deleted)"
-    )
-    return set()
+def must_pass_ids(rows: list[dict[str, Any]]) -> set[str]:
+    """Case ids marked must_pass when their run evaluated them (the store records the flag)."""
+    return {str(r["case_id"]) for r in rows if r.get("must_pass")}
 
 
 # --- comparing ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How a comparison decides: significance level, bootstrap, the smallest change that
+    matters."""
+
+    alpha: float = 0.05
+    n_boot: int = 2000
+    seed: int = 0
+    meaningful: float = MEANINGFUL
+
+
 def compare_runs(
-    store: Any,
-    run_a: str,
-    run_b: str,
-    *,
-    force: bool = False,
-    alpha: float = 0.05,
-    n_boot: int = 2000,
-    seed: int = 0,
-    meaningful: float = MEANINGFUL,
+    store: Any, run_a: str, run_b: str, *, force: bool = False, alpha: float = 0.05
 ) -> Comparison:
+    """Pair two stored runs case by case; reads nothing but the store."""
     if not 0.0 < alpha < 1.0:
         raise UserError(f"alpha must be between 0 and 1, got {alpha}")
     info_a, info_b = store.run(run_a), store.run(run_b)
@@ -257,19 +234,18 @@ def compare_runs(
     for info in (info_a, info_b):
         if info["status"] != "complete":
             warnings.append(f"run {info['id']} is {info['status']}: only its finished cases count")
-    must_pass = must_pass_ids(info_a, info_b, warnings)
-    return compare_rows(
-        info_a,
-        info_b,
-        store.results(run_a),
-        store.results(run_b),
-        must_pass,
-        alpha=alpha,
-        n_boot=n_boot,
-        seed=seed,
-        meaningful=meaningful,
-        warnings=warnings,
-    )
+        if info["settings"].get("must_pass") != "recorded":
+            warnings.append(
+                f"run {info['id']} was stored before tuneval recorded must_pass flags: "
+                "its must-pass cases are not checked"
+            )
+        if info.get("model_kind") == "served":
+            warnings.append(
+                f"run {info['id']}: model '{info['model']}' is served by an endpoint; its "
+                "fingerprint (served id and revision) is not verified"
+            )
+    rows_a, rows_b = store.results(run_a), store.results(run_b)
+    return compare_rows(info_a, info_b, rows_a, rows_b, Settings(alpha=alpha), warnings)
 
 
 def compare_rows(
@@ -277,16 +253,14 @@ def compare_rows(
     run_b: dict[str, Any],
     rows_a: list[dict[str, Any]],
     rows_b: list[dict[str, Any]],
-    must_pass: set[str],
-    *,
-    alpha: float = 0.05,
-    n_boot: int = 2000,
-    seed: int = 0,
-    meaningful: float = MEANINGFUL,
+    settings: Settings = Settings(),  # noqa: B008 - frozen
     warnings: list[str] | None = None,
 ) -> Comparison:
-    """The comparison itself, from result rows: no store, so it is easy to test and simulate."""
+    """The comparison itself, from result rows: no store, so it is easy to test and simulate.
+    A case is must-pass when its row in run A says so."""
     warnings = list(warnings or [])
+    alpha, meaningful = settings.alpha, settings.meaningful
+    must_pass = must_pass_ids(rows_a) | must_pass_ids(rows_b)
     by_b = {r["case_id"]: r for r in rows_b}
     ids_a = {r["case_id"] for r in rows_a}
     pairs = [_pair(r, by_b[r["case_id"]]) for r in rows_a if r["case_id"] in by_b]
@@ -308,7 +282,7 @@ def compare_rows(
     b10 = sum(1 for x, y in zip(pa, pb, strict=True) if x and not y)
     n_up = sum(1 for p in pairs if p.change == "improved")
     n_down = sum(1 for p in pairs if p.change == "regressed")
-    boot = {"n_boot": n_boot, "seed": seed}
+    boot = {"n_boot": settings.n_boot, "seed": settings.seed}
     pass_rate = _delta(pa, pb, boot)
     better_rate = _delta(
         [p.a["grade"] == "better" for p in pairs], [p.b["grade"] == "better" for p in pairs], boot

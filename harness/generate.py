@@ -1,12 +1,21 @@
-"""The generation engine: chat template, continuous batching (finished rows leave, waiting prompts
-join), left padding, per-row stop strings, greedy by default, bf16 where the hardware has it.
-Results are handed back in groups as rows finish, so the caller can commit them; the cache lives in
-the store (see `harness.runner`)."""
+"""Generation: the `Backend` protocol, and the local backend with one engine per device.
+
+Every backend applies the model's chat template, decodes greedily by default, cuts each answer at
+its stop strings, and hands results back in groups as rows finish, so the caller can commit them
+(the cache lives in the store, see `harness.runner`). The engines of the local backend:
+
+- `pool` (the CPU default, `harness.pool`): continuous batching on a growing KV cache;
+- `static` (the CUDA default, `harness.static`): a preallocated KV cache and one decode step
+  captured as a CUDA graph and replayed, wide batches, finished rows checked every few steps;
+- `hf`: `model.generate` on fixed length-sorted batches, the reference the tests hold the
+  others to, and the fallback for models whose cache the others cannot drive.
+
+A served model (`tuneval models add`) goes through `harness.served` instead.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -14,8 +23,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from harness.models import ModelRef
+from harness.progress import Progress
 
 Messages = list[dict[str, str]]
+CPU_WIDTH = 32  # rows decoded together by the CPU pool (bench/engine_probe.py measured 32 and 64)
 
 
 @dataclass(frozen=True)
@@ -45,8 +56,9 @@ def cache_key(model_fingerprint: str, messages: Messages, settings: GenSettings)
 @dataclass
 class Generation:
     output: str
-    n_tokens: int
-    seconds: float = 0.0
+    n_tokens: int  # generated tokens, the end-of-sequence token included
+    seconds: float = 0.0  # this answer's share of the decoding time
+    prompt_tokens: int | None = None
 
 
 OnBatch = Callable[[list[int], list[Generation]], None]
@@ -55,11 +67,22 @@ OnBatch = Callable[[list[int], list[Generation]], None]
 class Backend(Protocol):
     """Anything that turns chat conversations into text."""
 
-    def render(self, messages: Messages) -> str: ...
-
     def generate(
         self, conversations: Sequence[Messages], settings: GenSettings, on_batch: OnBatch
-    ) -> None: ...
+    ) -> None:
+        """Answer every conversation; call `on_batch(indices, generations)` as rows finish."""
+        ...
+
+
+def backend_for(
+    ref: ModelRef, batch_size: int | None, dtype: str, progress: bool = True
+) -> Backend:
+    """The backend that serves this model: its endpoint for a served model, else local."""
+    if ref.kind == "served":
+        from harness.served import ServedBackend
+
+        return ServedBackend.from_ref(ref, concurrency=batch_size, progress=progress)
+    return HFBackend(ref, batch_size=batch_size, dtype=dtype, progress=progress)
 
 
 def apply_stop(text: str, stop: Sequence[str]) -> str:
@@ -67,25 +90,31 @@ def apply_stop(text: str, stop: Sequence[str]) -> str:
     return text[:cut] if cut >= 0 else text
 
 
+def eos_ids(model: Any, tok: Any) -> set[int]:
+    """Every token that ends an answer: the tokenizer's and the generation config's."""
+    ids = {tok.eos_token_id} | set(_as_list(model.generation_config.eos_token_id))
+    ids.discard(None)
+    return ids
+
+
+def render(tok: Any, messages: Messages) -> str:
+    """A conversation as the model sees it: its chat template with the assistant header."""
+    if getattr(tok, "chat_template", None):
+        return str(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
+
 @dataclass
 class HFBackend:
-    """Local transformers generation.
-
-    The default engine (`engine="continuous"`) decodes one token per step for a pool of up to
-    `batch_size` rows: a row that reaches EOS, a stop string or `max_new_tokens` leaves the pool and
-    the KV cache at once, and waiting prompts (longest first) are prefilled and merged in, left
-    padded, so the pool stays full until the queue runs dry. `engine="hf"` is `model.generate` on
-    fixed length-sorted batches: the fallback for models whose cache cannot be merged that way, and
-    the reference the tests hold the default engine to. With `pack_weights` (the default), float32
-    Linear layers on the CPU are swapped for oneDNN-prepacked ones (`harness.kernels`).
-    """
+    """Local transformers generation. `engine="auto"` picks `static` on CUDA and `pool` on the CPU
+    (see the module docstring); `batch_size` None lets the engine size its batch."""
 
     ref: ModelRef
-    batch_size: int = 32
+    batch_size: int | None = None
     dtype: str | None = None
     progress: bool = True
-    engine: str = "continuous"
-    pack_weights: bool = True
+    engine: str = "auto"  # auto | pool | static | hf
+    pack_weights: bool = True  # oneDNN-prepacked float32 Linear layers on the CPU
     _model: Any = field(default=None, repr=False)
     _tok: Any = field(default=None, repr=False)
 
@@ -95,49 +124,59 @@ class HFBackend:
 
             self._model, self._tok = load(self.ref, self.dtype)
             self._tok.padding_side = "left"
-            if self.pack_weights:
+            if self.pack_weights and self._model.device.type == "cpu":
                 from harness.kernels import pack_linears
 
-                pack_linears(self._model, self.batch_size)
+                pack_linears(self._model, self.batch_size or CPU_WIDTH)
 
-    @property
-    def tokenizer(self) -> Any:
-        if self._tok is None:
-            from harness.models import load_tokenizer
+    def choose_engine(self, settings: GenSettings) -> str:
+        from harness.pool import mergeable_cache
 
-            self._tok = load_tokenizer(self.ref)
-            self._tok.padding_side = "left"
-        return self._tok
+        if self.engine != "auto":
+            return self.engine
+        if self._model.device.type == "cuda" and settings.temperature == 0:
+            from harness.static import supported
 
-    def render(self, messages: Messages) -> str:
-        tok = self.tokenizer
-        if getattr(tok, "chat_template", None):
-            return str(
-                tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            )
-        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+            if supported(self._model):
+                return "static"
+        return "pool" if mergeable_cache(self._model) else "hf"
 
     def generate(
         self, conversations: Sequence[Messages], settings: GenSettings, on_batch: OnBatch
     ) -> None:
         self._load()
         tok = self._tok
-        prompts = [self.render(m) for m in conversations]
+        prompts = [render(tok, m) for m in conversations]
         ids = tok(prompts, add_special_tokens=False)["input_ids"]
         order = sorted(range(len(prompts)), key=lambda i: -len(ids[i]))  # longest first: fail early
-        with _progress(len(prompts), self.progress) as bar:
+        engine = self.choose_engine(settings)
+        t0 = time.perf_counter()
+        tokens = 0
+        with Progress("generating", len(prompts), enabled=self.progress) as bar:
 
             def emit(rows: list[int], gens: list[Generation]) -> None:
+                nonlocal tokens
                 on_batch(rows, gens)
-                bar(len(rows), sum(g.n_tokens for g in gens))
+                tokens += sum(g.n_tokens for g in gens)
+                rate = tokens / max(time.perf_counter() - t0, 1e-9)
+                bar.advance(len(rows), f"{rate:.0f} tok/s")
 
-            if self.engine == "continuous" and _mergeable_cache(self._model):
-                _Pool(self._model, tok, settings, self.batch_size, emit).run(
+            if engine == "static":
+                from harness.static import StaticEngine
+
+                StaticEngine(self._model, tok, settings, self.batch_size).run(
+                    [(i, ids[i]) for i in order], emit
+                )
+            elif engine == "pool":
+                from harness.pool import Pool
+
+                Pool(self._model, tok, settings, self.batch_size or CPU_WIDTH, emit).run(
                     [(i, ids[i], prompts[i]) for i in order]
                 )
             else:
-                for k in range(0, len(order), self.batch_size):
-                    batch = order[k : k + self.batch_size]
+                width = self.batch_size or CPU_WIDTH
+                for k in range(0, len(order), width):
+                    batch = order[k : k + width]
                     emit(batch, self._generate_hf([prompts[i] for i in batch], settings))
 
     def _generate_hf(self, prompts: list[str], settings: GenSettings) -> list[Generation]:
@@ -163,230 +202,14 @@ class HFBackend:
             out = model.generate(**enc, **kwargs)
         new = out[:, enc["input_ids"].shape[1] :]
         seconds = (time.perf_counter() - t0) / len(prompts)
+        lengths = enc["attention_mask"].sum(-1).tolist()
         gens = []
-        for row in new:
+        for row, n_prompt in zip(new, lengths, strict=True):
             ids = row.tolist()
-            n = _count_tokens(ids, tok.eos_token_id, tok.pad_token_id)
+            n = count_tokens(ids, tok.eos_token_id, tok.pad_token_id)
             text = tok.decode(ids[:n], skip_special_tokens=True)
-            gens.append(Generation(apply_stop(text, settings.stop).strip(), n, seconds))
+            gens.append(Generation(apply_stop(text, settings.stop).strip(), n, seconds, n_prompt))
         return gens
-
-
-def _mergeable_cache(model: Any) -> bool:
-    """The pool needs a decoder whose every layer keeps a plain, growing key/value cache."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    if getattr(model.config, "is_encoder_decoder", False):
-        return False
-    try:
-        cache = DynamicCache(config=model.config)
-    except Exception:  # noqa: BLE001 - an unusual cache is a reason to fall back, not to fail
-        return False
-    return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
-
-
-class _Pool:
-    """Continuous batching on one DynamicCache (see `HFBackend`). Rows are left padded: column j of
-    the cache is the same step for every row, a row's own positions come from its mask, and the
-    leading columns that no live row uses any more are cut off after each eviction."""
-
-    def __init__(
-        self,
-        model: Any,
-        tok: Any,
-        settings: GenSettings,
-        width: int,
-        emit: Callable[[list[int], list[Generation]], None],
-    ) -> None:
-        self.model, self.tok, self.settings, self.emit = model, tok, settings, emit
-        self.width = max(1, width)
-        self.refill_at = max(1, self.width // 8)  # amortize a prefill over a few free slots
-        self.flush_at = max(1, self.width // 2)  # hand results over in groups, not one by one
-        self.eos = {tok.eos_token_id} | set(_as_list(model.generation_config.eos_token_id))
-        self.eos.discard(None)
-        self.tail = max((len(s) for s in settings.stop), default=0) + 4
-        # transformers 5.x renamed `past_key_values` to `cache` along the way
-        params = inspect.signature(model.forward).parameters
-        self.cache_arg = "cache" if "cache" in params else "past_key_values"
-        self.cache: Any = None
-        self.mask: Any = None
-        self.nxt: Any = None
-        self.rows: list[int] = []  # the case index of each pool row
-        self.tokens: dict[int, list[int]] = {}
-        self.seconds: dict[int, float] = {}
-        self.gens: dict[int, Any] = {}  # per-row sampling generators
-        self.done: list[tuple[int, Generation]] = []
-
-    def run(self, queue: list[tuple[int, list[int], str]]) -> None:
-        import torch
-
-        with torch.inference_mode():
-            while queue or self.rows:
-                free = self.width - len(self.rows)
-                if queue and (free >= self.refill_at or not self.rows):
-                    take, queue = queue[:free], queue[free:]
-                    self._admit(take)
-                self._record()
-                if self.rows:
-                    self._step()
-                if len(self.done) >= self.flush_at or not (queue or self.rows):
-                    self._flush()
-
-    def _admit(self, take: list[tuple[int, list[int], str]]) -> None:
-        import torch
-        from transformers import DynamicCache
-
-        t0 = time.perf_counter()
-        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
-        length = max(len(ids) for _, ids, _ in take)
-        input_ids = torch.tensor([[pad] * (length - len(ids)) + ids for _, ids, _ in take])
-        mask = torch.tensor([[0] * (length - len(ids)) + [1] * len(ids) for _, ids, _ in take])
-        device = self.model.device
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        cache = DynamicCache(config=self.model.config)
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-            use_cache=True,
-            logits_to_keep=1,
-            **{self.cache_arg: cache},
-        )
-        rows = [i for i, _, _ in take]
-        for i, _, prompt in take:
-            self.tokens[i] = []
-            self.seconds[i] = 0.0
-            if self.settings.temperature > 0:
-                self.gens[i] = _row_generator(self.settings.seed, prompt)
-        nxt = self._choose(out.logits[:, -1], rows)
-        if self.cache is None:
-            self.cache, self.mask, self.nxt = cache, mask, nxt
-        else:
-            self.mask = _merge(self.cache, self.mask, cache, mask)
-            self.nxt = torch.cat([self.nxt, nxt])
-        self.rows += rows
-        share = (time.perf_counter() - t0) / len(rows)
-        for i in rows:
-            self.seconds[i] += share
-
-    def _record(self) -> None:
-        """Append the pending token of every row; rows that are finished leave the pool."""
-        import torch
-
-        keep = []
-        for j, (i, token) in enumerate(zip(self.rows, self.nxt.tolist(), strict=True)):
-            ids = self.tokens[i]
-            ids.append(token)
-            finished = token in self.eos or len(ids) >= self.settings.max_new_tokens
-            if not finished and self.settings.stop:  # a stop string ends in the newest tokens
-                tail = self.tok.decode(ids[-self.tail :], skip_special_tokens=True)
-                finished = any(s in tail for s in self.settings.stop)
-            if finished:
-                self.done.append((i, self._finish(i)))
-            else:
-                keep.append(j)
-        if len(keep) == len(self.rows):
-            return
-        self.rows = [self.rows[j] for j in keep]
-        if not keep:
-            self.cache = self.mask = self.nxt = None
-            return
-        idx = torch.tensor(keep, device=self.mask.device)
-        self.cache.batch_select_indices(idx)
-        self.mask, self.nxt = self.mask[idx], self.nxt[idx]
-        used = self.mask.any(0).nonzero()
-        lead = int(used[0]) if len(used) else 0
-        if lead:  # columns left of every live row's prompt: drop them from the cache
-            for layer in self.cache.layers:
-                layer.keys = layer.keys[..., lead:, :]
-                layer.values = layer.values[..., lead:, :]
-            self.mask = self.mask[:, lead:]
-
-    def _step(self) -> None:
-        import torch
-
-        t0 = time.perf_counter()
-        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
-        out = self.model(
-            input_ids=self.nxt[:, None],
-            attention_mask=self.mask,
-            position_ids=self.mask.sum(-1, keepdim=True) - 1,
-            use_cache=True,
-            **{self.cache_arg: self.cache},
-        )
-        self.nxt = self._choose(out.logits[:, -1], self.rows)
-        share = (time.perf_counter() - t0) / len(self.rows)
-        for i in self.rows:
-            self.seconds[i] += share
-
-    def _choose(self, logits: Any, rows: list[int]) -> Any:
-        import torch
-
-        if self.settings.temperature <= 0:
-            return logits.argmax(-1)
-        probs = torch.softmax(logits.float() / self.settings.temperature, dim=-1)
-        if self.settings.top_p < 1.0:
-            sorted_p, order = probs.sort(-1, descending=True)
-            drop = sorted_p.cumsum(-1) - sorted_p > self.settings.top_p
-            probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
-        picks = [
-            torch.multinomial(probs[j].cpu(), 1, generator=self.gens[i]) for j, i in enumerate(rows)
-        ]
-        return torch.cat(picks).to(logits.device)
-
-    def _finish(self, i: int) -> Generation:
-        ids = self.tokens.pop(i)
-        self.gens.pop(i, None)
-        body = ids[:-1] if ids[-1] in self.eos else ids
-        text = self.tok.decode(body, skip_special_tokens=True)
-        return Generation(
-            apply_stop(text, self.settings.stop).strip(), len(ids), self.seconds.pop(i)
-        )
-
-    def _flush(self) -> None:
-        if self.done:
-            rows, gens = zip(*self.done, strict=True)
-            self.done = []
-            self.emit(list(rows), list(gens))
-
-
-def _merge(cache: Any, mask: Any, new: Any, new_mask: Any) -> Any:
-    """Append the rows of `new` to `cache`, left padding whichever is shorter. Returns the mask."""
-    import torch
-
-    width = max(mask.shape[1], new_mask.shape[1])
-    a, b = width - mask.shape[1], width - new_mask.shape[1]
-    for layer, other in zip(cache.layers, new.layers, strict=True):
-        layer.keys = torch.cat([_pad_seq(layer.keys, a), _pad_seq(other.keys, b)])
-        layer.values = torch.cat([_pad_seq(layer.values, a), _pad_seq(other.values, b)])
-    return torch.cat([_pad_cols(mask, a), _pad_cols(new_mask, b)])
-
-
-def _pad_seq(t: Any, n: int) -> Any:
-    """Left pad a (batch, heads, seq, dim) tensor with n zero columns."""
-    import torch
-
-    if not n:
-        return t
-    return torch.cat([t.new_zeros(*t.shape[:-2], n, t.shape[-1]), t], dim=-2)
-
-
-def _pad_cols(mask: Any, n: int) -> Any:
-    """Left pad a (batch, seq) attention mask with n zero columns."""
-    import torch
-
-    if not n:
-        return mask
-    return torch.cat([mask.new_zeros(mask.shape[0], n), mask], dim=1)
-
-
-def _row_generator(seed: int, prompt: str) -> Any:
-    """A sampling stream per case, so a sampled answer does not depend on its batch mates."""
-    import torch
-
-    digest = hashlib.sha256(f"{seed}\0{prompt}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 def _as_list(x: Any) -> list[Any]:
@@ -395,51 +218,9 @@ def _as_list(x: Any) -> list[Any]:
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def _count_tokens(ids: list[int], eos: int | None, pad: int | None) -> int:
+def count_tokens(ids: list[int], eos: int | None, pad: int | None) -> int:
+    """Generated tokens up to and including the first end-of-sequence (padding excluded)."""
     for i, t in enumerate(ids):
         if t == eos or (t == pad and pad != eos):
             return i + 1 if t == eos else i
     return len(ids)
-
-
-class _progress:
-    """A rich progress bar on stderr with generated tokens per second."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled = total, enabled
-        self.tokens, self.t0 = 0, time.perf_counter()
-
-    def __enter__(self) -> Callable[[int, int], None]:
-        if not self.enabled:
-            return lambda n, t: None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("generating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self.bar.start()
-        self.task = self.bar.add_task("gen", total=self.total, rate="")
-
-        def advance(n: int, tokens: int) -> None:
-            self.tokens += tokens
-            rate = self.tokens / max(time.perf_counter() - self.t0, 1e-9)
-            self.bar.update(self.task, advance=n, rate=f"{rate:.0f} tok/s")
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.stop()

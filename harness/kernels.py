@@ -1,10 +1,9 @@
 """Faster Linear layers for CPU decoding: weights reordered once into oneDNN's blocked layout.
 
 Decoding multiplies a few rows (the pool's width) by every weight matrix of the model, once per
-token. For those shapes the default float32 GEMM is slow on this kind of CPU (measured with
-`bench/engine_probe.py`, which prints this timing last): the lm_head (576 x 49,152 for
-SmolLM2) took 78 ms per step at 32 rows through `F.linear` and 31 ms prepacked. The prepacked
-layers compute the same products; a check on a probe input against `F.linear` guards each pack,
+token. For those shapes the default float32 GEMM is slow on some CPUs; `bench/engine_probe.py`
+times the lm_head both ways (figures in bench/RESULTS.md). The prepacked layers compute the same
+products; a check on a probe input against `F.linear` guards each pack,
 and anything unusual (no oneDNN, another device, a dtype other than float32, a subclass of Linear)
 leaves the layer as it is. Imports torch: import this module where the model is loaded.
 """

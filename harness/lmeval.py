@@ -12,9 +12,10 @@ was the gold answer, its probability among the choices as the score, and "picked
 expected 'Spain'" as the detail. Grades: correct -> `good`, wrong -> `bad`; a multiple-choice
 answer has no "better" (pass rate = accuracy).
 
-Runs are not resumable mid-way: lm-eval scores everything in one call, and the run's rows are then
-written in one transaction. A repeated identical run (same suite, model, limit and dtype) reuses
-the stored rows of the last complete one, marked cached, instead of scoring again.
+The tasks ride along in the run of `harness.runner.evaluate_suite`. lm-eval scores a task in one
+call, so a task is the unit of caching and resuming: its rows are committed in one transaction
+with a cache entry keyed by (model fingerprint, suite fingerprint, task, settings), and a later
+run of the same model and suite takes them from there instead of scoring again.
 """
 
 from __future__ import annotations
@@ -31,10 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
-from harness.grading import summarize
 from harness.models import ModelRef
-from harness.runner import EvalResult, dtype_for_cache
-from harness.store import Store, new_id
+from harness.store import GenerationRow, ResultRow, Store
 from harness.suite import Suite
 
 
@@ -114,6 +113,22 @@ def sample_rows(task: str, samples: list[dict[str, Any]]) -> list[dict[str, Any]
     return rows
 
 
+def settings(tasks: list[dict[str, Any]], limit: int | None, dtype: str) -> dict[str, Any]:
+    """What makes two scorings of the suite's tasks the same."""
+    return {
+        "backend": "lm-eval",
+        "lm_eval": version("lm-eval"),
+        "tasks": [c["task"] for c in tasks],
+        "limit": limit,
+        "dtype": dtype,
+    }
+
+
+def _task_key(ref: ModelRef, suite: Suite, task: str, lm_settings: dict[str, Any]) -> str:
+    blob = json.dumps(["lm-eval", ref.fingerprint, suite.fingerprint, task, lm_settings])
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def _run_lm_eval(
     configs: list[dict[str, Any]],
     suite: Suite,
@@ -123,7 +138,7 @@ def _run_lm_eval(
     batch_size: int,
     dtype: str,
     progress: bool,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -148,9 +163,7 @@ def _run_lm_eval(
         )
     if out is None:
         raise RuntimeError("lm-eval returned no results")
-    rows: list[dict[str, Any]] = []
-    for cfg in configs:
-        rows += sample_rows(cfg["task"], out["samples"][cfg["task"]])
+    rows = {cfg["task"]: sample_rows(cfg["task"], out["samples"][cfg["task"]]) for cfg in configs}
     metrics = {
         task: {k.split(",")[0]: v for k, v in m.items() if isinstance(v, int | float)}
         for task, m in out["results"].items()
@@ -158,75 +171,79 @@ def _run_lm_eval(
     return rows, metrics
 
 
-def evaluate_lm_eval(
+def score_into_run(
+    store: Store,
     suite: Suite,
     ref: ModelRef,
-    store: Store,
+    tasks: list[dict[str, Any]],
+    lm_settings: dict[str, Any],
+    run_id: str,
+    done: set[str],
     *,
-    limit: int | None = None,
-    progress: bool = True,
+    offset: int,
     batch_size: int = 16,
-    dtype: str | None = None,
-) -> EvalResult:
-    """Score the suite's lm-eval tasks and store one result row per sample."""
-    t0 = time.perf_counter()
-    if not suite.spec.lm_eval:
-        raise UserError(f"suite '{suite.name}' has no lm_eval tasks")
-    if limit is not None and limit < 1:
-        raise UserError("--limit must be at least 1")
-    configs = task_configs(suite)  # reading the tasks can fail: before anything is stored
-    dtype = dtype or dtype_for_cache()
-    settings = {
-        "backend": "lm-eval",
-        "lm_eval": version("lm-eval"),
-        "tasks": [c["task"] for c in configs],
-        "limit": limit,
-        "dtype": dtype,
-    }
-    run_key = hashlib.sha256(
-        json.dumps([suite.fingerprint, ref.fingerprint, settings], sort_keys=True).encode()
-    ).hexdigest()
-    previous = store.one(
-        "SELECT id FROM runs WHERE run_key=? AND status='complete'"
-        " ORDER BY created_at DESC LIMIT 1",
-        (run_key,),
-    )
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Add every sample of the suite's tasks to the run, scoring only tasks neither the run nor
+    the cache holds. Returns lm-eval's task-level metrics for the tasks scored now."""
+    keys = {c["task"]: _task_key(ref, suite, c["task"], lm_settings) for c in tasks}
+    cached = store.cached_generations(list(keys.values()))
+    rows: dict[str, list[dict[str, Any]]] = {}
+    from_cache: set[str] = set()
+    for task, key in keys.items():
+        if key in cached:
+            rows[task] = json.loads(cached[key]["output"])
+            from_cache.add(task)
+    missing = [c for c in tasks if c["task"] not in rows]
     metrics: dict[str, Any] = {}
-    if previous:
-        rows = store.results(previous["id"])
-        cached = True
-    else:
-        rows, metrics = _run_lm_eval(
-            configs, suite, ref, limit=limit, batch_size=batch_size, dtype=dtype, progress=progress
-        )
-        cached = False
-    seconds = time.perf_counter() - t0
-    run_id = new_id("run")
-    scored = 0 if cached else len(rows)
-    timings = {"seconds": seconds, "scored": scored, "from_cache": len(rows) - scored}
-    with store.tx() as db:
-        db.execute(
-            "INSERT INTO runs (id, suite, suite_version, suite_fingerprint, suite_path,"
-            " suite_files, model, model_fingerprint, settings, run_key, status, n_cases,"
-            " created_at, finished_at, timings)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?)",
-            (
-                run_id, suite.name, suite.spec.version, suite.fingerprint, str(suite.path),
-                json.dumps(suite.files), ref.name, ref.fingerprint, json.dumps(settings), run_key,
-                len(rows), time.time(), time.time(), json.dumps({**timings, "metrics": metrics}),
-            ),
+    seconds = 0.0
+    if missing:
+        t0 = time.perf_counter()
+        scored, metrics = _run_lm_eval(
+            missing, suite, ref, limit=lm_settings["limit"], batch_size=batch_size,
+            dtype=lm_settings["dtype"], progress=progress,
         )  # fmt: skip
-        db.executemany(
-            "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (run_id, r["case_id"], i, r["prompt"], r["output"], r["grade"],
-                 json.dumps(r["criteria"]), int(cached))
-                for i, r in enumerate(rows)
-            ],
-        )  # fmt: skip
-    stored = store.results(run_id)
-    n = len(stored)
-    return EvalResult(
-        run_id, suite.name, ref.name, summarize(stored), n if cached else 0, 0 if cached else n,
-        seconds, extra={"lm_eval": metrics},
-    )  # fmt: skip
+        seconds = time.perf_counter() - t0
+        rows.update(scored)
+    position = offset
+    for cfg in tasks:
+        task = cfg["task"]
+        task_rows = rows[task]
+        results: list[ResultRow] = []
+        for r in task_rows:
+            position += 1
+            if r["case_id"] in done:
+                continue
+            results.append(
+                {
+                    "run_id": run_id,
+                    "case_id": r["case_id"],
+                    "position": position,
+                    "prompt": r["prompt"],
+                    "output": r["output"],
+                    "grade": r["grade"],
+                    "criteria": r["criteria"],
+                    "cached": task in from_cache,
+                    "must_pass": False,
+                    "prompt_tokens": None,
+                    "output_tokens": None,
+                    "seconds": None,
+                }
+            )
+        generations: list[GenerationRow] = []
+        if task not in from_cache:
+            generations.append(
+                {
+                    "key": keys[task],
+                    "model_fingerprint": ref.fingerprint,
+                    "prompt": json.dumps({"lm_eval_task": task}),
+                    "settings": json.dumps(lm_settings),
+                    "output": json.dumps(task_rows),
+                    "n_tokens": 0,
+                    "prompt_tokens": None,
+                    "seconds": seconds / max(1, len(missing)),
+                    "created_at": time.time(),
+                }
+            )
+        store.save_results(results, generations)
+    return metrics

@@ -1,11 +1,12 @@
 """Model specs, the packaged default, and model fingerprints.
 
-A spec is a registered name (the packaged `smollm2-135m-instruct`, or a candidate made by
-`tuneval train`), a local Hugging Face folder, or a PEFT adapter folder (its base is read from
-`adapter_config.json`). Nothing here downloads from a hub.
+A spec is a registered name (the packaged `smollm2-135m-instruct`, a candidate made by
+`tuneval train`, or a served endpoint added with `tuneval models add`), a local Hugging Face
+folder, or a PEFT adapter folder (its base is read from `adapter_config.json`). Nothing here
+downloads from a hub.
 
-Resolving a spec imports no torch: fingerprints hash files (memoized in the store by path, size
-and mtime), so re-evaluating a cached model never loads it.
+Resolving a spec imports no torch and registers nothing: fingerprints hash files (memoized in the
+store by path, size and mtime), so re-evaluating a cached model never loads it.
 """
 
 from __future__ import annotations
@@ -47,15 +48,7 @@ class ModelRef:
     kind: str  # packaged | local | adapter | trained
     fingerprint: str
     base: ModelRef | None = None  # for adapters
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "path": str(self.path),
-            "fingerprint": self.fingerprint[:16],
-            "base": self.base.name if self.base else None,
-        }
+    served: dict[str, Any] | None = None  # for served models: url, model id, revision, ...
 
 
 def cache_root() -> Path:
@@ -157,22 +150,29 @@ def folder_fingerprint(folder: Path, store: Store | None) -> str:
 
 
 def resolve(spec: str, store: Store | None = None) -> ModelRef:
-    """Turn a model spec into a reference with a fingerprint."""
-    if store is not None:
-        row = store.model(spec)
-        if row and row["kind"] != "packaged" and row["path"]:
-            return _from_folder(Path(row["path"]), spec, row["kind"], store, name=spec)
+    """Turn a model spec into a reference with a fingerprint. Reads the store, never writes it
+    (except the memo of file hashes)."""
+    return _resolve(spec, store, ())
+
+
+def _resolve(spec: str, store: Store | None, seen: tuple[str, ...]) -> ModelRef:
+    if spec in seen or len(seen) > 8:
+        chain = " -> ".join((*seen, spec))
+        raise UserError(f"model '{seen[0]}': adapters whose bases loop back ({chain})")
+    seen = (*seen, spec)
+    row = store.model(spec) if store is not None else None
+    if row and row["kind"] == "served":
+        from harness.served import served_ref
+
+        return served_ref(row)
+    if row and row["kind"] != "packaged" and row["path"]:
+        return _from_folder(Path(row["path"]), spec, row["kind"], store, spec, seen)
     if spec == DEFAULT_MODEL:
         folder = materialize_default()
-        ref = ModelRef(spec, spec, folder, "packaged", folder_fingerprint(folder, store))
-        if store is not None and (store.model(spec) or {}).get("fingerprint") != ref.fingerprint:
-            store.register_model(
-                spec, spec, path=str(folder), fingerprint=ref.fingerprint, kind="packaged"
-            )
-        return ref
+        return ModelRef(spec, spec, folder, "packaged", folder_fingerprint(folder, store))
     path = Path(spec).expanduser()
     if path.is_dir():
-        return _from_folder(path, spec, None, store, name=str(path))
+        return _from_folder(path, spec, None, store, str(path), seen)
     raise UserError(
         f"model '{spec}' not found: not a registered model name (see `tuneval models list`), "
         f"nor a local folder; the packaged default is '{DEFAULT_MODEL}'"
@@ -180,7 +180,7 @@ def resolve(spec: str, store: Store | None = None) -> ModelRef:
 
 
 def _from_folder(
-    path: Path, spec: str, kind: str | None, store: Store | None, *, name: str
+    path: Path, spec: str, kind: str | None, store: Store | None, name: str, seen: tuple[str, ...]
 ) -> ModelRef:
     if not path.is_dir():
         raise UserError(f"model '{name}': folder {path} no longer exists")
@@ -188,9 +188,11 @@ def _from_folder(
     if adapter.is_file():
         try:
             base_spec = json.loads(adapter.read_text())["base_model_name_or_path"]
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, TypeError):
             raise UserError(f"{adapter}: no base_model_name_or_path") from None
-        base = resolve(base_spec, store)
+        if not isinstance(base_spec, str) or not base_spec:
+            raise UserError(f"{adapter}: base_model_name_or_path must name the base model")
+        base = _resolve(base_spec, store, (*seen, str(path.resolve())))
         h = hashlib.sha256(
             (folder_fingerprint(path, store) + base.fingerprint).encode()
         ).hexdigest()
@@ -210,7 +212,7 @@ def quiet_transformers() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def load(ref: ModelRef, dtype: str | None = None, *, for_training: bool = False) -> tuple[Any, Any]:
+def load(ref: ModelRef, dtype: str | None = None) -> tuple[Any, Any]:
     """Load (model, tokenizer) for a reference; adapters are merged for inference speed."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -228,16 +230,13 @@ def load(ref: ModelRef, dtype: str | None = None, *, for_training: bool = False)
         if ref.base:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, ref.path)
-            if not for_training:
-                model = model.merge_and_unload()
+            model = PeftModel.from_pretrained(model, ref.path).merge_and_unload()
     except (OSError, ValueError) as e:
         raise UserError(f"model '{ref.name}' does not load from {ref.path}: {e}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.to(device())
-    if not for_training:
-        model.eval()
+    model.eval()
     return model, tok
 
 

@@ -1,8 +1,11 @@
-"""Evaluate a model on a suite: cached generation, grading, and results committed per batch.
+"""Evaluate a model on a suite: `evaluate_suite` is the one entry, used by `eval`, `loop` and the
+evaluation of training checkpoints.
 
-A run is identified by what it evaluates (suite fingerprint, model fingerprint, settings, cases).
-Running the same command after a crash or `kill -9` resumes the unfinished run: finished cases are
-kept, their generations come from the cache, and each case is stored exactly once.
+A suite's generation cases (data.test) and its lm-eval tasks land in one run, so a comparison
+pairs both. Generations are cached and committed per batch; lm-eval tasks are scored whole and
+cached per task. A run is identified by what it evaluates (suite fingerprint, model fingerprint,
+settings, cases): running the same command after a crash or `kill -9` resumes the unfinished run,
+finished cases are kept, and each case is stored exactly once.
 """
 
 from __future__ import annotations
@@ -17,12 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
-from harness.generate import Backend, Generation, GenSettings, HFBackend, Messages, cache_key
+from harness.generate import Backend, Generation, GenSettings, Messages, cache_key
 from harness.grading import Grader, summarize
 from harness.models import ModelRef
-from harness.store import Store, new_id
+from harness.store import GenerationRow, ResultRow, RunRow, Store, new_id
 from harness.suite import Suite
 from harness.templating import fill
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to evaluate: which cases, how wide a batch, which dtype, and where the run belongs."""
+
+    limit: int | None = None  # the first N test cases (and N samples per lm-eval task)
+    case_ids: Sequence[str] | None = None  # only these test cases
+    batch_size: int | None = None  # rows decoded together; None: the engine's default
+    dtype: str | None = None  # None: what the hardware runs best
+    progress: bool = True  # progress bars on stderr
+    train_run: str | None = None  # set for checkpoint evaluations
+    step: int | None = None
 
 
 @dataclass
@@ -50,6 +66,7 @@ class EvalResult:
             "generated": self.generated,
             "resumed": self.resumed,
             "seconds": round(self.seconds, 3),
+            **self.extra,
         }
 
 
@@ -97,174 +114,251 @@ def select_cases(
     return cases
 
 
-def evaluate(
+@dataclass
+class _Plan:
+    """What one evaluation will do, decided before anything is stored."""
+
+    cases: list[dict[str, Any]]
+    convs: list[Messages]
+    keys: list[str]
+    settings: GenSettings
+    tasks: list[dict[str, Any]]  # lm-eval task configs
+    lm_settings: dict[str, Any] | None
+    run_key: str
+
+
+def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
+    if not suite.cases and not suite.spec.lm_eval:
+        raise UserError(f"suite '{suite.name}' has neither test cases nor lm-eval tasks")
+    if opts.limit is not None and opts.limit < 1:
+        raise UserError("--limit must be at least 1")
+    if opts.batch_size is not None and opts.batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    cases = select_cases(suite, opts.limit, opts.case_ids)
+    settings = settings_for(suite, opts.dtype)
+    convs = [conversation(suite, c) for c in cases]
+    keys = [cache_key(ref.fingerprint, m, settings) for m in convs]
+    tasks: list[dict[str, Any]] = []
+    lm_settings = None
+    if suite.spec.lm_eval and opts.case_ids is None:  # checkpoint evals pick test cases only
+        from harness import lmeval
+
+        tasks = lmeval.task_configs(suite)  # can fail: before anything is stored
+        lm_settings = lmeval.settings(tasks, opts.limit, settings.dtype)
+    blob = [
+        suite.fingerprint,
+        ref.fingerprint,
+        settings.as_dict(),
+        [c["id"] for c in cases],
+        opts.train_run,
+        opts.step,
+    ]
+    if lm_settings is not None:  # runs made before lm-eval rode along keep their keys
+        blob.append(lm_settings)
+    run_key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+    return _Plan(cases, convs, keys, settings, tasks, lm_settings, run_key)
+
+
+def evaluate_suite(
     suite: Suite,
     ref: ModelRef,
     store: Store,
+    opts: EvalOptions = EvalOptions(),  # noqa: B008 - frozen, so one shared default is safe
     *,
-    limit: int | None = None,
-    case_ids: Sequence[str] | None = None,
     backend: Backend | None = None,
-    batch_size: int = 32,
-    dtype: str | None = None,
-    progress: bool = True,
-    train_run: str | None = None,
-    step: int | None = None,
 ) -> EvalResult:
+    """Evaluate `ref` on everything the suite holds and store one run; resumes an interrupted
+    run of the same command."""
     t0 = time.perf_counter()
-    if not suite.cases:
-        raise UserError(f"suite '{suite.name}' has no generation cases (data.test) to evaluate")
-    cases = select_cases(suite, limit, case_ids)
-    settings = settings_for(suite, dtype)
-    convs = [conversation(suite, c) for c in cases]
-    keys = [cache_key(ref.fingerprint, m, settings) for m in convs]
-    grader = Grader(suite)
-
-    run_key = hashlib.sha256(
-        json.dumps(
-            [
-                suite.fingerprint,
-                ref.fingerprint,
-                settings.as_dict(),
-                [c["id"] for c in cases],
-                train_run,
-                step,
-            ]
-        ).encode()
-    ).hexdigest()
-    run_id, resumed = _start_run(
-        store, suite, ref, settings, run_key, len(cases), train_run, step, limit
+    plan = _plan(suite, ref, opts)
+    if backend is None and ref.kind == "served":
+        backend = _reachable_endpoint(ref, store, plan, opts)
+    run_id, resumed = _start_run(store, suite, ref, plan, opts)
+    done = store.result_ids(run_id)
+    try:
+        counts = _generate_cases(store, suite, ref, plan, opts, backend, run_id, done)
+        metrics = _score_tasks(store, suite, ref, plan, opts, run_id, done)
+    except BaseException:
+        store.set_run_status(run_id, "failed")
+        raise
+    seconds = time.perf_counter() - t0
+    rows = store.results(run_id)
+    timings: dict[str, Any] = {"seconds": seconds, **counts}
+    extra: dict[str, Any] = {}
+    if metrics:
+        timings["lm_eval"] = extra["lm_eval"] = metrics
+    if "served" in counts:
+        extra["served"] = counts["served"]
+    store.finish_run(run_id, timings)
+    cached = sum(1 for r in rows if r["cached"])
+    generated = counts["generated"]
+    return EvalResult(
+        run_id, suite.name, ref.name, summarize(rows), cached, generated, seconds, resumed, extra
     )
-    done = {
-        r["case_id"] for r in store.query("SELECT case_id FROM results WHERE run_id=?", (run_id,))
-    }
+
+
+def _reachable_endpoint(ref: ModelRef, store: Store, plan: _Plan, opts: EvalOptions) -> Any:
+    """A served model's backend, checked before a run is recorded (exit 2 naming the URL when
+    the server cannot be reached), unless the cache holds every answer."""
+    if len(store.cached_generations(plan.keys)) == len(plan.keys):
+        return None
+    from harness.served import ServedBackend
+
+    backend = ServedBackend.from_ref(ref, opts.batch_size, opts.progress)
+    backend.check()
+    return backend
+
+
+def _generate_cases(
+    store: Store,
+    suite: Suite,
+    ref: ModelRef,
+    plan: _Plan,
+    opts: EvalOptions,
+    backend: Backend | None,
+    run_id: str,
+    done: set[str],
+) -> dict[str, Any]:
+    """Generate (or take from the cache), grade and commit the test cases not yet in the run.
+    Returns how many were generated (and their tokens) and taken from the cache."""
+    cases, keys, settings = plan.cases, plan.keys, plan.settings
     todo = [i for i in range(len(cases)) if cases[i]["id"] not in done]
+    if not todo:
+        return {"generated": 0, "generated_tokens": 0, "from_cache": 0}
+    grader = Grader(suite)
 
     def commit(indices: list[int], gens: list[Generation], cached: bool) -> None:
         graded = grader([g.output for g in gens], [cases[i] for i in indices])
-        with store.tx() as db:
-            if not cached:
-                db.executemany(
-                    "INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            keys[i],
-                            ref.fingerprint,
-                            json.dumps(convs[i]),
-                            json.dumps(settings.as_dict()),
-                            g.output,
-                            g.n_tokens,
-                            g.seconds,
-                            time.time(),
-                        )
-                        for i, g in zip(indices, gens, strict=True)
-                    ],
-                )
-            db.executemany(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        run_id,
-                        cases[i]["id"],
-                        i,
-                        json.dumps(convs[i]),
-                        g.output,
-                        grade,
-                        json.dumps(crit),
-                        int(cached),
-                    )
-                    for i, g, (grade, crit) in zip(indices, gens, graded, strict=True)
-                ],
-            )
+        now = time.time()
+        generations: list[GenerationRow] = []
+        if not cached:
+            generations = [
+                {
+                    "key": keys[i],
+                    "model_fingerprint": ref.fingerprint,
+                    "prompt": json.dumps(plan.convs[i]),
+                    "settings": json.dumps(settings.as_dict()),
+                    "output": g.output,
+                    "n_tokens": g.n_tokens,
+                    "prompt_tokens": g.prompt_tokens,
+                    "seconds": g.seconds,
+                    "created_at": now,
+                }
+                for i, g in zip(indices, gens, strict=True)
+            ]
+        results: list[ResultRow] = [
+            {
+                "run_id": run_id,
+                "case_id": cases[i]["id"],
+                "position": i,
+                "prompt": json.dumps(plan.convs[i]),
+                "output": g.output,
+                "grade": grade,
+                "criteria": crit,
+                "cached": cached,
+                "must_pass": cases[i].get("must_pass") is True,
+                "prompt_tokens": g.prompt_tokens,
+                "output_tokens": g.n_tokens,
+                "seconds": None if cached else g.seconds,
+            }
+            for i, g, (grade, crit) in zip(indices, gens, graded, strict=True)
+        ]
+        store.save_results(results, generations)
 
     hits = store.cached_generations([keys[i] for i in todo])
     from_cache = [i for i in todo if keys[i] in hits]
     for start in range(0, len(from_cache), 256):
         chunk = from_cache[start : start + 256]
-        commit(
-            chunk,
-            [Generation(hits[keys[i]]["output"], hits[keys[i]]["n_tokens"]) for i in chunk],
-            True,
-        )
+        gens = [
+            Generation(
+                hits[keys[i]]["output"],
+                hits[keys[i]]["n_tokens"],
+                prompt_tokens=hits[keys[i]]["prompt_tokens"],
+            )
+            for i in chunk
+        ]
+        commit(chunk, gens, True)
 
     misses = [i for i in todo if keys[i] not in hits]
     tokens = 0
     if misses:
-        backend = backend or HFBackend(
-            ref, batch_size=batch_size, dtype=settings.dtype, progress=progress
-        )
+        if backend is None:
+            from harness.generate import backend_for
+
+            backend = backend_for(ref, opts.batch_size, settings.dtype, opts.progress)
 
         def on_batch(batch: list[int], gens: list[Generation]) -> None:
             nonlocal tokens
             tokens += sum(g.n_tokens for g in gens)
             commit([misses[j] for j in batch], gens, False)
 
-        try:
-            backend.generate([convs[i] for i in misses], settings, on_batch)
-        except Exception:
-            with store.tx() as db:
-                db.execute("UPDATE runs SET status='failed' WHERE id=?", (run_id,))
-            raise
-
-    seconds = time.perf_counter() - t0
-    rows = store.results(run_id)
-    cached = sum(1 for r in rows if r["cached"])
-    timings = {
-        "seconds": seconds,
+        backend.generate([plan.convs[i] for i in misses], settings, on_batch)
+    counts: dict[str, Any] = {
         "generated": len(misses),
         "generated_tokens": tokens,
         "from_cache": len(from_cache),
     }
-    with store.tx() as db:
-        db.execute(
-            "UPDATE runs SET status='complete', finished_at=?, timings=? WHERE id=?",
-            (time.time(), json.dumps(timings), run_id),
-        )
-    return EvalResult(
-        run_id, suite.name, ref.name, summarize(rows), cached, len(misses), seconds, resumed
-    )
+    stats = getattr(backend, "stats", None)
+    if stats is not None and hasattr(stats, "to_json"):
+        counts["served"] = stats.to_json()
+    return counts
 
 
-def _start_run(
+def _score_tasks(
     store: Store,
     suite: Suite,
     ref: ModelRef,
-    settings: GenSettings,
-    run_key: str,
-    n: int,
-    train_run: str | None,
-    step: int | None,
-    limit: int | None,
+    plan: _Plan,
+    opts: EvalOptions,
+    run_id: str,
+    done: set[str],
+) -> dict[str, Any]:
+    """Score the suite's lm-eval tasks that the run does not hold yet; returns their metrics."""
+    if not plan.tasks or plan.lm_settings is None:
+        return {}
+    from harness import lmeval
+
+    return lmeval.score_into_run(
+        store, suite, ref, plan.tasks, plan.lm_settings, run_id, done, offset=len(plan.cases),
+        batch_size=min(opts.batch_size or 16, 16), progress=opts.progress,
+    )  # fmt: skip
+
+
+def _start_run(
+    store: Store, suite: Suite, ref: ModelRef, plan: _Plan, opts: EvalOptions
 ) -> tuple[str, bool]:
-    row = store.one(
-        "SELECT id FROM runs WHERE run_key=? AND status IN ('running', 'failed')"
-        " ORDER BY created_at DESC LIMIT 1",
-        (run_key,),
-    )
-    if row:
-        return row["id"], True
+    unfinished = store.unfinished_run(plan.run_key)
+    if unfinished:
+        return unfinished, True
     run_id = new_id("run")
-    with store.tx() as db:
-        db.execute(
-            "INSERT INTO runs (id, suite, suite_version, suite_fingerprint, suite_path,"
-            " suite_files, model, model_fingerprint, settings, run_key, status, n_cases,"
-            " train_run, step, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-            (
-                run_id,
-                suite.name,
-                suite.spec.version,
-                suite.fingerprint,
-                str(suite.path),
-                json.dumps(suite.files),
-                ref.name,
-                ref.fingerprint,
-                json.dumps({**settings.as_dict(), "limit": limit, "backend": "hf"}),
-                run_key,
-                n,
-                train_run,
-                step,
-                time.time(),
-            ),
-        )
+    settings: dict[str, Any] = {
+        **plan.settings.as_dict(),
+        "limit": opts.limit,
+        "backend": "served" if ref.kind == "served" else "hf",
+        "must_pass": "recorded",  # runs stored before schema 2 lack the flags
+    }
+    if plan.lm_settings is not None:
+        settings["lm_eval"] = plan.lm_settings
+    row: RunRow = {
+        "id": run_id,
+        "suite": suite.name,
+        "suite_version": suite.spec.version,
+        "suite_fingerprint": suite.fingerprint,
+        "suite_path": str(suite.path),
+        "suite_files": suite.files,
+        "model": ref.name,
+        "model_fingerprint": ref.fingerprint,
+        "model_kind": ref.kind,
+        "prompt_variant": "",
+        "settings": settings,
+        "run_key": plan.run_key,
+        "status": "running",
+        "n_cases": len(plan.cases),
+        "train_run": opts.train_run,
+        "step": opts.step,
+        "created_at": time.time(),
+        "finished_at": None,
+        "timings": {},
+    }
+    store.insert_run(row)
     return run_id, False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness import criteria
 from harness.errors import Problem, UserError
-from harness.templating import placeholders, walk_strings
+from harness.templating import Loc, placeholders, walk_strings
 
 SUITE_FILE = "suite.yaml"
 
@@ -192,27 +193,26 @@ def _check_ids(rows: list[dict[str, Any]], label: str, problems: list[Problem]) 
             problems.append(Problem(label, f"line {n}", "field 'must_pass' must be true or false"))
 
 
+Template = tuple[Loc, str]  # where in suite.yaml, and the text with {field} placeholders
+
+
 def _check_placeholders(
-    templates: list[tuple[str, str]],
+    templates: list[Template],
     rows: list[dict[str, Any]],
     data_label: str,
+    where: Callable[[Loc], str],
     suite_label: str,
-    root: yaml.Node | None,
     problems: list[Problem],
 ) -> None:
-    for path, text in templates:
+    for loc, text in templates:
         for name in placeholders(text):
             missing = [r["__line__"] for r in rows if name not in r]
             if missing:
                 more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-                loc = tuple(
-                    int(p) if p.isdigit() else p
-                    for p in path.replace("[", ".").replace("]", "").split(".")
-                )
                 problems.append(
                     Problem(
                         suite_label,
-                        _where(root, loc),
+                        where(loc),
                         f"placeholder {{{name}}} has no field '{name}' in {data_label} "
                         f"line {missing[0]}{more}",
                     )
@@ -242,12 +242,8 @@ def _check_criteria(
                 for err in e.errors():
                     where = _where(root, (*loc, *[x for x in err["loc"] if isinstance(x, str)][:1]))
                     name = ".".join(str(x) for x in err["loc"])
-                    msg = err["msg"] if name != "" else err["msg"]
-                    problems.append(
-                        Problem(
-                            label, where, f"{c.type}: {name}: {msg}" if name else f"{c.type}: {msg}"
-                        )
-                    )
+                    text = f"{c.type}: {name}: {err['msg']}" if name else f"{c.type}: {err['msg']}"
+                    problems.append(Problem(label, where, text))
             except (ValueError, TypeError) as e:
                 problems.append(Problem(label, _where(root, loc), f"{c.type}: {e}"))
             except Exception as e:  # a malformed regex and the like
@@ -258,14 +254,51 @@ def _check_criteria(
 
 def load_suite(path: str | Path) -> Suite:
     """Load and validate a suite folder (or its suite.yaml)."""
-    path = Path(path)
-    folder = path.parent if path.is_file() else path
+    folder = _suite_folder(Path(path))
     yaml_file = folder / SUITE_FILE
     label = str(yaml_file)
-    if not yaml_file.is_file():
-        raise UserError([Problem(str(folder), "", f"no {SUITE_FILE} here: not a suite folder")])
     raw_bytes = yaml_file.read_bytes()
     files = {SUITE_FILE: _sha(raw_bytes)}
+    root, spec = _read_spec(raw_bytes, label)
+
+    def where(loc: Loc) -> str:
+        return _where(root, loc)
+
+    problems: list[Problem] = []
+    _check_layout(spec, label, where, problems)
+    _check_criteria(spec, label, root, problems)
+    splits = _read_splits(spec, folder, label, where, files, problems)
+    _read_lm_eval(spec, folder, label, where, files, problems)
+    _check_templates(spec, splits, folder, label, where, problems)
+    if problems:
+        raise UserError(problems)
+    for rows in splits.values():
+        for row in rows or []:
+            row.pop("__line__", None)
+    fingerprint = _sha(json.dumps(sorted(files.items())).encode())
+    return Suite(
+        spec=spec,
+        path=folder.resolve(),
+        cases=splits["test"] or [],
+        train=splits["train"],
+        validation=splits["validation"],
+        fingerprint=fingerprint,
+        files=files,
+    )
+
+
+def _suite_folder(path: Path) -> Path:
+    """The suite folder a path names: the folder itself, or the folder of its suite.yaml."""
+    if path.is_file() and path.name == SUITE_FILE:
+        return path.parent
+    if not (path / SUITE_FILE).is_file():
+        what = "a file inside a suite, not the suite folder" if path.is_file() else "not a suite"
+        raise UserError([Problem(str(path), "", f"no {SUITE_FILE} here: {what}")])
+    return path
+
+
+def _read_spec(raw_bytes: bytes, label: str) -> tuple[yaml.Node | None, SuiteSpec]:
+    """suite.yaml parsed and validated against the schema; every problem located."""
     try:
         text = raw_bytes.decode("utf-8")
         root = yaml.compose(text)
@@ -280,114 +313,107 @@ def load_suite(path: str | Path) -> Suite:
     if not isinstance(raw, dict):
         raise UserError([Problem(label, "", "must be a YAML mapping (name, version, prompt, ...)")])
     try:
-        spec = SuiteSpec.model_validate(raw)
+        return root, SuiteSpec.model_validate(raw)
     except ValidationError as e:
         raise UserError(
             [Problem(label, _where(root, tuple(err["loc"])), err["msg"]) for err in e.errors()]
         ) from None
 
-    problems: list[Problem] = []
+
+def _check_layout(
+    spec: SuiteSpec, label: str, where: Callable[[Loc], str], problems: list[Problem]
+) -> None:
+    """What a suite must hold: cases or lm-eval tasks, and a prompt for any data."""
     if spec.data.test is None and not spec.lm_eval:
         problems.append(Problem(label, "data", "a suite needs data.test cases or lm_eval tasks"))
-    if spec.data.test is not None and spec.prompt is None:
-        problems.append(Problem(label, _where(root, ("data", "test")), "data.test needs a prompt"))
-    _check_criteria(spec, label, root, problems)
+    for split in ("test", "train", "validation"):
+        if getattr(spec.data, split) is not None and spec.prompt is None:
+            problems.append(Problem(label, where(("data", split)), f"data.{split} needs a prompt"))
+    has_training = spec.data.train is not None or spec.data.validation is not None
+    if spec.prompt and spec.prompt.assistant is None and has_training:
+        problems.append(
+            Problem(
+                label,
+                where(("prompt",)),
+                "training data needs prompt.assistant, the target answer template",
+            )
+        )
 
-    splits: dict[str, list[dict[str, Any]] | None] = {}
+
+Splits = dict[str, list[dict[str, Any]] | None]
+
+
+def _read_splits(
+    spec: SuiteSpec, folder: Path, label: str, where: Callable[[Loc], str],
+    files: dict[str, str], problems: list[Problem],
+) -> Splits:  # fmt: skip
+    """The JSONL data of each split named in data:, with test case ids checked."""
+    splits: Splits = {}
     for split in ("test", "train", "validation"):
         name = getattr(spec.data, split)
+        splits[split] = None
         if name is None:
-            splits[split] = None
             continue
         file = folder / name
         if not file.is_file():
             problems.append(
-                Problem(
-                    label,
-                    _where(root, ("data", split)),
-                    f"data file '{name}' not found in {folder}",
-                )
+                Problem(label, where(("data", split)), f"data file '{name}' not found in {folder}")
             )
-            splits[split] = None
             continue
         files[name] = _sha(file.read_bytes())
         rows = read_jsonl(file, str(file), problems)
         if split == "test":
             _check_ids(rows, str(file), problems)
         splits[split] = rows
+    return splits
 
+
+def _read_lm_eval(
+    spec: SuiteSpec, folder: Path, label: str, where: Callable[[Loc], str],
+    files: dict[str, str], problems: list[Problem],
+) -> None:  # fmt: skip
+    """Hash each lm-eval task file and the local data files it names."""
     for name in spec.lm_eval:
         file = folder / name
         if not file.is_file():
             problems.append(
-                Problem(label, _where(root, ("lm_eval",)), f"lm-eval task file '{name}' not found")
+                Problem(label, where(("lm_eval",)), f"lm-eval task file '{name}' not found")
             )
             continue
         files[name] = _sha(file.read_bytes())
         files.update(_lm_eval_data_files(folder, file, problems))
 
-    templates = []
-    if spec.prompt:
-        templates += [
-            (f"prompt.{k}", v)
-            for k, v in (("system", spec.prompt.system), ("user", spec.prompt.user))
-            if v
-        ]
-    criteria_templates = [
-        (f"rubric.{sec}[{i}].{p}", s)
-        for sec, specs in spec.rubric.sections()
-        for i, c in enumerate(specs)
-        for p, s in walk_strings(c.params())
-    ]
-    if splits["test"]:
-        _check_placeholders(
-            templates + criteria_templates,
-            splits["test"],
-            str(folder / (spec.data.test or "")),
-            label,
-            root,
-            problems,
-        )
-    for split in ("train", "validation"):
-        split_rows = splits[split]
-        if split_rows and spec.prompt:
-            extra = [("prompt.assistant", spec.prompt.assistant)] if spec.prompt.assistant else []
-            _check_placeholders(
-                templates + extra,
-                split_rows,
-                str(folder / (getattr(spec.data, split) or "")),
-                label,
-                root,
-                problems,
-            )
-        elif split_rows and spec.prompt is None:
-            problems.append(
-                Problem(label, _where(root, ("data", split)), f"data.{split} needs a prompt")
-            )
-    if spec.prompt and spec.prompt.assistant is None and (splits["train"] or splits["validation"]):
-        problems.append(
-            Problem(
-                label,
-                _where(root, ("prompt",)),
-                "training data needs prompt.assistant, the target answer template",
-            )
-        )
 
-    if problems:
-        raise UserError(problems)
-    for maybe_rows in splits.values():
-        for row in maybe_rows or []:
-            row.pop("__line__", None)
-    fingerprint = _sha(json.dumps(sorted(files.items())).encode())
-    return Suite(
-        spec=spec,
-        path=folder.resolve(),
-        cases=splits["test"] or [],
-        train=splits["train"],
-        validation=splits["validation"],
-        fingerprint=fingerprint,
-        files=files,
+def _check_templates(
+    spec: SuiteSpec, splits: Splits, folder: Path, label: str, where: Callable[[Loc], str],
+    problems: list[Problem],
+) -> None:  # fmt: skip
+    """Every {field} a prompt or criterion uses exists in every row it is filled from."""
+    if spec.prompt is None:
+        return
+    prompt: list[Template] = [
+        (("prompt", k), v)
+        for k, v in (("system", spec.prompt.system), ("user", spec.prompt.user))
+        if v
+    ]
+    rubric: list[Template] = [
+        (("rubric", section, i, *loc), text)
+        for section, specs in spec.rubric.sections()
+        for i, c in enumerate(specs)
+        for loc, text in walk_strings(c.params())
+    ]
+    answer: list[Template] = (
+        [(("prompt", "assistant"), spec.prompt.assistant)] if spec.prompt.assistant else []
     )
+    for split, templates in (
+        ("test", prompt + rubric),
+        ("train", prompt + answer),
+        ("validation", prompt + answer),
+    ):
+        rows = splits[split]
+        if rows:
+            data_label = str(folder / (getattr(spec.data, split) or ""))
+            _check_placeholders(templates, rows, data_label, where, label, problems)
 
 
 def _lm_eval_data_files(folder: Path, task_file: Path, problems: list[Problem]) -> dict[str, str]:

@@ -30,13 +30,16 @@ def fill(template: str, case: Mapping[str, Any], escape: Callable[[str], str] | 
     return _PLACEHOLDER.sub(sub, template)
 
 
-def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """Every string inside nested dicts/lists, with a YAML-style path to it."""
+Loc = tuple[int | str, ...]
+
+
+def walk_strings(value: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str]]:
+    """Every string inside nested dicts/lists, with the key path to it."""
     if isinstance(value, str):
-        yield path, value
+        yield loc, value
     elif isinstance(value, Mapping):
         for k, v in value.items():
-            yield from walk_strings(v, f"{path}.{k}" if path else str(k))
+            yield from walk_strings(v, (*loc, str(k)))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from walk_strings(v, f"{path}[{i}]")
+            yield from walk_strings(v, (*loc, i))

@@ -1,22 +1,27 @@
 """Training as the harness sees it: validate settings, build the request, run a trainer plugin,
-log its progress and checkpoints to the store, evaluate checkpoints on the suite, and register
-the result as a model.
+log its progress and checkpoints to the store, evaluate checkpoints on the suite, write the
+manifest and register the result as a model.
 
 A candidate's name is `<suite>-<trainer>-<hash>`, the hash covering the base model's fingerprint,
-the training data and every setting. The same command therefore lands in the same output folder:
-after a crash or `kill -9` the trainer resumes from its last checkpoint, and once the model is
-finished a rerun reuses it instead of training again.
+the training data and every setting (a `TrainJob`). The same command therefore lands in the same
+output folder: after a crash or `kill -9` the trainer resumes from its last checkpoint, and once
+the model is finished a rerun reuses it instead of training again.
+
+Under `torchrun` (`tuneval train --nproc N`) every process runs this; only the main process
+writes the store, the manifest and the lock, and evaluates checkpoints.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
+import signal
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +29,23 @@ from pydantic import BaseModel, ValidationError
 
 from harness.errors import Problem, UserError
 from harness.models import ModelRef, resolve
-from harness.store import Store, new_id
-from harness.suite import Suite
-from trainers.protocol import (
+from harness.plugin import (
     CHECKPOINTS,
-    MANIFEST,
     BaseModelInfo,
     Hyperparameters,
     Messages,
+    NullEvents,
+    Stopped,
+    TrainedModel,
     Trainer,
     TrainRequest,
+    distributed,
 )
+from harness.store import Store, TrainRunRow, new_id
+from harness.suite import Suite
+
+MANIFEST = "tuneval-manifest.json"
+MANIFEST_FORMAT = 1
 
 
 @dataclass
@@ -112,25 +123,64 @@ def _validate(model: type[BaseModel], values: dict[str, Any], problems: list[Pro
         return None
 
 
-# --- names and folders -------------------------------------------------------------------------
+# --- the job: what is trained, from what, how ---------------------------------------------------
 
 
-def data_fingerprint(train: list[Messages], validation: list[Messages]) -> str:
-    return hashlib.sha256(json.dumps([train, validation], sort_keys=True).encode()).hexdigest()
+@dataclass(frozen=True)
+class TrainJob:
+    suite: Suite
+    trainer: Trainer
+    base: ModelRef
+    hp: Hyperparameters
+    cfg: BaseModel
+    train: list[Messages]
+    validation: list[Messages]
+    world_size: int = 1
+
+    @functools.cached_property
+    def data_fingerprint(self) -> str:
+        blob = json.dumps([self.train, self.validation], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    @functools.cached_property
+    def run_key(self) -> str:
+        """What makes two commands the same training run, whose checkpoints a resume may use."""
+        identity: list[Any] = [
+            self.base.fingerprint,
+            self.data_fingerprint,
+            self.trainer.name,
+            self.hp.model_dump(),
+            self.cfg.model_dump(),
+        ]
+        if self.world_size > 1:  # the global batch spans the processes
+            identity.append({"world_size": self.world_size})
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def name(self) -> str:
+        return f"{self.suite.name}-{self.trainer.name}-{self.run_key[:8]}"
 
 
-def candidate_name(
-    suite: Suite,
-    trainer: Trainer,
-    base: ModelRef,
-    data_fp: str,
-    hp: Hyperparameters,
-    cfg: BaseModel,
-) -> str:
-    blob = json.dumps(
-        [base.fingerprint, data_fp, trainer.name, hp.model_dump(), cfg.model_dump()], sort_keys=True
-    )
-    return f"{suite.name}-{trainer.name}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+def examples(suite: Suite) -> tuple[list[Messages], list[Messages]]:
+    from harness.data import chat_examples
+
+    if not suite.train:
+        raise UserError(
+            f"suite '{suite.name}' has no train data (data.train in suite.yaml) to train on"
+        )
+    train = chat_examples(suite, "train")
+    validation = chat_examples(suite, "validation") if suite.validation else []
+    return train, validation
+
+
+def make_job(
+    suite: Suite, trainer: Trainer, base_spec: str, hp: Hyperparameters, cfg: BaseModel,
+    store: Store,
+) -> TrainJob:  # fmt: skip
+    train_ex, val_ex = examples(suite)
+    base = resolve(base_spec, store)
+    world = distributed().world_size
+    return TrainJob(suite, trainer, base, hp, cfg, train_ex, val_ex, world)
 
 
 def workspace_models(store: Store) -> Path:
@@ -141,11 +191,13 @@ def workspace_models(store: Store) -> Path:
 def training_base(ref: ModelRef, store: Store) -> BaseModelInfo:
     """A full model folder to train from. An adapter (a LoRA candidate) is merged into its base
     once, so the next round can start from it."""
+    if ref.kind == "served":
+        raise UserError(f"model '{ref.name}' is served by an endpoint: it has no weights to train")
     if ref.base is None:
         check_loadable(ref)
         return BaseModelInfo(ref.name, ref.path, ref.fingerprint)
     merged = workspace_models(store) / f"{Path(ref.name).name}-merged-{ref.fingerprint[:8]}"
-    if not (merged / "config.json").is_file():
+    if not (merged / "config.json").is_file() and distributed().is_main:
         from harness.models import load
 
         model, tok = load(ref, "float32")
@@ -174,87 +226,84 @@ def check_loadable(ref: ModelRef) -> None:
 
 
 class StoreEvents:
-    """Writes log lines and checkpoints to `train_log`; evaluates checkpoints on the suite."""
+    """Writes log lines and checkpoints to `train_log`; evaluates checkpoints on the suite; says
+    stop once SIGTERM arrived."""
 
-    def __init__(
-        self,
-        store: Store,
-        train_run: str,
-        model_name: str,
-        suite: Suite,
-        eval_cases: Sequence[str],
-        progress: bool,
-    ):
-        self.store, self.train_run, self.model_name = store, train_run, model_name
-        self.suite, self.eval_cases, self.progress = suite, list(eval_cases), progress
+    def __init__(self, store: Store, train_run: str, job: TrainJob, eval_cases: Sequence[str],
+                 progress: bool):  # fmt: skip
+        self.store, self.train_run, self.job = store, train_run, job
+        self.eval_cases, self.progress = list(eval_cases), progress
         self.checkpoint_runs: list[str] = []
         self.resumed_from: int | None = None
-
-    def _write(self, step: int, kind: str, data: dict[str, Any]) -> None:
-        with self.store.tx() as db:
-            db.execute(
-                "INSERT INTO train_log VALUES (?, ?, ?, ?, ?)",
-                (self.train_run, step, kind, json.dumps(data), time.time()),
-            )
+        self.stop_requested = False
 
     def log(self, step: int, **metrics: float) -> None:
-        self._write(step, "log", metrics)
+        self.store.log_train(self.train_run, step, "log", dict(metrics))
 
     def resumed(self, step: int) -> None:
         """Lines logged after the checkpoint by the interrupted run are logged again now."""
         self.resumed_from = step
-        with self.store.tx() as db:
-            db.execute("DELETE FROM train_log WHERE train_run=? AND step>?", (self.train_run, step))
+        self.store.forget_train_log_after(self.train_run, step)
 
     def checkpoint(self, step: int, path: Path) -> None:
         data: dict[str, Any] = {"path": str(path)}
         if self.eval_cases:
-            from harness.runner import evaluate
+            from harness.runner import EvalOptions, evaluate_suite
 
-            ref = dataclasses.replace(
-                resolve(str(path), self.store), name=f"{self.model_name}@{step}"
-            )
-            result = evaluate(
-                self.suite,
-                ref,
-                self.store,
-                case_ids=self.eval_cases,
-                progress=self.progress,
-                train_run=self.train_run,
+            ref = replace(resolve(str(path), self.store), name=f"{self.job.name}@{step}")
+            opts = EvalOptions(
+                case_ids=self.eval_cases, progress=self.progress, train_run=self.train_run,
                 step=step,
-            )
+            )  # fmt: skip
+            result = evaluate_suite(self.job.suite, ref, self.store, opts)
             self.checkpoint_runs.append(result.run_id)
-            data.update(run_id=result.run_id, pass_rate=result.summary["pass_rate"])
-            self._write(
-                step,
-                "eval",
-                {
-                    "run_id": result.run_id,
-                    "pass_rate": result.summary["pass_rate"],
-                    "grades": result.summary["grades"],
-                },
-            )
-        self._write(step, "checkpoint", data)
+            summary = result.summary
+            data.update(run_id=result.run_id, pass_rate=summary["pass_rate"])
+            eval_data = {
+                "run_id": result.run_id,
+                "pass_rate": summary["pass_rate"],
+                "grades": summary["grades"],
+            }
+            self.store.log_train(self.train_run, step, "eval", eval_data)
+        self.store.log_train(self.train_run, step, "checkpoint", data)
 
     def should_stop(self) -> bool:
-        return False
+        return self.stop_requested
+
+
+@contextmanager
+def stop_on_sigterm(events: StoreEvents) -> Iterator[None]:
+    """SIGTERM (a scheduler's preemption notice) asks the trainer to checkpoint and stop."""
+
+    def ask(*_: object) -> None:
+        events.stop_requested = True
+
+    try:
+        previous = signal.signal(signal.SIGTERM, ask)
+    except ValueError:  # not the main thread: no signal handling there
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- the plan: what the run will take, and whether the test set leaked into training ----------
 
 
-def plan(
-    suite: Suite, base: ModelRef, hp: Hyperparameters, train_ex: list[Messages]
-) -> dict[str, Any]:
+def plan(job: TrainJob) -> dict[str, Any]:
     from harness.data import check_report, encode_parts
     from harness.models import load_tokenizer
 
+    hp = job.hp
     lengths = [
-        min(len(p) + len(a), hp.max_length) for p, a in encode_parts(load_tokenizer(base), train_ex)
+        min(len(p) + len(a), hp.max_length)
+        for p, a in encode_parts(load_tokenizer(job.base), job.train)
     ]
     steps = hp.steps(len(lengths))
-    seen = steps * hp.batch_size * hp.grad_accum
-    leak = check_report(suite) if suite.cases else {}
+    seen = steps * hp.batch_size * hp.grad_accum * job.world_size
+    leak = check_report(job.suite) if job.suite.cases else {}
     return {
         "examples": len(lengths),
         "tokens_per_epoch": sum(lengths),
@@ -262,61 +311,98 @@ def plan(
         "examples_seen": seen,
         "epochs": round(seen / len(lengths), 3),
         "tokens": round(seen * sum(lengths) / len(lengths)),
+        "test_prompts": leak.get("test", 0),
         "leaked_exact": leak.get("exact_overlap", 0),
         "leaked_near": leak.get("near_overlap", 0),
+        "token_budget": hp.tokens_per_batch is not None,
     }
 
 
 # --- training ----------------------------------------------------------------------------------
 
 
-def examples(suite: Suite) -> tuple[list[Messages], list[Messages]]:
-    from harness.data import chat_examples
-
-    if not suite.train:
-        raise UserError(
-            f"suite '{suite.name}' has no train data (data.train in suite.yaml) to train on"
-        )
-    train = chat_examples(suite, "train")
-    validation = chat_examples(suite, "validation") if suite.validation else []
-    return train, validation
-
-
 def train(
-    suite: Suite,
-    trainer: Trainer,
-    base_spec: str,
-    hp: Hyperparameters,
-    cfg: BaseModel,
+    job: TrainJob,
     store: Store,
     *,
     eval_checkpoints: int = 0,
     progress: bool = True,
     on_plan: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainOutcome:
-    train_ex, val_ex = examples(suite)
-    base = resolve(base_spec, store)
-    data_fp = data_fingerprint(train_ex, val_ex)
-    name = candidate_name(suite, trainer, base, data_fp, hp, cfg)
+    name = job.name
     out = workspace_models(store) / name
-
     existing = store.model(name)
     if existing and existing["path"] and (Path(existing["path"]) / MANIFEST).is_file():
+        info = existing["info"]
         return TrainOutcome(
-            name,
-            existing["produced_by"] or "",
-            Path(existing["path"]),
-            existing["info"].get("kind", ""),
-            True,
-            None,
-            existing["info"],
-            [],
-        )
+            name, existing["produced_by"] or "", Path(existing["path"]), info.get("kind", ""),
+            True, None, info, [],
+        )  # fmt: skip
 
-    base_info = training_base(base, store)
+    base_info = training_base(job.base, store)
     if on_plan is not None:
-        on_plan(plan(suite, base, hp, train_ex))
+        on_plan(plan(job))
+    request = TrainRequest(
+        base_info, job.train, job.validation, job.hp, job.cfg, out, job.run_key, progress
+    )
+    if not distributed().is_main:  # the main process records; the others only train
+        result = job.trainer.train(request, NullEvents())
+        return TrainOutcome(name, "", out, result.kind, False, None, {}, [])
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        run_id = _start_train_run(store, job, out)
+        eval_ids = [c["id"] for c in job.suite.cases[:eval_checkpoints]]
+        events = StoreEvents(store, run_id, job, eval_ids, progress)
+        try:
+            finished = _finished_manifest(out, job)
+            if finished is not None:  # trained, then a crash kept it from being registered
+                result = TrainedModel(out, finished["kind"], finished)
+            else:
+                with stop_on_sigterm(events):
+                    result = job.trainer.train(request, events)
+        except BaseException as e:
+            interrupted = isinstance(e, KeyboardInterrupt | Stopped)
+            store.finish_train_run(run_id, "interrupted" if interrupted else "failed")
+            if isinstance(e, Stopped):
+                raise UserError(
+                    f"training stopped on request after a checkpoint ({e}); "
+                    "run the same command to resume"
+                ) from None
+            raise
+        manifest = build_manifest(job, result, run_id, events.resumed_from)
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        ref = resolve(str(out), store)
+        store.register_model(
+            {
+                "name": name,
+                "spec": str(out),
+                "path": str(out),
+                "fingerprint": ref.fingerprint,
+                "kind": "trained",
+                "base": job.base.name,
+                "produced_by": run_id,
+                "info": manifest,
+                "created_at": time.time(),
+            }
+        )
+        store.finish_train_run(run_id, "complete", model=name)
+    return TrainOutcome(
+        name, run_id, out, result.kind, False, events.resumed_from, manifest,
+        events.checkpoint_runs,
+    )  # fmt: skip
+
+
+def _finished_manifest(out: Path, job: TrainJob) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(manifest, dict) and manifest.get("run_key") == job.run_key
+    return manifest if ok and manifest.get("kind") in ("full", "adapter") else None
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
     with open(out / ".lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -324,146 +410,72 @@ def train(
             raise UserError(
                 f"another `tuneval train` is writing {out}; wait for it to finish"
             ) from None
-        run_id = _start_train_run(store, suite, trainer, base, hp, cfg, out, name)
-        eval_ids = [c["id"] for c in suite.cases[:eval_checkpoints]]
-        events = StoreEvents(store, run_id, name, suite, eval_ids, progress)
-        request = TrainRequest(
-            base_info, train_ex, val_ex, hp, cfg, out, suite.name, data_fp, progress
-        )
-        try:
-            if (out / MANIFEST).is_file():  # finished before a crash kept it from being registered
-                manifest = json.loads((out / MANIFEST).read_text())
-                kind = manifest.get("kind", "full")
-            else:
-                result = trainer.train(request, events)
-                manifest, kind = dict(result.manifest), result.kind
-        except BaseException as e:
-            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            with store.tx() as db:
-                db.execute(
-                    "UPDATE train_runs SET status=?, finished_at=? WHERE id=?",
-                    (status, time.time(), run_id),
-                )
-            raise
-        manifest = _harness_manifest(
-            manifest,
-            kind,
-            name,
-            run_id,
-            suite,
-            trainer,
-            base,
-            data_fp,
-            hp,
-            cfg,
-            len(train_ex),
-            len(val_ex),
-        )
-        (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        ref = resolve(str(out), store)
-        store.register_model(
-            name,
-            str(out),
-            path=str(out),
-            fingerprint=ref.fingerprint,
-            kind="trained",
-            base=base.name,
-            produced_by=run_id,
-            info=manifest,
-        )
-        with store.tx() as db:
-            db.execute(
-                "UPDATE train_runs SET status='complete', finished_at=?, model=? WHERE id=?",
-                (time.time(), name, run_id),
-            )
-    return TrainOutcome(
-        name, run_id, out, kind, False, events.resumed_from, manifest, events.checkpoint_runs
-    )
+        yield
 
 
-def _start_train_run(
-    store: Store,
-    suite: Suite,
-    trainer: Trainer,
-    base: ModelRef,
-    hp: Hyperparameters,
-    cfg: BaseModel,
-    out: Path,
-    name: str,
-) -> str:
+def _start_train_run(store: Store, job: TrainJob, out: Path) -> str:
     """The unfinished train run of this very command, if any (resumed), else a new one."""
-    row = store.one(
-        "SELECT id FROM train_runs WHERE model=? AND status!='complete'"
-        " ORDER BY created_at DESC LIMIT 1",
-        (name,),
-    )
-    if row:
-        with store.tx() as db:
-            db.execute(
-                "UPDATE train_runs SET status='running', finished_at=NULL WHERE id=?", (row["id"],)
-            )
-            if not any(
-                (out / CHECKPOINTS).glob("step-*")
-            ):  # nothing to resume: start the log afresh
-                db.execute("DELETE FROM train_log WHERE train_run=?", (row["id"],))
-        return str(row["id"])
-    run_id = new_id("train")
-    config = {"hyperparameters": hp.model_dump(), "config": cfg.model_dump()}
-    with store.tx() as db:
-        db.execute(
-            "INSERT INTO train_runs VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, NULL)",
-            (
-                run_id,
-                suite.name,
-                trainer.name,
-                base.name,
-                json.dumps(config),
-                str(out),
-                name,
-                time.time(),
-            ),
+    unfinished = store.unfinished_train_run(job.name)
+    if unfinished:
+        has_checkpoint = any(
+            p for p in (out / CHECKPOINTS).glob("step-*") if not p.name.endswith(".tmp")
         )
+        store.reopen_train_run(unfinished, clear_log=not has_checkpoint)
+        return unfinished
+    run_id = new_id("train")
+    row: TrainRunRow = {
+        "id": run_id,
+        "suite": job.suite.name,
+        "trainer": job.trainer.name,
+        "base": job.base.name,
+        "config": {"hyperparameters": job.hp.model_dump(), "config": job.cfg.model_dump()},
+        "output_dir": str(out),
+        "model": job.name,
+        "status": "running",
+        "created_at": time.time(),
+        "finished_at": None,
+    }
+    store.insert_train_run(row)
     return run_id
 
 
-def _harness_manifest(
-    manifest: dict[str, Any],
-    kind: str,
-    name: str,
-    run_id: str,
-    suite: Suite,
-    trainer: Trainer,
-    base: ModelRef,
-    data_fp: str,
-    hp: Hyperparameters,
-    cfg: BaseModel,
-    n_train: int,
-    n_val: int,
+def build_manifest(
+    job: TrainJob, result: TrainedModel, train_run: str, resumed_from: int | None
 ) -> dict[str, Any]:
-    """The trainer's manifest, completed with what the harness knows, so every plugin's is alike."""
+    """The manifest of a trained model: what the trainer measured, completed with what the
+    harness knows, in the same layout for every plugin."""
     from importlib.metadata import version
 
-    libs = dict(manifest.get("libraries") or {})
+    libs: dict[str, str | None] = {}
     for lib in ("tuneval", "torch", "transformers", "peft", "trl"):
         try:
-            libs.setdefault(lib, version(lib))
+            libs[lib] = version(lib)
         except Exception:
-            libs.setdefault(lib, None)
+            libs[lib] = None
+    facts = dict(result.facts)
+    facts.setdefault("resumed_from", resumed_from)
     return {
-        **manifest,
-        "name": name,
-        "kind": kind,
-        "trainer": trainer.name,
-        "train_run": run_id,
-        "base": {"name": base.name, "fingerprint": base.fingerprint, "path": str(base.path)},
-        "suite": {
-            "name": suite.name,
-            "version": suite.spec.version,
-            "fingerprint": suite.fingerprint,
+        **facts,
+        "format": MANIFEST_FORMAT,
+        "name": job.name,
+        "kind": result.kind,
+        "trainer": job.trainer.name,
+        "train_run": train_run,
+        "run_key": job.run_key,
+        "base": {
+            "name": job.base.name,
+            "fingerprint": job.base.fingerprint,
+            "path": str(job.base.path),
         },
-        "data_fingerprint": data_fp,
-        "examples": {"train": n_train, "validation": n_val},
-        "hyperparameters": hp.model_dump(),
-        "config": cfg.model_dump(),
+        "suite": {
+            "name": job.suite.name,
+            "version": job.suite.spec.version,
+            "fingerprint": job.suite.fingerprint,
+        },
+        "data_fingerprint": job.data_fingerprint,
+        "examples": {"train": len(job.train), "validation": len(job.validation)},
+        "hyperparameters": job.hp.model_dump(),
+        "config": job.cfg.model_dump(),
+        "world_size": job.world_size,
         "libraries": libs,
     }

@@ -9,7 +9,6 @@ are cached by (run id, status, finished_at); everything else is keyed by the sto
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -65,20 +64,10 @@ def run_version(run: dict[str, Any], db: str) -> Stamp:
 def runs(db: str, version: Stamp) -> list[dict[str, Any]]:
     """Every run, newest first, with grade counts, pass rate and its model's kind and lineage."""
     with reader(db) as store:
-        rows = store.query(
-            "SELECT r.*, m.kind AS model_kind, m.base AS model_base,"
-            " m.produced_by AS model_produced_by FROM runs r"
-            " LEFT JOIN models m ON m.name = r.model ORDER BY r.created_at DESC"
-        )
-        counts = store.query(
-            "SELECT run_id, grade, COUNT(*) AS n FROM results GROUP BY run_id, grade"
-        )
-    per: dict[str, dict[str, int]] = {}
-    for c in counts:
-        per.setdefault(c["run_id"], {"bad": 0, "good": 0, "better": 0})[c["grade"]] = c["n"]
+        rows = store.runs_with_models()
+        per = store.grade_counts()
     for r in rows:
-        for key in ("settings", "timings", "suite_files"):
-            r[key] = json.loads(r[key])
+        r["model_kind"] = r["model_kind"] or r["registered_kind"]
         g = per.get(r["id"], {"bad": 0, "good": 0, "better": 0})
         n = sum(g.values())
         r["grades"], r["n_results"] = g, n
@@ -97,87 +86,57 @@ def run_by_id(db: str, run_id: str) -> dict[str, Any] | None:
 @st.cache_data(show_spinner=False, max_entries=16)
 def models(db: str, version: Stamp) -> list[dict[str, Any]]:
     with reader(db) as store:
-        rows = store.models()
-        trains = {t["id"]: t for t in store.query("SELECT * FROM train_runs")}
+        rows: list[dict[str, Any]] = [dict(m) for m in store.models()]
+        trains = {t["id"]: t for t in store.train_runs()}
     for m in rows:
         t = trains.get(m["produced_by"] or "")
         m["trainer"] = t["trainer"] if t else None
-        m["train_config"] = json.loads(t["config"]) if t else {}
+        m["train_config"] = t["config"] if t else {}
     return rows
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def results(db: str, run_id: str, version: Stamp) -> list[dict[str, Any]]:
     with reader(db) as store:
-        return store.results(run_id)
+        return [dict(r) for r in store.results(run_id)]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def case_across_runs(db: str, suite: str, case_id: str, version: Stamp) -> list[dict[str, Any]]:
     """One case in every run of a suite, oldest first, with the run's model and checkpoint."""
     with reader(db) as store:
-        rows = store.query(
-            "SELECT res.*, r.model, r.created_at, r.train_run, r.step, r.suite_fingerprint"
-            " FROM results res JOIN runs r ON r.id = res.run_id"
-            " WHERE r.suite = ? AND res.case_id = ? ORDER BY r.created_at",
-            (suite, case_id),
-        )
-    for r in rows:
-        r["criteria"] = json.loads(r["criteria"])
-    return rows
+        return store.case_history(suite, case_id)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def case_ids(db: str, suite: str, version: Stamp) -> list[str]:
     with reader(db) as store:
-        rows = store.query(
-            "SELECT res.case_id, MIN(res.position) AS pos FROM results res"
-            " JOIN runs r ON r.id = res.run_id WHERE r.suite = ?"
-            " GROUP BY res.case_id ORDER BY pos, res.case_id",
-            (suite,),
-        )
-    return [r["case_id"] for r in rows]
+        return store.suite_case_ids(suite)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def train_runs(db: str, version: Stamp) -> list[dict[str, Any]]:
     with reader(db) as store:
-        rows = store.query("SELECT * FROM train_runs ORDER BY created_at DESC")
-    for r in rows:
-        r["config"] = json.loads(r["config"])
-    return rows
+        return [dict(r) for r in store.train_runs()]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def train_log(db: str, train_run: str, version: Stamp) -> list[dict[str, Any]]:
     with reader(db) as store:
-        rows = store.query(
-            "SELECT step, kind, data, created_at FROM train_log WHERE train_run = ?"
-            " ORDER BY step, created_at",
-            (train_run,),
-        )
-    for r in rows:
-        r["data"] = json.loads(r["data"])
-    return rows
+        return [dict(r) for r in store.train_log(train_run)]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def checkpoint_grades(db: str, train_run: str, version: Stamp) -> list[dict[str, Any]]:
     """Grade counts of every checkpoint evaluation of a training run, by step."""
     with reader(db) as store:
-        return store.query(
-            "SELECT r.id AS run_id, r.step, r.suite, res.grade, COUNT(*) AS n"
-            " FROM runs r JOIN results res ON res.run_id = r.id WHERE r.train_run = ?"
-            " GROUP BY r.id, res.grade ORDER BY r.step",
-            (train_run,),
-        )
+        return store.checkpoint_grades(train_run)
 
 
 def labels(db: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Human labels, uncached: they change under the reviewer's hand and are few."""
     with reader(db) as store:
-        rows = store.query("SELECT * FROM labels")
-    return {(r["run_id"], r["case_id"]): r for r in rows}
+        return {(r["run_id"], r["case_id"]): dict(r) for r in store.labels()}
 
 
 def default_pair(all_runs: list[dict[str, Any]], suite: str) -> tuple[str | None, str | None]:

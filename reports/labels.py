@@ -25,31 +25,28 @@ def save_label(
     if grade not in GRADES:
         raise ValueError(f"grade must be one of {', '.join(GRADES)}, not {grade!r}")
     corrected = corrected_output if corrected_output and corrected_output.strip() else None
-    with Store(db) as store, store.tx() as conn:
-        conn.execute(
-            "INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run_id, case_id, grade, note, corrected, reviewer, time.time()),
+    with Store(db) as store:
+        store.save_label(
+            {
+                "run_id": run_id,
+                "case_id": case_id,
+                "grade": grade,
+                "note": note,
+                "corrected_output": corrected,
+                "reviewer": reviewer,
+                "created_at": time.time(),
+            }
         )
 
 
 def delete_label(db: str, run_id: str, case_id: str) -> None:
-    with Store(db) as store, store.tx() as conn:
-        conn.execute("DELETE FROM labels WHERE run_id = ? AND case_id = ?", (run_id, case_id))
+    with Store(db) as store:
+        store.delete_label(run_id, case_id)
 
 
 def labelled_results(store: Store, run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Every label with the result it judges (automatic grade, prompt, output)."""
-    sql = (
-        "SELECT l.run_id, l.case_id, l.grade AS human, l.note, l.corrected_output, l.reviewer,"
-        " l.created_at, res.grade AS auto, res.prompt, res.output, r.suite, r.model"
-        " FROM labels l JOIN results res ON res.run_id = l.run_id AND res.case_id = l.case_id"
-        " JOIN runs r ON r.id = l.run_id"
-    )
-    params: list[str] = []
-    if run_ids is not None:
-        sql += f" WHERE l.run_id IN ({','.join('?' * len(run_ids))})"
-        params = list(run_ids)
-    return store.query(sql + " ORDER BY r.created_at, res.position", params)
+    return store.labelled_results(run_ids)
 
 
 def agreement(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:

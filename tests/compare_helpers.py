@@ -32,14 +32,13 @@ def fake_run(
 ) -> str:
     """Evaluate a named fake model on a suite folder; returns the run id."""
     from harness.models import ModelRef
-    from harness.runner import evaluate
+    from harness.runner import EvalOptions, evaluate_suite
     from harness.suite import load_suite
 
     # Each fake model needs its own fingerprint: the generation cache is keyed by it.
     fingerprint = hashlib.sha256(name.encode()).hexdigest()
     ref = ModelRef(name, name, suite_dir, "local", fingerprint)
     suite = load_suite(suite_dir)
-    result = evaluate(
-        suite, ref, store, backend=FakeBackend(answer), limit=limit, progress=False, dtype="float32"
-    )
+    opts = EvalOptions(limit=limit, progress=False, dtype="float32")
+    result = evaluate_suite(suite, ref, store, opts, backend=FakeBackend(answer))
     return result.run_id

@@ -1,11 +1,13 @@
-"""Shared fixtures: a real SQLite store, a tiny randomly initialised model, a fake backend,
-and a small suite written to a temporary folder."""
+"""Shared fixtures: a real SQLite store, a tiny randomly initialised model with a tokenizer built
+here (nothing packaged needed), a fake backend, a small suite written to a temporary folder, and
+the two ways to run the command line (in this process, or as a real subprocess)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+TUNEVAL = str(Path(sys.executable).parent / "tuneval")
 
 # Nothing in the tests may reach a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,53 +35,129 @@ def store(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def packaged_model_dir() -> Path:
-    """The packaged default model, dequantized once into the user cache."""
+    """The packaged default model, dequantized once into the user cache (integration tests)."""
     from harness.models import materialize_default
 
     return materialize_default()
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, packaged_model_dir: Path) -> Path:
-    """A 2-layer, randomly initialised Llama with the packaged model's tokenizer and template."""
-    return _tiny_llama(tmp_path_factory.mktemp("tiny-model"), packaged_model_dir)
+def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A byte-level BPE tokenizer trained here on a little text, with a ChatML chat template."""
+    return build_tiny_tokenizer(tmp_path_factory.mktemp("tiny-tokenizer"))
 
 
 @pytest.fixture(scope="session")
-def varied_model_dir(tmp_path_factory: pytest.TempPathFactory, packaged_model_dir: Path) -> Path:
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_dir: Path) -> Path:
+    """A 2-layer, randomly initialised Llama with the tiny tokenizer."""
+    return _tiny_llama(tmp_path_factory.mktemp("tiny-model"), tiny_tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def varied_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_dir: Path) -> Path:
     """Like `tiny_model_dir`, but untied and with larger random weights, so that its greedy answers
     differ from prompt to prompt (the tied one repeats the newline it was prompted with)."""
     return _tiny_llama(
         tmp_path_factory.mktemp("varied-model"),
-        packaged_model_dir,
+        tiny_tokenizer_dir,
         tie_word_embeddings=False,
         initializer_range=0.2,
     )
 
 
-def _tiny_llama(folder: Path, packaged_model_dir: Path, **overrides: Any) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
-        if (packaged_model_dir / name).exists():
-            shutil.copy(packaged_model_dir / name, folder / name)
-    base = json.loads((packaged_model_dir / "config.json").read_text())
+
+def build_tiny_tokenizer(folder: Path, vocab_size: int = 400) -> Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [json.dumps(c) for c in CASES + TRAIN] + [
+        SUITE_YAML,
+        "Which module holds the function? The answer is a module of the standard library.",
+        "You are a concise Python documentation assistant. Answer in one sentence.",
+    ]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(folder)
+    return folder
+
+
+def _tiny_llama(folder: Path, tokenizer_dir: Path, **overrides: Any) -> Path:
+    import shutil
+
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    for f in tokenizer_dir.iterdir():
+        shutil.copy(f, folder / f.name)
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     settings: dict[str, Any] = {
-        "vocab_size": base["vocab_size"],
+        "vocab_size": len(tok),
         "hidden_size": 32,
         "intermediate_size": 64,
         "num_hidden_layers": 2,
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
         "max_position_embeddings": 1024,
-        "bos_token_id": base.get("bos_token_id"),
-        "eos_token_id": base.get("eos_token_id"),
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
         "tie_word_embeddings": True,
     }
     torch.manual_seed(0)
     LlamaForCausalLM(LlamaConfig(**{**settings, **overrides})).save_pretrained(folder)
     return folder
+
+
+def cli(
+    *args: str, db: Path | None = None, env: dict | None = None, cwd: Path | None = None,
+    timeout: float = 1800,
+) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """`tuneval ARGS` as a real subprocess: what a user's shell runs."""
+    full_env = {**os.environ, **(env or {})}
+    if db:
+        full_env["TUNEVAL_DB"] = str(db)
+    return subprocess.run(
+        [TUNEVAL, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
+    )
+
+
+def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`tuneval ARGS` in this process: quicker than a subprocess, same exit codes and messages."""
+    from harness.cli import main
+
+    argv = sys.argv
+    sys.argv = ["tuneval", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 class FakeBackend:

@@ -3,13 +3,12 @@ real runner and the fake backend. Shared by the report's AppTest and browser tes
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.models import ModelRef
-from harness.runner import evaluate
+from harness.runner import EvalOptions, evaluate_suite
 from harness.store import Store
 from harness.suite import load_suite
 from tests.conftest import FakeBackend, write_suite
@@ -64,69 +63,57 @@ def build(folder: Path) -> ReportStore:
     db = folder / "tuneval.db"
     train_run = "train-test-1"
     with Store(db) as store:
+        now = time.time()
+        model = {"path": None, "produced_by": None, "info": {}, "base": None, "created_at": now}
+        base_model = {"name": "base-model", "spec": "base-model", "kind": "local"}
+        store.register_model({**model, **base_model, "fingerprint": "fp-base-model"})
+        candidate = {"name": "mini-sft", "spec": "mini-sft", "kind": "trained"}
         store.register_model(
-            "base-model", "base-model", path=None, fingerprint="fp-base-model", kind="local"
+            {
+                **model,
+                **candidate,
+                "fingerprint": "fp-mini-sft",
+                "base": "base-model",
+                "produced_by": train_run,
+                "info": {"epochs": 2},
+            }
         )
-        store.register_model(
-            "mini-sft",
-            "mini-sft",
-            path=None,
-            fingerprint="fp-mini-sft",
-            kind="trained",
-            base="base-model",
-            produced_by=train_run,
-            info={"epochs": 2},
+        store.insert_train_run(
+            {
+                "id": train_run,
+                "suite": "mini",
+                "trainer": "sft",
+                "base": "base-model",
+                "config": {"method": "lora", "lr": 2e-4, "epochs": 2},
+                "output_dir": str(folder / "out"),
+                "model": "mini-sft",
+                "status": "complete",
+                "created_at": now,
+                "finished_at": now,
+            }
         )
-        with store.tx() as conn:
-            conn.execute(
-                "INSERT INTO train_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    train_run,
-                    "mini",
-                    "sft",
-                    "base-model",
-                    json.dumps({"method": "lora", "lr": 2e-4, "epochs": 2}),
-                    str(folder / "out"),
-                    "mini-sft",
-                    "complete",
-                    time.time(),
-                    time.time(),
-                ),
-            )
-            for step in range(1, 11):
-                data = {"loss": 2.5 / step, "lr": 2e-4, "tokens_per_s": 900.0}
-                conn.execute(
-                    "INSERT INTO train_log VALUES (?, ?, 'log', ?, ?)",
-                    (train_run, step, json.dumps(data), time.time()),
-                )
+        for step in range(1, 11):
+            data = {"loss": 2.5 / step, "lr": 2e-4, "tokens_per_s": 900.0}
+            store.log_train(train_run, step, "log", data)
         kw = {"progress": False, "dtype": "float32"}
-        base = evaluate(suite, _ref("base-model", "local"), store, backend=_answer(BASE), **kw)
-        ckpt = evaluate(
+        base = evaluate_suite(
+            suite, _ref("base-model", "local"), store, EvalOptions(**kw), backend=_answer(BASE)
+        )
+        ckpt = evaluate_suite(
             suite,
             _ref("mini-sft/checkpoint-5", "local"),
             store,
+            EvalOptions(train_run=train_run, step=5, **kw),
             backend=_answer(CHECKPOINT),
-            train_run=train_run,
-            step=5,
-            **kw,
         )
-        cand = evaluate(
+        cand = evaluate_suite(
             suite,
             _ref("mini-sft", "trained"),
             store,
+            EvalOptions(train_run=train_run, step=10, **kw),
             backend=_answer(CANDIDATE),
-            train_run=train_run,
-            step=10,
-            **kw,
         )
-        with store.tx() as conn:
-            for step, run in ((5, ckpt.run_id), (10, cand.run_id)):
-                conn.execute(
-                    "INSERT INTO train_log VALUES (?, ?, 'checkpoint', ?, ?)",
-                    (train_run, step, json.dumps({"path": f"ckpt-{step}"}), time.time()),
-                )
-                conn.execute(
-                    "INSERT INTO train_log VALUES (?, ?, 'eval', ?, ?)",
-                    (train_run, step, json.dumps({"run_id": run}), time.time()),
-                )
+        for step, run in ((5, ckpt.run_id), (10, cand.run_id)):
+            store.log_train(train_run, step, "checkpoint", {"path": f"ckpt-{step}"})
+            store.log_train(train_run, step, "eval", {"run_id": run})
     return ReportStore(db, folder / "mini", base.run_id, ckpt.run_id, cand.run_id, train_run)

@@ -4,23 +4,11 @@ bad input, and no torch on the --help path."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import SUITE_YAML, write_suite
-
-TUNEVAL = str(Path(sys.executable).parent / "tuneval")
-
-
-def cli(*args: str, db: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    if db:
-        full_env["TUNEVAL_DB"] = str(db)
-    return subprocess.run(
-        [TUNEVAL, *args], capture_output=True, text=True, env=full_env, timeout=1800
-    )
+from tests.conftest import SUITE_YAML, cli, write_suite
 
 
 def test_help_does_not_import_torch() -> None:

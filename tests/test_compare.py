@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from harness.compare import compare_rows, compare_runs, decide, resolve_run
+from harness.compare_format import markdown
 from harness.errors import UserError
 from tests.compare_helpers import answers, fake_run
 from tests.conftest import CASES, SUITE_YAML, write_suite
@@ -84,14 +85,14 @@ def test_must_pass_broken_alone(store, mini_suite):
     assert c.verdict != "regressed"  # one case is no statistical evidence; must-pass still fails
 
 
-def test_moved_suite_folder_is_a_warning(store, tmp_path):
+def test_comparison_needs_only_the_store(store, tmp_path):
+    """must_pass is recorded with each result: the suite folder may move, change or vanish."""
     suite = write_suite(tmp_path / "moving")
     a = fake_run(store, suite, "base", answers())
     b = fake_run(store, suite, "cand", answers({"f": "no idea"}))
     shutil.rmtree(suite)
     c = compare_runs(store, a, b)
-    assert c.must_pass_broken == []
-    assert any("must_pass unknown" in w and "gone" in w for w in c.warnings)
+    assert c.must_pass_broken == ["f"] and c.warnings == []
 
 
 def test_different_suite_fingerprints_are_refused(store, tmp_path):
@@ -150,7 +151,7 @@ def test_json_and_markdown(store, mini_suite):
     assert data["verdict"] == c.verdict and data["counts"]["regressed"] == 2
     assert data["pass_rate"]["delta"] == pytest.approx(-1 / 6)
     assert {p["case_id"] for p in data["pairs"]} == {x["id"] for x in CASES}
-    md = c.to_markdown()
+    md = markdown(c)
     assert md.startswith(f"## tuneval compare: {c.verdict}")
     assert "| pass rate (good or better) | 100.0% | 83.3% | -16.7 |" in md
     assert "| **better** | 1 | 1 | 4 |" in md
@@ -175,7 +176,7 @@ def test_compare_rows_hand_computed():
     a = ["bad"] * 12 + ["good"] * 2 + ["good"] * 26
     b = ["good"] * 12 + ["bad"] * 2 + ["good"] * 26
     run = {"id": "r", "suite": "s", "suite_version": 1, "model": "m"}
-    c = compare_rows(run, run, rows(a), rows(b), set())
+    c = compare_rows(run, run, rows(a), rows(b))
     assert c.mcnemar["p_value"] == pytest.approx(2 * (1 + 14 + 91) / 2**14)
     assert c.verdict == "improved"
     assert c.pass_rate.delta == pytest.approx(10 / 40)

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.data import IGNORE, chat_examples, check_report, near_matches, tokenize_examples
 from harness.suite import load_suite
-from tests.conftest import CASES, REPO, SUITE_YAML, TRAIN, write_suite
-
-TUNEVAL = str(Path(sys.executable).parent / "tuneval")
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([TUNEVAL, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+from tests.conftest import CASES, REPO, SUITE_YAML, TRAIN, cli, write_suite
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +99,13 @@ def test_near_matches_threshold() -> None:
 
 def test_cli_check_exit_codes(tmp_path: Path) -> None:
     clean = write_suite(tmp_path / "clean")
-    r = run_cli("data", "check", str(clean), "--json", cwd=tmp_path)
+    r = cli("data", "check", str(clean), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["exact_overlap"] == 0
     leaky = write_suite(tmp_path / "leaky", train=TRAIN + [CASES[2]])
-    r = run_cli("data", "check", str(leaky), "--json", cwd=tmp_path)
+    r = cli("data", "check", str(leaky), "--json", cwd=tmp_path)
     assert r.returncode == 1 and json.loads(r.stdout)["exact_overlap"] == 1
-    r = run_cli("data", "check", str(tmp_path / "missing"), cwd=tmp_path)
+    r = cli("data", "check", str(tmp_path / "missing"), cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert not (tmp_path / ".tuneval").exists()  # checking data never creates a store
 
@@ -122,21 +114,21 @@ def test_cli_prepare_reports_tokens_and_steps(
     mini_suite: Path, tiny_model_dir: Path, tmp_path
 ) -> None:
     args = ["data", "prepare", str(mini_suite), "--model", str(tiny_model_dir), "--json"]
-    r = run_cli(*args, "--max-length", "64", "--batch-size", "3", "--epochs", "2", cwd=tmp_path)
+    r = cli(*args, "--max-length", "64", "--batch-size", "3", "--epochs", "2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     train = report["splits"]["train"]
     assert train["examples"] == len(TRAIN) and train["truncated"] == 0
     assert report["steps_per_epoch"] == 2 and report["steps"] == 4
     assert train["trained_tokens"] == train["answer_tokens"] > 0
-    r = run_cli(*args, "--max-length", "10", cwd=tmp_path)
+    r = cli(*args, "--max-length", "10", cwd=tmp_path)
     assert json.loads(r.stdout)["splits"]["train"]["truncated_share"] == 1.0
-    r = run_cli(*args, "--max-length", "1", cwd=tmp_path)
+    r = cli(*args, "--max-length", "1", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
 def test_shipped_python_docs_has_no_exact_leak() -> None:
-    r = run_cli("data", "check", str(REPO / "suites" / "python-docs"), "--json")
+    r = cli("data", "check", str(REPO / "suites" / "python-docs"), "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["exact_overlap"] == 0

@@ -199,7 +199,7 @@ def broken_copy(source: Path, target: Path) -> Path:
 @pytest.mark.slow
 def test_gate_on_a_real_broken_model(tuneval, store, tmp_path, packaged_model_dir):
     from harness import models
-    from harness.runner import evaluate
+    from harness.runner import EvalOptions, evaluate_suite
     from harness.suite import load_suite
 
     rows = [
@@ -214,11 +214,10 @@ def test_gate_on_a_real_broken_model(tuneval, store, tmp_path, packaged_model_di
     broken = broken_copy(packaged_model_dir, tmp_path / "broken-model")
 
     base = models.resolve(models.DEFAULT_MODEL, store)
-    run_a = evaluate(suite, base, store, batch_size=12, progress=False).run_id
-    run_again = evaluate(suite, base, store, batch_size=12, progress=False).run_id  # from cache
-    run_b = evaluate(
-        suite, models.resolve(str(broken), store), store, batch_size=12, progress=False
-    ).run_id
+    opts = EvalOptions(batch_size=12, progress=False)
+    run_a = evaluate_suite(suite, base, store, opts).run_id
+    run_again = evaluate_suite(suite, base, store, opts).run_id  # from cache
+    run_b = evaluate_suite(suite, models.resolve(str(broken), store), store, opts).run_id
     assert run_again != run_a
 
     c = compare_runs(store, run_a, run_b)

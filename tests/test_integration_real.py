@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_suite
-from tests.test_cli import TUNEVAL, cli
+from tests.conftest import TUNEVAL, cli, write_suite
 
 pytestmark = pytest.mark.slow
 

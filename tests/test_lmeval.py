@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, cli
 
 TASK_YAML = """\
 task: mini_capitals
@@ -46,8 +46,14 @@ def mc_suite(tmp_path: Path) -> Path:
     return folder
 
 
+def lm_eval_run(suite, ref, store, **options):
+    from harness.runner import EvalOptions, evaluate_suite
+
+    options.setdefault("progress", False)
+    return evaluate_suite(suite, ref, store, EvalOptions(**options))
+
+
 def test_samples_are_stored_as_cases(mc_suite: Path, tiny_model_dir: Path, store, monkeypatch):
-    from harness.lmeval import evaluate_lm_eval
     from harness.models import resolve
     from harness.suite import load_suite
 
@@ -55,7 +61,7 @@ def test_samples_are_stored_as_cases(mc_suite: Path, tiny_model_dir: Path, store
     monkeypatch.chdir(mc_suite.parent.parent)  # data paths must not depend on the cwd
     suite = load_suite(mc_suite)
     ref = resolve(str(tiny_model_dir), store)
-    result = evaluate_lm_eval(suite, ref, store, progress=False, dtype="float32")
+    result = lm_eval_run(suite, ref, store, dtype="float32")
 
     rows = store.results(result.run_id)
     assert [r["case_id"] for r in rows] == [f"mini_capitals/{d['id']}" for d in DOCS]
@@ -68,22 +74,21 @@ def test_samples_are_stored_as_cases(mc_suite: Path, tiny_model_dir: Path, store
         assert 0.0 <= c["score"] <= 1.0
         assert row["output"] in c["detail"]
     run = store.run(result.run_id)
-    assert run["status"] == "complete" and run["settings"]["backend"] == "lm-eval"
+    assert run["status"] == "complete" and run["settings"]["lm_eval"]["backend"] == "lm-eval"
     # The stored accuracy is lm-eval's own.
     acc = result.extra["lm_eval"]["mini_capitals"]["acc"]
     assert result.summary["pass_rate"] == pytest.approx(acc)
 
-    again = evaluate_lm_eval(suite, ref, store, progress=False, dtype="float32")
+    again = lm_eval_run(suite, ref, store, dtype="float32")
     assert again.run_id != result.run_id and again.cached == len(DOCS) and again.generated == 0
     assert [r["grade"] for r in store.results(again.run_id)] == [r["grade"] for r in rows]
 
-    limited = evaluate_lm_eval(suite, ref, store, limit=2, progress=False, dtype="float32")
+    limited = lm_eval_run(suite, ref, store, limit=2, dtype="float32")
     assert len(store.results(limited.run_id)) == 2
 
 
 def test_bad_task_file_writes_nothing(mc_suite: Path, tiny_model_dir: Path, store):
     from harness.errors import UserError
-    from harness.lmeval import evaluate_lm_eval
     from harness.models import resolve
     from harness.suite import load_suite
 
@@ -91,20 +96,15 @@ def test_bad_task_file_writes_nothing(mc_suite: Path, tiny_model_dir: Path, stor
     (mc_suite / "capitals.yaml").write_text("dataset_path: json\n")  # no task name
     ref = resolve(str(tiny_model_dir), store)
     with pytest.raises(UserError):
-        evaluate_lm_eval(suite, ref, store, progress=False)
+        lm_eval_run(suite, ref, store)
     with pytest.raises(UserError):
-        evaluate_lm_eval(suite, ref, store, limit=0, progress=False)
+        lm_eval_run(suite, ref, store, limit=0)
     assert store.runs() == []
 
 
 def test_eval_command_runs_lm_eval_suites(mc_suite: Path, tiny_model_dir: Path, tmp_path) -> None:
-    import subprocess
-    import sys
-
-    tuneval = Path(sys.executable).parent / "tuneval"
     db = tmp_path / "cli.db"
-    cmd = [str(tuneval), "eval", str(mc_suite), "--model", str(tiny_model_dir), "--db", str(db)]
-    r = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=600)
+    r = cli("eval", str(mc_suite), "--model", str(tiny_model_dir), "--db", str(db), "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["n"] == len(DOCS) and data["suite"] == "mc"
@@ -115,13 +115,12 @@ def test_eval_command_runs_lm_eval_suites(mc_suite: Path, tiny_model_dir: Path, 
 @pytest.mark.slow
 def test_packaged_model_knows_world_cities(store):
     """The forgetting panel is only useful if the base model starts clearly above chance (25%)."""
-    from harness.lmeval import evaluate_lm_eval
     from harness.models import resolve
     from harness.suite import load_suite
 
     suite = load_suite(REPO / "suites" / "world-cities")
     ref = resolve("smollm2-135m-instruct", store)
-    result = evaluate_lm_eval(suite, ref, store, progress=False)
+    result = lm_eval_run(suite, ref, store)
     n = result.summary["n"]
     assert n >= 200
     accuracy = result.summary["pass_rate"]

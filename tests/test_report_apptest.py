@@ -147,7 +147,7 @@ def test_human_label_from_compare_is_stored_shown_and_exported(rstore: ReportSto
     save[0].click().run()
     assert not at.exception
     with Store(rstore.db, readonly=True) as s:
-        rows = s.query("SELECT * FROM labels")
+        rows = [dict(r) for r in s.labels()]
     assert len(rows) == 1
     assert rows[0]["run_id"] == rstore.candidate_run and rows[0]["grade"] == "bad"
     assert rows[0]["corrected_output"] == "random"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness import models
-from harness.generate import GenSettings, HFBackend, apply_stop
-from harness.runner import evaluate
+from harness.generate import GenSettings, HFBackend, apply_stop, render
+from harness.runner import EvalOptions, evaluate_suite
 from harness.suite import load_suite
 
 ANSWERS = {
@@ -21,6 +21,12 @@ ANSWERS = {
 }
 
 
+def run_eval(suite, ref, store, *, backend=None, **options):
+    """evaluate_suite with its options as keywords, as the tests write them."""
+    options.setdefault("progress", False)
+    return evaluate_suite(suite, ref, store, EvalOptions(**options), backend=backend)
+
+
 def oracle(user: str) -> str:
     fn = user.removeprefix("Which module holds ").rstrip("?")
     return ANSWERS.get(fn, "copy")
@@ -28,7 +34,7 @@ def oracle(user: str) -> str:
 
 def test_grades_and_summary(mini_suite: Path, store, tiny_model_dir: Path, fake_backend) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
-    result = evaluate(
+    result = run_eval(
         load_suite(mini_suite), ref, store, backend=fake_backend(oracle), progress=False
     )
     by_id = {r["case_id"]: r for r in store.results(result.run_id)}
@@ -55,9 +61,9 @@ def test_second_run_comes_from_cache(
 ) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
     suite = load_suite(mini_suite)
-    first = evaluate(suite, ref, store, backend=fake_backend(oracle), progress=False)
+    first = run_eval(suite, ref, store, backend=fake_backend(oracle), progress=False)
     backend = fake_backend(lambda u: "must not be called")
-    second = evaluate(suite, ref, store, backend=backend, progress=False)
+    second = run_eval(suite, ref, store, backend=backend, progress=False)
     assert backend.calls == [] and second.cached == 6 and second.generated == 0
     assert second.run_id != first.run_id
     grades = lambda run: [(r["case_id"], r["grade"]) for r in store.results(run)]  # noqa: E731
@@ -68,12 +74,12 @@ def test_changed_suite_setting_misses_cache(
     mini_suite: Path, store, tiny_model_dir: Path, fake_backend
 ) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
-    evaluate(load_suite(mini_suite), ref, store, backend=fake_backend(oracle), progress=False)
+    run_eval(load_suite(mini_suite), ref, store, backend=fake_backend(oracle), progress=False)
     text = (
         (mini_suite / "suite.yaml").read_text().replace("max_new_tokens: 16", "max_new_tokens: 17")
     )
     (mini_suite / "suite.yaml").write_text(text)
-    again = evaluate(
+    again = run_eval(
         load_suite(mini_suite), ref, store, backend=fake_backend(oracle), progress=False
     )
     assert again.generated == 6 and again.cached == 0
@@ -84,9 +90,6 @@ class Crashing:
 
     def __init__(self) -> None:
         self.batches = 0
-
-    def render(self, messages):
-        return ""
 
     def generate(self, conversations, settings, on_batch):
         from harness.generate import Generation
@@ -103,11 +106,11 @@ def test_interrupted_run_resumes(
     ref = models.resolve(str(tiny_model_dir), store)
     suite = load_suite(mini_suite)
     with pytest.raises(RuntimeError):
-        evaluate(suite, ref, store, backend=Crashing(), progress=False)
+        run_eval(suite, ref, store, backend=Crashing(), progress=False)
     [run] = store.runs()
     assert run["status"] == "failed" and len(store.results(run["id"])) == 4
     backend = fake_backend(oracle)
-    again = evaluate(suite, ref, store, backend=backend, progress=False)
+    again = run_eval(suite, ref, store, backend=backend, progress=False)
     assert again.resumed and again.run_id == run["id"]
     assert backend.calls == [2]  # only the two cases the crash did not reach
     ids = [r["case_id"] for r in store.results(again.run_id)]
@@ -116,7 +119,7 @@ def test_interrupted_run_resumes(
 
 def test_limit(mini_suite: Path, store, tiny_model_dir: Path, fake_backend) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
-    result = evaluate(
+    result = run_eval(
         load_suite(mini_suite), ref, store, limit=2, backend=fake_backend(oracle), progress=False
     )
     assert [r["case_id"] for r in store.results(result.run_id)] == ["a", "b"]
@@ -128,7 +131,9 @@ def test_model_fingerprint_memoized_and_sensitive(
     import shutil
 
     first = models.resolve(str(tiny_model_dir), store).fingerprint
-    assert store.one("SELECT COUNT(*) AS n FROM file_hashes")["n"] >= 3
+    weights = tiny_model_dir / "model.safetensors"
+    st = weights.stat()
+    assert store.cached_hash(str(weights.resolve()), st.st_size, st.st_mtime_ns)
     assert models.resolve(str(tiny_model_dir), store).fingerprint == first
     copy = tmp_path / "copy"
     shutil.copytree(tiny_model_dir, copy)
@@ -150,7 +155,7 @@ def test_apply_stop() -> None:
     assert apply_stop("abc", []) == "abc"
 
 
-@pytest.mark.parametrize("engine", ["continuous", "hf"])
+@pytest.mark.parametrize("engine", ["pool", "static", "hf"])
 def test_tiny_model_batches_match_single(varied_model_dir: Path, store, engine: str) -> None:
     """Left padding and length-sorted batches must not change greedy outputs."""
     ref = models.resolve(str(varied_model_dir), store)
@@ -159,7 +164,9 @@ def test_tiny_model_batches_match_single(varied_model_dir: Path, store, engine: 
 
     def collect(batch_size: int) -> list[str]:
         out: dict[int, str] = {}
-        backend = HFBackend(ref, batch_size=batch_size, dtype="float32", progress=False)
+        backend = HFBackend(
+            ref, batch_size=batch_size, dtype="float32", progress=False, engine=engine
+        )
 
         def keep(idx: list[int], gens: list) -> None:
             out.update(zip(idx, [g.output for g in gens], strict=True))
@@ -174,13 +181,18 @@ def test_tiny_model_batches_match_single(varied_model_dir: Path, store, engine: 
 
 def test_tiny_model_end_to_end(mini_suite: Path, store, tiny_model_dir: Path) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
-    result = evaluate(
+    result = run_eval(
         load_suite(mini_suite), ref, store, batch_size=4, dtype="float32", progress=False
     )
     rows = store.results(result.run_id)
     assert len(rows) == 6 and result.generated == 6
-    gens = store.query("SELECT n_tokens FROM generations")
-    assert len(gens) == 6 and all(0 <= g["n_tokens"] <= 16 for g in gens)
+    assert all(0 <= r["output_tokens"] <= 16 and r["prompt_tokens"] > 0 for r in rows)
+    again = run_eval(load_suite(mini_suite), ref, store, batch_size=4, dtype="float32")
+    cached = store.results(again.run_id)
+    assert again.generated == 0 and [r["output_tokens"] for r in cached] == [
+        r["output_tokens"] for r in rows
+    ]  # the cache keeps the cost of each answer
+    assert [r["prompt_tokens"] for r in cached] == [r["prompt_tokens"] for r in rows]
 
 
 def _generate(ref, convs, settings, **backend_kw) -> tuple[list[str], list[int]]:
@@ -207,13 +219,15 @@ def _staggered(ref, convs, max_new: int) -> GenSettings:
     return GenSettings(max_new_tokens=max_new, stop=(stop,), dtype="float32")
 
 
-def test_continuous_pool_matches_model_generate(varied_model_dir: Path, store) -> None:
-    """Rows leaving at stop strings and prompts joining mid-flight must not change greedy output."""
+@pytest.mark.parametrize("engine", ["pool", "static"])
+def test_engines_match_model_generate(varied_model_dir: Path, store, engine: str) -> None:
+    """Rows leaving at stop strings (and, in the pool, prompts joining mid-flight) must not change
+    greedy output: both engines answer exactly as `model.generate` does."""
     ref = models.resolve(str(varied_model_dir), store)
     convs = [[{"role": "user", "content": "word " * n + str(n)}] for n in range(1, 25, 2)]
     settings = _staggered(ref, convs, 12)
     reference, _ = _generate(ref, convs, settings, engine="hf", batch_size=1)
-    pooled, seen = _generate(ref, convs, settings, batch_size=4)
+    pooled, seen = _generate(ref, convs, settings, batch_size=4, engine=engine)
     assert sorted(seen) == list(range(len(convs)))  # every case handed back exactly once
     assert pooled == reference
     assert len({len(t) for t in pooled}) > 1
@@ -221,22 +235,22 @@ def test_continuous_pool_matches_model_generate(varied_model_dir: Path, store) -
 
 def test_continuous_pool_trims_its_cache(varied_model_dir: Path, store, monkeypatch) -> None:
     """Columns no live row uses are cut: the cache spans a prompt and its answer, not the run."""
-    from harness import generate
+    from harness import pool
 
     widths: list[int] = []
-    step = generate._Pool._step
+    step = pool.Pool._step
 
     def spy(self) -> None:
         step(self)
         widths.append(self.mask.shape[1])
 
-    monkeypatch.setattr(generate._Pool, "_step", spy)
+    monkeypatch.setattr(pool.Pool, "_step", spy)
     ref = models.resolve(str(varied_model_dir), store)
     convs = [[{"role": "user", "content": "word " * (n % 7) + str(n)}] for n in range(40)]
     settings = _staggered(ref, convs, 8)
     _generate(ref, convs, settings, batch_size=3)
-    backend = HFBackend(ref)
-    longest = max(len(backend.tokenizer(backend.render(c))["input_ids"]) for c in convs)
+    tok = models.load_tokenizer(ref)
+    longest = max(len(tok(render(tok, c))["input_ids"]) for c in convs)
     assert widths and max(widths) <= longest + settings.max_new_tokens
 
 
@@ -277,7 +291,7 @@ def test_packed_and_plain_weights_answer_alike(varied_model_dir: Path, store) ->
     convs = [[{"role": "user", "content": "word " * n}] for n in (3, 8, 1, 5)]
     settings = GenSettings(max_new_tokens=10, dtype="float32")
     plain, _ = _generate(ref, convs, settings, pack_weights=False)
-    for engine in ("continuous", "hf"):
+    for engine in ("pool", "hf"):
         packed, _ = _generate(ref, convs, settings, engine=engine)
         assert packed == plain
 

@@ -7,16 +7,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, write_suite
+from tests.conftest import REPO, TUNEVAL, run_cli, write_suite
 
-TUNEVAL = str(Path(sys.executable).parent / "tuneval")
 PLUGIN = REPO / "tests" / "plugin_pkg"
 FAST = [
     "max_steps=4",
@@ -26,23 +24,6 @@ FAST = [
     "max_length=64",
     "val_examples=2",
 ]
-
-
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """`tuneval ARGS` in this process: quicker than a subprocess, same exit codes and messages."""
-    from harness.cli import main
-
-    argv = sys.argv
-    sys.argv = ["tuneval", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def sets(*items: str) -> list[str]:
@@ -83,7 +64,7 @@ def models_in(db: Path) -> list[dict]:
     if not db.exists():
         return []
     with Store(db) as s:
-        return [m for m in s.models() if m["kind"] == "trained"]
+        return [dict(m) for m in s.models() if m["kind"] == "trained"]
 
 
 # --- the recipe's pieces -------------------------------------------------------------------------
@@ -92,7 +73,7 @@ def models_in(db: Path) -> list[dict]:
 def test_answer_only_labels_and_packing(tiny_model_dir: Path) -> None:
     from transformers import AutoTokenizer
 
-    from trainers.sft import collate, tokenize
+    from trainers.sft import Layout, collate, tokenize
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     conv = [
@@ -106,11 +87,14 @@ def test_answer_only_labels_and_packing(tiny_model_dir: Path) -> None:
     assert all(t == -100 for t in labels[:first])
     assert tok.decode(ids[:first]).endswith("assistant\n")  # the whole prompt is masked
     assert tok.decode(labels[first:]).startswith("textwrap")  # the answer and end-of-turn train
-    packed = collate(rows, True, tok.pad_token_id)
+    packed = collate(rows, Layout(per_batch=2), tok.pad_token_id)
     n = len(ids)
     assert packed["input_ids"].shape == (1, 2 * n)
     assert packed["position_ids"][0].tolist() == list(range(n)) * 2  # restarts per example
     assert "attention_mask" not in packed  # padding-free: the mask comes from the position ids
+    budget = collate(rows, Layout(rows=2, row_length=n + 3), tok.pad_token_id)
+    assert budget["input_ids"].shape == (2, n + 3)  # one example per row, padded at the tail
+    assert budget["labels"][:, n:].eq(-100).all()
 
 
 def test_packed_loss_equals_padded_loss(tiny_model_dir: Path) -> None:
@@ -118,31 +102,73 @@ def test_packed_loss_equals_padded_loss(tiny_model_dir: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from trainers.sft import answer_loss, collate
+    from trainers.sft import Layout, answer_loss, collate
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    loss = answer_loss(model)
     rows = [
         {"input_ids": [1, 5, 6, 7, 8, 9], "labels": [-100, -100, -100, 7, 8, 9]},
         {"input_ids": [1, 10, 11, 12], "labels": [-100, -100, 11, 12]},
     ]
     with torch.no_grad():
-        packed = answer_loss(model, collate(rows, True, 2), 5).item()
-        padded = answer_loss(model, collate(rows, False, 2), 5).item()
-        first = answer_loss(model, collate(rows[:1], True, 2), 3).item()
-        second = answer_loss(model, collate(rows[1:], True, 2), 2).item()
-    assert packed == pytest.approx(padded, rel=1e-5)
-    assert packed == pytest.approx((3 * first + 2 * second) / 5, rel=1e-5)
+        packed = loss(**collate(rows, Layout(per_batch=2), 2)).item()
+        rows_of_8 = loss(**collate(rows, Layout(rows=2, row_length=8), 2)).item()
+        one_row = loss(**collate(rows, Layout(rows=1, row_length=12), 2)).item()
+        first = loss(**collate(rows[:1], Layout(per_batch=1), 2)).item()
+        second = loss(**collate(rows[1:], Layout(per_batch=1), 2)).item()
+    assert packed == pytest.approx(first + second, rel=1e-5)  # summed: no cross-attention
+    assert rows_of_8 == pytest.approx(packed, rel=1e-5)  # padded tails add nothing
+    assert one_row == pytest.approx(packed, rel=1e-5)
+    assert first / 3 != pytest.approx(second / 2, rel=1e-3)  # distinct examples: it can fail
 
 
 def test_step_plan_is_a_seeded_pass_over_the_data() -> None:
-    from trainers.protocol import Hyperparameters
-    from trainers.sft import step_batches
+    from harness.plugin import Hyperparameters
+    from trainers.sft import Layout, Plan
 
     hp = Hyperparameters(batch_size=3, grad_accum=2, epochs=2)
-    assert hp.steps(12) == 4
-    epoch = [i for s in range(2) for b in step_batches(s, 12, hp) for i in b]
+    plan = Plan([10] * 12, hp, Layout(per_batch=3), world=1)
+    assert hp.steps(12) == 4 == plan.total
+    epoch = [i for s in range(2) for b in plan.step(s) for i in b]
     assert sorted(epoch) == list(range(12)) and epoch != list(range(12))
-    assert step_batches(3, 12, hp) == step_batches(3, 12, hp)  # resumable: no replay needed
+    second = [i for s in range(2, 4) for b in plan.step(s) for i in b]
+    assert sorted(second) == list(range(12)) and second != epoch  # a new shuffle per epoch
+    again = Plan([10] * 12, hp, Layout(per_batch=3), world=1)
+    assert again.step(3) == plan.step(3)  # resumable: the same seed plans the same steps
+    other = Plan([10] * 12, hp.model_copy(update={"seed": 1}), Layout(per_batch=3), world=1)
+    assert other.step(0) != plan.step(0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_token_budget_plan(seed: int) -> None:
+    """No micro-batch holds more tokens than its budget, and every example is trained once per
+    epoch, whatever the lengths."""
+    import math
+    import random
+
+    from harness.plugin import Hyperparameters
+    from trainers.sft import Layout, Plan, epoch_batches, layout
+
+    rng = random.Random(seed)
+    lengths = [rng.randint(3, 64) for _ in range(200)]
+    hp = Hyperparameters(tokens_per_batch=256, max_length=64, grad_accum=2, epochs=3, seed=seed)
+    budget = layout(hp, on_gpu=False, longest=max(lengths))
+    assert budget == Layout(rows=4, row_length=64)
+    for epoch in range(3):
+        batches = epoch_batches(epoch, lengths, budget, seed)
+        assert sorted(i for b in batches for i in b) == list(range(200))  # each once per epoch
+        for b in batches:
+            rows = [64] * 4
+            for i in b:  # the collator's first fit finds a row for every example
+                k = next(k for k, room in enumerate(rows) if room >= lengths[i])
+                rows[k] -= lengths[i]
+            assert sum(lengths[i] for i in b) <= 256
+    plan = Plan(lengths, hp, budget, world=2)
+    first = len(epoch_batches(0, lengths, budget, seed))
+    assert plan.total == math.ceil(3 * first / 4)
+    assert all(len(plan.step(s)) == 4 for s in range(plan.total))  # 2 micro-batches x 2 ranks
+    with pytest.raises(Exception, match="smaller than the longest"):
+        layout(hp.model_copy(update={"tokens_per_batch": 32}), on_gpu=False, longest=64)
 
 
 # --- training through the harness ----------------------------------------------------------------
@@ -191,19 +217,14 @@ def test_sft_trains_registers_and_logs(
         model = s.model(result["model"])
         assert model and model["kind"] == "trained" and model["produced_by"] == result["train_run"]
         assert model["base"] == str(tiny_model_dir)
-        kinds = [
-            r["kind"]
-            for r in s.query("SELECT kind FROM train_log WHERE train_run=?", (result["train_run"],))
-        ]
+        kinds = [r["kind"] for r in s.train_log(result["train_run"])]
         assert (
             kinds.count("log") >= 4 and kinds.count("checkpoint") == 1 and kinds.count("eval") == 1
         )
-        ckpt_runs = s.query("SELECT * FROM runs WHERE train_run=?", (result["train_run"],))
+        ckpt_runs = s.checkpoint_runs(result["train_run"])
         assert len(ckpt_runs) == 1 and ckpt_runs[0]["step"] == 2 and ckpt_runs[0]["n_cases"] == 2
-        assert (
-            s.one("SELECT status FROM train_runs WHERE id=?", (result["train_run"],))["status"]
-            == "complete"
-        )
+        train_run = s.train_run(result["train_run"])
+        assert train_run and train_run["status"] == "complete"
 
     # The same command again reuses the registered model.
     code, out, _ = run_cli(
@@ -267,11 +288,9 @@ def test_resume_after_kill_9(tiny_model_dir: Path, mini_suite: Path, db: Path) -
     from harness.store import Store
 
     with Store(db) as s:
-        runs = s.query("SELECT id, status FROM train_runs")
+        runs = s.train_runs()
         assert len(runs) == 1 and runs[0]["status"] == "complete"  # the interrupted run, finished
-        logged = [
-            r["step"] for r in s.query("SELECT step FROM train_log WHERE kind='log' ORDER BY step")
-        ]
+        logged = [r["step"] for r in s.train_log(runs[0]["id"]) if r["kind"] == "log"]
         assert logged == sorted(set(logged))  # nothing logged twice
 
 
@@ -326,8 +345,8 @@ def test_plugin_is_discovered_and_trains(
 
 
 def test_every_trainer_and_its_defaults_load(with_plugin: None) -> None:
+    from harness.plugin import Hyperparameters, Trainer
     from trainers import registry
-    from trainers.protocol import Hyperparameters, Trainer
 
     assert {"sft", "echo"} <= set(registry.available())
     for name in registry.available():
@@ -406,7 +425,7 @@ def test_base_that_does_not_load_exits_2(
     from harness.store import Store
 
     with Store(db) as s:
-        assert s.query("SELECT * FROM train_runs") == []
+        assert s.train_runs() == []
 
 
 def test_full_finetune_of_a_dequantized_gguf_export(
@@ -447,8 +466,8 @@ def test_full_finetune_of_a_dequantized_gguf_export(
 
 def test_sft_runs_outside_the_harness(tiny_model_dir: Path, tmp_path: Path) -> None:
     """A trainer is a plain object: callable with a request and NullEvents, no store needed."""
+    from harness.plugin import BaseModelInfo, Hyperparameters, NullEvents, TrainRequest
     from trainers import registry
-    from trainers.protocol import BaseModelInfo, Hyperparameters, NullEvents, TrainRequest
 
     sft = registry.get("sft")
     conv = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
@@ -459,11 +478,12 @@ def test_sft_runs_outside_the_harness(tiny_model_dir: Path, tmp_path: Path) -> N
         Hyperparameters(max_steps=2, batch_size=2),
         sft.Config(method="lora"),
         tmp_path / "out",
+        run_key="k",
         progress=False,
     )
     result = sft.train(request, NullEvents())
     assert result.kind == "adapter" and (result.path / "adapter_model.safetensors").exists()
-    assert result.manifest["steps"] == 2 and result.manifest["run_key"]
+    assert result.facts["steps"] == 2 and len(result.facts["loss_curve"]) == 2
 
 
 class StopAfterCheckpoint:
@@ -489,8 +509,8 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(
     """Exact resume: data order, optimizer, scheduler and RNG all continue from the checkpoint."""
     from safetensors.torch import load_file
 
+    from harness.plugin import BaseModelInfo, Hyperparameters, NullEvents, TrainRequest
     from trainers import sft
-    from trainers.protocol import BaseModelInfo, Hyperparameters, NullEvents, TrainRequest
 
     convs = [
         [
@@ -504,7 +524,7 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(
 
     def request(out: Path) -> TrainRequest:
         base = BaseModelInfo("tiny", tiny_model_dir, "fp")
-        return TrainRequest(base, convs, [], hp, cfg, out, progress=False)
+        return TrainRequest(base, convs, [], hp, cfg, out, run_key="k", progress=False)
 
     straight = sft.run(request(tmp_path / "a"), NullEvents())
     with pytest.raises(KeyboardInterrupt):
@@ -512,8 +532,8 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(
     events = StopAfterCheckpoint()
     events.checkpoint = lambda step, path: None  # type: ignore[method-assign]
     resumed = sft.run(request(tmp_path / "b"), events)
-    assert events.resumed_at == 2 and resumed.manifest["resumed_from"] == 2
-    assert resumed.manifest["loss_curve"] == straight.manifest["loss_curve"]
+    assert events.resumed_at == 2 and resumed.facts["resumed_from"] == 2
+    assert resumed.facts["loss_curve"] == straight.facts["loss_curve"]
     name = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
     a, b = load_file(str(straight.path / name)), load_file(str(resumed.path / name))
     assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)

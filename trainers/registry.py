@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from harness.errors import UserError
-from trainers.protocol import Trainer
+from harness.plugin import Trainer
 
 GROUP = "tuneval.trainers"
 

@@ -1,56 +1,66 @@
 """The built-in `sft` trainer: supervised finetuning on the suite's chat examples, loss on the
-answer only, full or LoRA. One recipe, top to bottom:
+answer only, full or LoRA, on a CPU, one GPU, or several processes under `torchrun`.
+One recipe, top to bottom:
 
 1. tokenize every conversation with the base model's chat template; labels are -100 on the prompt
-2. plan the examples of every optimizer step up front from the seed, so a resumed run trains on
-   exactly the batches the interrupted one would have
-3. load the base: LoRA freezes it in bf16 (where the hardware runs bf16) and trains fp32 adapters;
-   full finetuning keeps fp32 master weights and computes in bf16 under autocast
-4. AdamW, warmup then cosine / linear / constant
-5. resume from the newest complete checkpoint under output_dir/checkpoints, if there is one
-6. train on packed micro-batches: the examples of a micro-batch are laid end to end in one row
-   with position ids restarting at each example, so no compute is spent on padding and attention
-   stays inside each example (transformers builds a block-diagonal mask from the position ids)
-7. every `save_every` steps write a checkpoint atomically: a loadable model or adapter folder plus
-   optimizer, scheduler, RNG state, step and loss curve; then tell the harness
-8. write the final model (or adapter) and tuneval-manifest.json into output_dir
+2. plan the micro-batches of every optimizer step up front from the seed, so a resumed run trains
+   on exactly the batches the interrupted one would have. A micro-batch is `batch_size` examples
+   laid end to end in one row (the CPU default), or, with a token budget (`tokens_per_batch`, the
+   GPU default), rows of `max_length` tokens filled with whole examples: a fixed shape whatever
+   the examples' lengths. Either way position ids restart at each example, so attention stays
+   inside it (transformers builds the block-diagonal mask from the position ids) and no compute
+   is spent on padding between examples
+3. load the base: LoRA freezes it in bf16 (where the hardware runs bf16) and trains fp32
+   adapters; full finetuning keeps fp32 master weights and computes in bf16 under autocast;
+   optionally gradient checkpointing and `torch.compile` of each decoder layer
+4. several processes: DDP (or FSDP with `fsdp=true`), each taking its share of the step's
+   micro-batches; the loss is divided by the answer tokens of the whole step on every process
+5. AdamW (fused on a GPU), warmup then cosine / linear / constant
+6. resume from the newest complete checkpoint under output_dir/checkpoints, if there is one
+7. the loop: logits only where the next token is an answer token; loss and token counts stay on
+   the device and are read once per `log_every` steps
+8. every `save_every` steps write a checkpoint atomically (main process): a loadable model or
+   adapter folder plus optimizer, scheduler, RNG state, step and loss curve; tell the harness
+9. write the final model (or adapter) into output_dir and return what was measured
 
-Why a plain loop rather than TRL's SFTTrainer: it is faster here, and the recipe stays readable.
-Measured on this project's 2-core AMD EPYC (Zen 1, AVX2, no bf16: `dtype: auto` picks float32),
-SmolLM2-135M, 8 packed examples per step, OMP_WAIT_POLICY=PASSIVE, the machine shared, the two
-run back to back: LoRA 38 tokens/s against TRL SFTTrainer's 29 (packing, completion-only loss,
-the same LoRA), full finetuning 30 against 25. Most of the gap is the vocabulary projection, which
-this loop computes only where the next token is an answer token. LoRA on the top 8 of 30 layers
-(`lora_layers=8`) trains at 64 tokens/s in 1.6 GB instead of 2.9 GB: backward stops at the lowest
-adapted layer. Padding micro-batches instead of packing them measured 6 against 14 tokens/s.
+Why a plain loop rather than TRL's SFTTrainer: it is faster (bench/train_vs_peers.py,
+bench/gpu.py; figures in bench/RESULTS.md), and the recipe stays readable.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 import random
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.errors import UserError
-from trainers.protocol import (
+from harness.plugin import (
     CHECKPOINTS,
-    MANIFEST,
+    IGNORE,
     Events,
     Hyperparameters,
     Messages,
+    Progress,
+    Stopped,
     TrainedModel,
     TrainRequest,
+    UserError,
+    compute_dtype,
+    device,
+    distributed,
+    tokenize_examples,
 )
 
 STATE = "trainer_state.pt"
+GPU_TOKENS_PER_BATCH = 16_384  # the token budget on a GPU when none is set (bench/gpu.py)
 
 
 class Config(BaseModel):
@@ -59,7 +69,7 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["lora", "full"] = "lora"
-    lora_r: int = Field(default=16, ge=1)
+    lora_r: int = Field(default=16, ge=1, le=4096)
     lora_alpha: int = Field(default=32, ge=1)
     lora_dropout: float = Field(default=0.0, ge=0, lt=1)
     lora_targets: str = Field(
@@ -74,8 +84,17 @@ class Config(BaseModel):
     packing: bool = Field(
         default=True, description="pack each micro-batch into one row, no padding"
     )
-    weight_decay: float = Field(default=0.0, ge=0)
-    max_grad_norm: float = Field(default=1.0, gt=0)
+    compile: bool | None = Field(
+        default=None, description="torch.compile each decoder layer (default: on a GPU only)"
+    )
+    gradient_checkpointing: bool = Field(
+        default=False, description="recompute activations in backward: less memory, more time"
+    )
+    fsdp: bool = Field(
+        default=False, description="shard the model over the processes (--nproc) instead of DDP"
+    )
+    weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    max_grad_norm: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     keep_checkpoints: int = Field(
         default=1, ge=1, description="newest checkpoints kept while training"
     )
@@ -95,95 +114,166 @@ class SFT:
 
 trainer = SFT()
 
+Row = dict[str, list[int]]
+
 
 # --- 1. data ------------------------------------------------------------------------------------
 
 
-def tokenize(
-    tok: Any, conversations: Sequence[Messages], max_length: int
-) -> list[dict[str, list[int]]]:
-    from harness.data import tokenize_examples
-
+def tokenize(tok: Any, conversations: Sequence[Messages], max_length: int) -> list[Row]:
     rows = tokenize_examples(tok, conversations, max_length)
-    return [r for r in rows if any(label != -100 for label in r["labels"])]
+    return [r for r in rows if any(label != IGNORE for label in r["labels"])]
+
+
+def answer_tokens(row: Row) -> int:
+    """Tokens whose prediction is trained: every label but the first (nothing predicts it)."""
+    return sum(1 for t in row["labels"][1:] if t != IGNORE)
 
 
 # --- 2. the plan --------------------------------------------------------------------------------
 
 
-def step_batches(step: int, n: int, hp: Hyperparameters) -> list[list[int]]:
-    """The micro-batches (example indices) of optimizer step `step` (0-based). Epochs are seeded
-    shuffles laid end to end, so any step's batches can be computed without replaying the others."""
-    per_step = hp.batch_size * hp.grad_accum
-    picked = []
-    for pos in range(step * per_step, (step + 1) * per_step):
-        epoch, i = divmod(pos, n)
-        picked.append(_order(epoch, n, hp.seed)[i])
-    return [picked[j : j + hp.batch_size] for j in range(0, per_step, hp.batch_size)]
+@dataclass(frozen=True)
+class Layout:
+    """How examples become micro-batches: `per_batch` examples in one packed row, or rows of
+    `row_length` tokens, `rows` of them per micro-batch (a token budget of rows * row_length)."""
+
+    per_batch: int = 0
+    rows: int = 0
+    row_length: int = 0
+
+    @property
+    def token_budget(self) -> bool:
+        return self.rows > 0
 
 
-_orders: dict[tuple[int, int, int], list[int]] = {}
+def layout(hp: Hyperparameters, on_gpu: bool, longest: int) -> Layout:
+    budget = hp.tokens_per_batch or (GPU_TOKENS_PER_BATCH if on_gpu else None)
+    if budget is None:
+        return Layout(per_batch=hp.batch_size)
+    row_length = min(hp.max_length, budget)
+    if longest > row_length:
+        raise UserError(
+            f"tokens_per_batch={budget} is smaller than the longest example ({longest} tokens): "
+            f"raise it to at least {longest}, or lower max_length"
+        )
+    return Layout(rows=budget // row_length, row_length=row_length)
 
 
 def _order(epoch: int, n: int, seed: int) -> list[int]:
-    key = (epoch, n, seed)
-    if key not in _orders:
-        order = list(range(n))
-        random.Random(seed * 1_000_003 + epoch).shuffle(order)
-        _orders[key] = order
-    return _orders[key]
+    order = list(range(n))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return order
 
 
-def collate(rows: list[dict[str, list[int]]], packing: bool, pad_id: int) -> dict[str, Any]:
+def epoch_batches(epoch: int, lengths: Sequence[int], plan: Layout, seed: int) -> list[list[int]]:
+    """One epoch's micro-batches of example indices, in a seeded order. With a token budget each
+    micro-batch is filled first-fit into its rows, so none holds more than its budget."""
+    order = _order(epoch, len(lengths), seed)
+    if not plan.token_budget:
+        return [order[j : j + plan.per_batch] for j in range(0, len(order), plan.per_batch)]
+    batches: list[list[int]] = []
+    current: list[int] = []
+    free = [plan.row_length] * plan.rows
+    for i in order:
+        row = next((r for r, room in enumerate(free) if room >= lengths[i]), None)
+        if row is None:
+            batches.append(current)
+            current, free = [], [plan.row_length] * plan.rows
+            row = 0
+        free[row] -= lengths[i]
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class Plan:
+    """Every micro-batch of the run, in order; step s takes `per_step` of them. Epochs are laid
+    end to end, so any step's batches are known without replaying the others."""
+
+    def __init__(self, lengths: Sequence[int], hp: Hyperparameters, plan: Layout, world: int):
+        self.lengths, self.hp, self.layout = list(lengths), hp, plan
+        self.per_step = hp.grad_accum * world
+        self.batches: list[list[int]] = []
+        self.epochs = 0
+        first = epoch_batches(0, self.lengths, plan, hp.seed)
+        if hp.max_steps:
+            self.total = hp.max_steps
+        else:
+            self.total = max(1, math.ceil(hp.epochs * len(first) / self.per_step))
+        self._grow(self.total * self.per_step)
+
+    def _grow(self, needed: int) -> None:
+        while len(self.batches) < needed:
+            self.batches += epoch_batches(self.epochs, self.lengths, self.layout, self.hp.seed)
+            self.epochs += 1
+
+    def step(self, step: int) -> list[list[int]]:
+        """The micro-batches of optimizer step `step` (0-based), for every process."""
+        return self.batches[step * self.per_step : (step + 1) * self.per_step]
+
+
+def collate(rows: list[Row], plan: Layout, pad_id: int) -> dict[str, Any]:
+    """input_ids, labels and position_ids for one micro-batch (position ids restart per example,
+    which is how the model keeps packed examples apart)."""
     import torch
 
-    if packing:
-        ids = [t for r in rows for t in r["input_ids"]]
-        labels = [t for r in rows for t in r["labels"]]
-        pos = [p for r in rows for p in range(len(r["input_ids"]))]
+    if not plan.token_budget:
         return {
-            "input_ids": torch.tensor([ids]),
-            "labels": torch.tensor([labels]),
-            "position_ids": torch.tensor([pos]),
+            "input_ids": torch.tensor([[t for r in rows for t in r["input_ids"]]]),
+            "labels": torch.tensor([[t for r in rows for t in r["labels"]]]),
+            "position_ids": torch.tensor([[p for r in rows for p in range(len(r["input_ids"]))]]),
         }
-    width = max(len(r["input_ids"]) for r in rows)
-    pad = [width - len(r["input_ids"]) for r in rows]
+    lines: list[list[Row]] = [[] for _ in range(plan.rows)]
+    free = [plan.row_length] * plan.rows
+    for r in rows:  # the same first-fit as the plan
+        k = next(k for k, room in enumerate(free) if room >= len(r["input_ids"]))
+        free[k] -= len(r["input_ids"])
+        lines[k].append(r)
+    ids, labels, pos = [], [], []
+    for line, room in zip(lines, free, strict=True):
+        ids.append([t for r in line for t in r["input_ids"]] + [pad_id] * room)
+        labels.append([t for r in line for t in r["labels"]] + [IGNORE] * room)
+        pos.append([p for r in line for p in range(len(r["input_ids"]))] + list(range(room)))
     return {
-        "input_ids": torch.tensor(
-            [r["input_ids"] + [pad_id] * p for r, p in zip(rows, pad, strict=True)]
-        ),
-        "labels": torch.tensor([r["labels"] + [-100] * p for r, p in zip(rows, pad, strict=True)]),
-        "attention_mask": torch.tensor(
-            [[1] * len(r["input_ids"]) + [0] * p for r, p in zip(rows, pad, strict=True)]
-        ),
+        "input_ids": torch.tensor(ids),
+        "labels": torch.tensor(labels),
+        "position_ids": torch.tensor(pos),
     }
-
-
-def answer_loss(model: Any, batch: dict[str, Any], n_items: int) -> Any:
-    """Summed cross-entropy of the answer tokens, divided by the answer tokens of the whole step
-    (so micro-batches of different lengths weigh every token alike). Logits are computed only
-    where the next token is an answer token: the vocabulary projection is a fifth of a small
-    model's compute, and most tokens are prompt."""
-    import torch.nn.functional as F
-
-    batch = {k: v.to(model.device) for k, v in batch.items()}
-    labels = batch.pop("labels")
-    # Positions whose next token is an answer token in any row (all of them are, packed).
-    cols = (labels[:, 1:] != -100).any(0).nonzero().squeeze(1)
-    logits = model(**batch, logits_to_keep=cols, use_cache=False).logits  # (rows, cols, vocab)
-    targets = labels[:, cols + 1]
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum")
-    return loss / max(1, n_items)
 
 
 # --- 3. the model -------------------------------------------------------------------------------
 
 
-def compute_dtype(cfg: Config) -> str:
-    from harness.hardware import best_dtype_name
+def answer_loss(model: Any) -> Any:
+    """A module whose forward is the summed cross-entropy of a micro-batch's answer tokens.
+    Logits are computed only where the next token is an answer token: the vocabulary projection
+    is a large share of a small model's compute, and most tokens are prompt. A module of its own
+    so that DDP and FSDP wrap the whole computation."""
+    return _answer_loss_class()(model)
 
-    name = best_dtype_name() if cfg.dtype == "auto" else cfg.dtype
-    return "bfloat16" if name == "bfloat16" else "float32"  # fp16 training needs loss scaling
+
+@functools.cache
+def _answer_loss_class() -> type:
+    import torch
+    import torch.nn.functional as F
+
+    class AnswerLoss(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, position_ids: Any, labels: Any) -> Any:
+            decoder = self.model.get_decoder()
+            hidden = decoder(
+                input_ids=input_ids, position_ids=position_ids, use_cache=False
+            ).last_hidden_state
+            wanted = labels[:, 1:] != IGNORE
+            logits = self.model.get_output_embeddings()(hidden[:, :-1][wanted])
+            return F.cross_entropy(logits.float(), labels[:, 1:][wanted], reduction="sum")
+
+    return AnswerLoss
 
 
 def load_model(
@@ -192,10 +282,6 @@ def load_model(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from harness.hardware import device
-    from harness.models import quiet_transformers
-
-    quiet_transformers()
     base = request.base.path
     # Frozen LoRA base weights may live in bf16; trained weights stay fp32 (AdamW in bf16 loses
     # small updates).
@@ -204,6 +290,9 @@ def load_model(
     )
     source = resume if (resume is not None and cfg.method == "full") else base
     try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
         tok = AutoTokenizer.from_pretrained(base)
         config = AutoConfig.from_pretrained(source)
         if getattr(config, "quantization_config", None):
@@ -211,7 +300,9 @@ def load_model(
             # transformers then refuses to train or save it. The weights are plain floats.
             if dict(config.quantization_config).get("quant_method") == "gguf":
                 del config.quantization_config
-        model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=weights_dtype)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            source, config=config, dtype=weights_dtype
+        )
     except Exception as e:  # a broken folder raises OSError, ValueError, SafetensorError, ...
         raise UserError(
             f"base model '{request.base.name}' does not load from {base}: {e}"
@@ -220,54 +311,119 @@ def load_model(
         tok.pad_token = tok.eos_token
     model.config.use_cache = False
     if cfg.method == "lora":
-        import warnings
-
-        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        # peft calls a transformers API that transformers 5 deprecates; not ours to fix.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-
-        targets: str | list[str] = cfg.lora_targets
-        if targets != "all-linear":
-            targets = [t.strip() for t in targets.split(",") if t.strip()]
-        elif cfg.lora_layers:  # peft takes a layer subset only with named modules
-            head = model.get_output_embeddings()
-            targets = sorted(
-                {
-                    n.rsplit(".", 1)[-1]
-                    for n, m in model.named_modules()
-                    if isinstance(m, torch.nn.Linear) and m is not head
-                }
-            )
-        n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
-        top = list(range(max(0, n_layers - cfg.lora_layers), n_layers)) if cfg.lora_layers else None
-        lora = LoraConfig(
-            layers_to_transform=top,
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=targets,
-            task_type="CAUSAL_LM",
-            base_model_name_or_path=str(base),
-        )
-        model = get_peft_model(model, lora)  # adapters are created in fp32
-        model.peft_config["default"].base_model_name_or_path = str(base)
-        if resume is not None:
-            set_peft_model_state_dict(model, load_file(str(resume / "adapter_model.safetensors")))
+        model = add_lora(model, cfg, str(base), resume)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.to(device())
     model.train()
     return model, tok
 
 
-# --- 4. optimizer and schedule ------------------------------------------------------------------
+def add_lora(model: Any, cfg: Config, base: str, resume: Path | None) -> Any:
+    import warnings
+
+    import torch
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    # peft calls a transformers API that transformers 5 deprecates; not ours to fix.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    head = model.get_output_embeddings()
+    linear = {
+        n.rsplit(".", 1)[-1]
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and m is not head
+    }
+    targets: str | list[str] = cfg.lora_targets
+    if cfg.lora_targets != "all-linear":
+        targets = [t.strip() for t in cfg.lora_targets.split(",") if t.strip()]
+        unknown = [t for t in targets if t not in linear]
+        if unknown:
+            raise UserError(
+                f"lora_targets: no Linear module named {', '.join(unknown)} in this model "
+                f"(it has: {', '.join(sorted(linear))})"
+            )
+    elif cfg.lora_layers:  # peft takes a layer subset only with named modules
+        targets = sorted(linear)
+    n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    top = list(range(max(0, n_layers - cfg.lora_layers), n_layers)) if cfg.lora_layers else None
+    hidden = int(getattr(model.config, "hidden_size", 0) or 0)
+    if hidden and cfg.lora_r > hidden:
+        raise UserError(f"lora_r={cfg.lora_r} is larger than the model's width ({hidden})")
+    lora = LoraConfig(
+        layers_to_transform=top,
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        base_model_name_or_path=base,
+    )
+    model = get_peft_model(model, lora)  # adapters are created in fp32
+    model.peft_config["default"].base_model_name_or_path = base
+    if resume is not None:
+        set_peft_model_state_dict(model, load_file(str(resume / "adapter_model.safetensors")))
+    return model
+
+
+def compile_layers(model: Any, fixed_shapes: bool) -> None:
+    """torch.compile each decoder layer: under a token budget the layers see one shape, so each
+    compiles once; the mask and the loss stay eager. A platform that cannot compile fails at the
+    first step, where `run` turns the error into a UserError."""
+    for layer in model.get_decoder().layers:
+        layer.compile(dynamic=False if fixed_shapes else None)
+
+
+# --- 4. several processes -----------------------------------------------------------------------
+
+
+def wrap_distributed(module: Any, cfg: Config) -> Any:
+    """DDP (default) or FSDP over the processes torchrun started; the module alone otherwise."""
+    import torch
+    import torch.distributed as dist
+
+    if distributed().world_size == 1:
+        return module
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if cfg.fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        for layer in module.model.get_decoder().layers:
+            fully_shard(layer)
+        return fully_shard(module)
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [torch.cuda.current_device()] if torch.cuda.is_available() else None
+    return DistributedDataParallel(module, device_ids=ids)
+
+
+def all_sum(t: Any) -> Any:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t)
+    return t
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+# --- 5. optimizer and schedule ------------------------------------------------------------------
 
 
 def make_optimizer(model: Any, hp: Hyperparameters, cfg: Config, total: int) -> tuple[Any, Any]:
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=cfg.weight_decay)
+    fused = all(p.is_cuda for p in params)  # one kernel for all parameters
+    opt = torch.optim.AdamW(
+        params, lr=hp.learning_rate, weight_decay=cfg.weight_decay, fused=fused or None
+    )
     warmup = round(hp.warmup * total)
 
     def factor(step: int) -> float:
@@ -283,37 +439,64 @@ def make_optimizer(model: Any, hp: Hyperparameters, cfg: Config, total: int) -> 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-# --- 5. checkpoints -----------------------------------------------------------------------------
+# --- 6. checkpoints -----------------------------------------------------------------------------
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
     found = sorted((output_dir / CHECKPOINTS).glob("step-*/" + STATE))
+    found = [p for p in found if not p.parent.name.endswith(".tmp")]
     return found[-1].parent if found else None
 
 
+def full_state(module: Any, cfg: Config) -> dict[str, Any] | None:
+    """The trainable model's weights gathered whole (FSDP shards them): on every process, since
+    gathering is collective; None where the module is not sharded."""
+    if not cfg.fsdp or distributed().world_size == 1:
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(module.model, options=opts)
+
+
+def save_model(folder: Path, model: Any, tok: Any, state: dict[str, Any] | None) -> None:
+    model.save_pretrained(folder, **({"state_dict": state} if state is not None else {}))
+    tok.save_pretrained(folder)
+
+
 def save_checkpoint(
-    folder: Path, step: int, model: Any, tok: Any, opt: Any, sched: Any, state: dict[str, Any]
-) -> Path:
+    folder: Path, step: int, model: Any, tok: Any, opt: Any, sched: Any, state: dict[str, Any],
+    weights: dict[str, Any] | None = None, sharded: bool = False,
+) -> Path:  # fmt: skip
+    """Every process calls this. The main one writes the model and the run's state; with FSDP
+    each process also writes its own optimizer shard. The folder appears complete or not at all."""
     import torch
 
+    dist = distributed()
     target = folder / CHECKPOINTS / f"step-{step:07d}"
     tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    rng = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state()
-    payload = {
-        "step": step,
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
-        "rng": rng,
-        **state,
-    }
-    torch.save(payload, tmp / STATE)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)  # a checkpoint exists completely or not at all
+    if dist.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_model(tmp, model, tok, weights)
+    barrier()
+    if sharded:
+        torch.save(opt.state_dict(), tmp / f"optimizer-{dist.rank}.pt")
+    barrier()
+    if dist.is_main:
+        rng = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state()
+        payload = {
+            "step": step,
+            "optimizer": None if sharded else opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": rng,
+            **state,
+        }
+        torch.save(payload, tmp / STATE)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    barrier()
     return target
 
 
@@ -321,7 +504,11 @@ def restore(checkpoint: Path, opt: Any, sched: Any) -> dict[str, Any]:
     import torch
 
     payload = torch.load(checkpoint / STATE, weights_only=True)
-    opt.load_state_dict(payload.pop("optimizer"))
+    optimizer = payload.pop("optimizer")
+    if optimizer is None:  # sharded: each process reads its own
+        shard = checkpoint / f"optimizer-{distributed().rank}.pt"
+        optimizer = torch.load(shard, weights_only=False)
+    opt.load_state_dict(optimizer)
     sched.load_state_dict(payload.pop("scheduler"))
     rng = payload.pop("rng")
     torch.set_rng_state(rng["torch"])
@@ -332,28 +519,40 @@ def restore(checkpoint: Path, opt: Any, sched: Any) -> dict[str, Any]:
 
 
 def prune(folder: Path, keep: int) -> None:
-    done = sorted(p for p in (folder / CHECKPOINTS).glob("step-*") if not p.name.endswith(".tmp"))
+    steps = sorted((folder / CHECKPOINTS).glob("step-*"))
+    for tmp in [p for p in steps if p.name.endswith(".tmp")]:  # left by a kill mid-write
+        shutil.rmtree(tmp, ignore_errors=True)
+    done = [p for p in steps if not p.name.endswith(".tmp")]
     for old in done[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-# --- 6. the loop --------------------------------------------------------------------------------
+# --- 7. the loop --------------------------------------------------------------------------------
 
 
 def run(request: TrainRequest, events: Events) -> TrainedModel:
     import torch
 
     hp, cfg = request.hyperparameters, Config.model_validate(request.config.model_dump())
+    dist = distributed()
+    if cfg.fsdp and cfg.method == "lora":
+        raise UserError("fsdp=true shards full finetuning; LoRA adapters are small: use DDP")
     out = request.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    key = run_key(request)
-    dtype = compute_dtype(cfg)
+    dtype = compute_dtype(cfg.dtype)
+    on_gpu = device().startswith("cuda")
+    if on_gpu:
+        torch.cuda.set_device(device())
+    compiled = cfg.compile if cfg.compile is not None else on_gpu
+    sharded = cfg.fsdp and dist.world_size > 1
 
     resume = latest_checkpoint(out)
-    if resume is not None and torch.load(resume / STATE, weights_only=True).get("run_key") != key:
-        raise UserError(
-            f"{out} holds checkpoints of a different training run; use another output folder"
-        )
+    if resume is not None:
+        saved = torch.load(resume / STATE, weights_only=True).get("run_key")
+        if saved != request.run_key:
+            raise UserError(
+                f"{out} holds checkpoints of a different training run; use another output folder"
+            )
     torch.manual_seed(hp.seed)
     random.seed(hp.seed)
     model, tok = load_model(request, cfg, dtype, resume)
@@ -363,11 +562,16 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
         raise UserError(
             "no training example has an answer token left after truncation to max_length"
         )
-    total = hp.steps(len(train))
-    opt, sched = make_optimizer(model, hp, cfg, total)
+    lengths = [len(r["input_ids"]) for r in train]
+    longest = max(lengths + [len(r["input_ids"]) for r in val])
+    plan = Plan(lengths, hp, layout(hp, on_gpu, longest), dist.world_size)
+    if compiled:
+        compile_layers(model, plan.layout.token_budget)
+    loss_module = wrap_distributed(answer_loss(model), cfg)
+    opt, sched = make_optimizer(loss_module, hp, cfg, plan.total)
 
     state: dict[str, Any] = {
-        "run_key": key,
+        "run_key": request.run_key,
         "curve": [],
         "tokens": 0,
         "seconds": 0.0,
@@ -381,184 +585,167 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
         events.resumed(start)
 
     low = dtype == "bfloat16"
-    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if low else nullcontext()
+    device_type = device().split(":")[0]
+    autocast = torch.autocast(device_type, dtype=torch.bfloat16) if low else nullcontext()
     pad_id = tok.pad_token_id
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = [p for p in loss_module.parameters() if p.requires_grad]
+    pending: list[Any] = []  # per-step losses, on the device until the next log
     step = start
-    with Progress(total, start, request.progress) as bar:
-        while step < total and not (step > start and events.should_stop()):
-            t0 = time.perf_counter()
-            micro = [[train[i] for i in b] for b in step_batches(step, len(train), hp)]
-            n_answer = sum(sum(1 for t in r["labels"][1:] if t != -100) for b in micro for r in b)
-            loss_sum, n_tokens = 0.0, 0
-            for rows in micro:
-                batch = collate(rows, cfg.packing, pad_id)
-                with autocast:
-                    loss = answer_loss(model, batch, n_answer)
-                loss.backward()
-                loss_sum += loss.item()
-                n_tokens += sum(len(r["input_ids"]) for r in rows)
+    window = Window()
+    with Progress("training", plan.total, start=start, enabled=request.progress) as bar:
+        while step < plan.total:
+            if (dist.world_size == 1 or step % hp.log_every == 0) and stop_requested(events):
+                weights = full_state(loss_module, cfg)
+                save_checkpoint(out, step, model, tok, opt, sched, state, weights, sharded)
+                raise Stopped(f"at step {step}")
+            micro = plan.step(step)
+            n_answer = sum(answer_tokens(train[i]) for b in micro for i in b)
+            mine = micro[dist.rank :: dist.world_size]
+            step_loss = torch.zeros((), device=device())
+            for k, batch_ids in enumerate(mine):
+                batch = collate([train[i] for i in batch_ids], plan.layout, pad_id)
+                batch = {key: v.to(device()) for key, v in batch.items()}
+                sync = k == len(mine) - 1 or not hasattr(loss_module, "no_sync")
+                with nullcontext() if sync else loss_module.no_sync(), autocast:
+                    loss = first_call(loss_module, batch, compiled and step == start and k == 0)
+                    loss = loss / max(1, n_answer)
+                # DDP and FSDP average gradients over the processes; the loss is already a share
+                # of the whole step's, so the average is scaled back to the sum
+                (loss * dist.world_size).backward()
+                step_loss += loss.detach()
             torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
             lr = sched.get_last_lr()[0]
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            seconds = time.perf_counter() - t0
-            state["tokens"] += n_tokens
-            state["seconds"] += seconds
-            state["curve"].append([step, round(loss_sum, 5)])
-            bar.update(step, loss_sum, n_tokens / seconds)
-            if step % hp.log_every == 0 or step == total:
-                recent = [loss for _, loss in state["curve"][-hp.log_every :]]
-                events.log(
-                    step, loss=sum(recent) / len(recent), lr=lr, tokens_per_s=n_tokens / seconds
-                )
-            if step % hp.save_every == 0 and step < total:
-                path = save_checkpoint(out, step, model, tok, opt, sched, state)
-                if (val_loss := validation_loss(model, val, pad_id, autocast)) is not None:
-                    events.log(step, val_loss=val_loss)
-                events.checkpoint(step, path)  # the harness may evaluate it now
-                prune(out, cfg.keep_checkpoints)
+            window.tokens += sum(lengths[i] for b in micro for i in b)
+            pending.append(step_loss)
+            if step % hp.log_every == 0 or step == plan.total:
+                losses = record(pending, state, step, window)
+                pending = []
+                rate = state["last_rate"]
+                events.log(step, loss=sum(losses) / len(losses), lr=lr, tokens_per_s=rate)
+                bar.update(step, f"loss {losses[-1]:.3f}  {rate:.0f} tok/s")
+            if step % hp.save_every == 0 and step < plan.total:
+                losses = record(pending, state, step, window)
+                pending = []
+                with window.paused():
+                    weights = full_state(loss_module, cfg)
+                    path = save_checkpoint(out, step, model, tok, opt, sched, state, weights,
+                                           sharded)  # fmt: skip
+                    val_loss = validation_loss(loss_module, val, plan.layout, pad_id, autocast)
+                    if dist.is_main:
+                        if val_loss is not None:
+                            events.log(step, val_loss=val_loss)
+                        events.checkpoint(step, path)  # the harness may evaluate it now
+                        prune(out, cfg.keep_checkpoints)
+                    barrier()
 
-    # --- 8. the result --------------------------------------------------------------------------
-    val_loss = validation_loss(model, val, pad_id, autocast)
-    if val_loss is not None:
-        events.log(step, val_loss=val_loss)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
+    # --- 9. the result --------------------------------------------------------------------------
+    weights = full_state(loss_module, cfg)
+    val_loss = validation_loss(loss_module, val, plan.layout, pad_id, autocast)
+    if dist.is_main:
+        if val_loss is not None:
+            events.log(step, val_loss=val_loss)
+        save_model(out, model, tok, weights)
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    barrier()
     kind: Literal["full", "adapter"] = "adapter" if cfg.method == "lora" else "full"
-    manifest = make_manifest(request, cfg, dtype, kind, state, step, total, len(train), val_loss)
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
-    return TrainedModel(out, kind, manifest)
+    seconds = state["seconds"]
+    facts = {
+        "steps": step,
+        "planned_steps": plan.total,
+        "resumed_from": state["resumed_from"],
+        "tokens": state["tokens"],
+        "train_seconds": round(seconds, 2),
+        "tokens_per_s": round(state["tokens"] / seconds, 1) if seconds else None,
+        "val_loss": val_loss,
+        "dtype": dtype,
+        "token_budget": plan.layout.rows * plan.layout.row_length or None,
+        "compiled": compiled,
+        "world_size": dist.world_size,
+        "loss_curve": state["curve"],
+    }
+    return TrainedModel(out, kind, facts)
+
+
+class Window:
+    """Training time and tokens between two looks at the losses. Time is read where the host
+    waits for the device anyway (reading the losses), so it counts what the device did."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.tokens = 0
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Checkpoints and validation are not training time."""
+        t = time.perf_counter()
+        yield
+        self.t0 += time.perf_counter() - t
+
+
+def record(pending: list[Any], state: dict[str, Any], step: int, window: Window) -> list[float]:
+    """Read the pending losses (summed over the processes): the curve, tokens and seconds."""
+    import torch
+
+    if not pending:
+        return []
+    losses = all_sum(torch.stack(pending)).tolist()  # the one host sync per log
+    for j, loss_value in enumerate(losses):
+        state["curve"].append([step - len(losses) + 1 + j, round(loss_value, 5)])
+    now = time.perf_counter()
+    seconds = now - window.t0
+    state["seconds"] += seconds
+    state["tokens"] += window.tokens
+    state["last_rate"] = window.tokens / max(seconds, 1e-9)
+    window.t0, window.tokens = now, 0
+    return losses
+
+
+def first_call(loss_module: Any, batch: dict[str, Any], compiling: bool) -> Any:
+    """The loss of a micro-batch; the first call of a compiled model is where compiling fails."""
+    if not compiling:
+        return loss_module(**batch)
+    try:
+        return loss_module(**batch)
+    except Exception as e:  # noqa: BLE001 - inductor raises many kinds; all mean "cannot compile"
+        raise UserError(
+            f"compile=true: torch.compile failed here ({type(e).__name__}: {e})"
+        ) from None
+
+
+def stop_requested(events: Events) -> bool:
+    """The harness's answer, agreed by every process (only the main one has real events)."""
+    import torch
+
+    wanted = events.should_stop()
+    if distributed().world_size == 1:
+        return wanted
+    return bool(all_sum(torch.tensor([int(wanted)], device=device())).item())
 
 
 def validation_loss(
-    model: Any, rows: list[dict[str, list[int]]], pad_id: int, autocast: Any
+    loss_module: Any, rows: list[Row], plan: Layout, pad_id: int, autocast: Any
 ) -> float | None:
-    """Mean loss per answer token over the validation examples."""
+    """Mean loss per answer token over the validation examples (every process computes it: a
+    sharded model needs them all)."""
     import torch
 
     if not rows:
         return None
-    model.eval()
+    loss_module.eval()
     total, count = 0.0, 0
+    # the training layout, so a compiled model sees the shapes it compiled for
+    batches = epoch_batches(0, [len(r["input_ids"]) for r in rows], plan, 0)
     with torch.no_grad():
-        for chunk in _chunks(rows, 8):
-            n = sum(sum(1 for t in r["labels"][1:] if t != -100) for r in chunk)
+        for ids in batches:
+            chunk = [rows[i] for i in ids]
+            batch = collate(chunk, plan, pad_id)
+            batch = {k: v.to(device()) for k, v in batch.items()}
             with autocast:
-                loss = answer_loss(model, collate(chunk, True, pad_id), n)
-            total += loss.item() * n
-            count += n
-    model.train()
+                total += float(loss_module(**batch))
+            count += sum(answer_tokens(r) for r in chunk)
+    loss_module.train()
     return round(total / max(1, count), 5)
-
-
-def _chunks(rows: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
-
-
-def run_key(request: TrainRequest) -> str:
-    """What makes two requests the same training run, whose checkpoints a resume may use."""
-    import hashlib
-
-    blob = json.dumps(
-        [
-            request.base.fingerprint,
-            request.data_fingerprint or request.train,
-            request.hyperparameters.model_dump(),
-            request.config.model_dump(),
-        ],
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def make_manifest(
-    request: TrainRequest,
-    cfg: Config,
-    dtype: str,
-    kind: str,
-    state: dict[str, Any],
-    step: int,
-    total: int,
-    n_train: int,
-    val_loss: float | None,
-) -> dict[str, Any]:
-    from importlib.metadata import version
-
-    libs = {}
-    for lib in ("tuneval", "torch", "transformers", "peft"):
-        try:
-            libs[lib] = version(lib)
-        except Exception:
-            libs[lib] = None
-    return {
-        "format": 1,
-        "trainer": "sft",
-        "run_key": run_key(request),
-        "kind": kind,
-        "base": {
-            "name": request.base.name,
-            "path": str(request.base.path),
-            "fingerprint": request.base.fingerprint,
-        },
-        "suite": request.suite,
-        "data_fingerprint": request.data_fingerprint,
-        "examples": {"train": n_train, "validation": len(request.validation)},
-        "hyperparameters": request.hyperparameters.model_dump(),
-        "config": cfg.model_dump(),
-        "dtype": dtype,
-        "libraries": libs,
-        "steps": step,
-        "planned_steps": total,
-        "stopped_early": step < total,
-        "resumed_from": state["resumed_from"],
-        "tokens": state["tokens"],
-        "train_seconds": round(state["seconds"], 2),
-        "tokens_per_s": round(state["tokens"] / state["seconds"], 1) if state["seconds"] else None,
-        "val_loss": val_loss,
-        "loss_curve": state["curve"],
-    }
-
-
-# --- the progress bar -----------------------------------------------------------------------------
-
-
-class Progress:
-    """A rich progress bar on stderr: step, loss, tokens/s, time left."""
-
-    def __init__(self, total: int, start: int, enabled: bool):
-        self.total, self.start, self.enabled = total, start, enabled
-
-    def __enter__(self) -> Progress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as Bar
-
-            self.bar = Bar(
-                TextColumn("training"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("train", total=self.total, completed=self.start, info="")
-        return self
-
-    def update(self, step: int, loss: float, tokens_per_s: float) -> None:
-        if self.enabled:
-            self.bar.update(
-                self.task, completed=step, info=f"loss {loss:.3f}  {tokens_per_s:.0f} tok/s"
-            )
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.stop()

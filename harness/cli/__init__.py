@@ -43,10 +43,12 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object 
 COMMAND_MODULES = ("suites", "evalcmd", "runs", "models", "data", "train", "compare", "report")
 
 
-def open_store(db: Path | None) -> Any:
+def open_store(db: Path | None, *, readonly: bool = False) -> Any:
+    """The workspace store. Read-only commands pass readonly=True: the store must exist, and
+    nothing is written to it."""
     from harness.store import Store
 
-    return Store(db)
+    return Store(db, readonly=readonly)
 
 
 def print_json(obj: Any) -> None:
@@ -60,14 +62,11 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Spinning OpenMP threads cut throughput ~10x on a shared CPU; set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from harness.launch import die_with_parent
+
+    die_with_parent()
     for name in COMMAND_MODULES:
-        try:
-            module = import_module(f"harness.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"harness.cli.{name}":
-                continue
-            raise
-        module.register(app)
+        import_module(f"harness.cli.{name}").register(app)
     try:
         rc = app(standalone_mode=False)  # returns the code of a `raise typer.Exit(n)`
     except typer.Exit as e:

@@ -59,16 +59,17 @@ def _compare(
     from harness.compare import compare_runs, resolve_run
 
     name = _suite_name(suite)
-    with open_store(db) as store:
+    with open_store(db, readonly=True) as store:
         run_a, run_b = resolve_run(store, a, name), resolve_run(store, b, name)
         return compare_runs(store, run_a, run_b, force=force, alpha=alpha)
 
 
 def _write(c: Comparison, markdown: Path | None, junit: Path | None, failures: list[str]) -> None:
     from harness.compare_format import junit as junit_xml
+    from harness.compare_format import markdown as markdown_text
 
     for path, text in (
-        (markdown, c.to_markdown() if markdown else ""),
+        (markdown, markdown_text(c) if markdown else ""),
         (junit, junit_xml(c, failures) if junit else ""),
     ):
         if path is not None:

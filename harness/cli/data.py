@@ -20,7 +20,7 @@ def _tokenizer(model: str, db: Path | None) -> Any:
     # Only a registered (trained) model needs the store; never create one just to read a name.
     path = db or default_path()
     if path.exists():
-        with Store(path) as store:
+        with Store(path, readonly=True) as store:
             ref = models.resolve(model, store)
     else:
         ref = models.resolve(model, None)

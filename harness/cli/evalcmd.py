@@ -13,7 +13,8 @@ from harness.cli import DbOption, JsonOption, open_store, out, print_json
 
 def summary_table(result: dict[str, Any], sections: dict[str, str]) -> Table:
     n = result["n"]
-    table = Table(title=f"{result['suite']} · {result['model']} · {n} cases", show_lines=False)
+    title = f"{result['suite']} · {result['model']} · {n} cases graded"
+    table = Table(title=title, show_lines=False)
     table.add_column("figure")
     table.add_column("value", justify="right")
     for g, colour in (("bad", "red"), ("good", "yellow"), ("better", "green")):
@@ -34,29 +35,31 @@ def eval_cmd(
     model: Annotated[
         str, typer.Option("--model", "-m", help="model spec")
     ] = "smollm2-135m-instruct",
-    limit: Annotated[int | None, typer.Option(help="evaluate only the first N cases")] = None,
-    batch_size: Annotated[int, typer.Option(help="rows decoded together")] = 32,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="evaluate only the first N cases (per part)")
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="rows decoded together (default: the engine's; for a served "
+            "model, requests in flight)",
+        ),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Evaluate a model on a suite: generate (cached), grade every case, store the run."""
+    """Evaluate a model on a suite (its test cases and its lm-eval tasks): generate (cached),
+    grade every case, store the run."""
     from harness import models
-    from harness.runner import evaluate
+    from harness.runner import EvalOptions, evaluate_suite
     from harness.suite import load_suite
 
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
-    if limit is not None and limit < 1:
-        raise typer.BadParameter("must be at least 1", param_hint="--limit")
+    opts = EvalOptions(limit=limit, batch_size=batch_size, progress=not as_json)
     with open_store(db) as store:
         ref = models.resolve(model, store)
-        if s.spec.lm_eval and not s.cases:
-            from harness.lmeval import evaluate_lm_eval
-
-            result = evaluate_lm_eval(s, ref, store, limit=limit, progress=not as_json)
-        else:
-            result = evaluate(
-                s, ref, store, limit=limit, batch_size=batch_size, progress=not as_json
-            )
+        result = evaluate_suite(s, ref, store, opts)
     data = result.to_json()
     if as_json:
         print_json(data)

@@ -1,18 +1,20 @@
-"""tuneval models list"""
+"""tuneval models list | add | remove"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli import DbOption, JsonOption, open_store, out, print_json
+from harness.cli import DbOption, JsonOption, err, open_store, out, print_json
+from harness.errors import UserError
 
 models_app = typer.Typer(
-    help="Models: the packaged default and the candidates you trained.", no_args_is_help=True
+    help="Models: the packaged default, the candidates you trained, served endpoints.",
+    no_args_is_help=True,
 )
 
 
@@ -28,9 +30,12 @@ def lineage(name: str, rows: dict[str, dict[str, Any]]) -> list[str]:
 def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every known model with its lineage: packaged default first, then candidates, oldest first."""
     from harness.models import DEFAULT_MODEL
+    from harness.store import default_path
 
-    with open_store(db) as store:
-        rows = {r["name"]: r for r in store.models()}
+    rows: dict[str, Any] = {}
+    if (db or default_path()).exists():  # no store yet: only the packaged default exists
+        with open_store(db, readonly=True) as store:
+            rows = {r["name"]: r for r in store.models()}
     listed: list[dict[str, Any]] = []
     if DEFAULT_MODEL not in rows:
         listed.append(
@@ -64,6 +69,7 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
                 "suite": suite.get("name") if isinstance(suite, dict) else suite,
                 "trainer": info.get("trainer"),
                 "steps": info.get("steps"),
+                **_served_fields(r),
             }
         )
     if as_json:
@@ -77,6 +83,8 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
             else ""
         )
         trained = f"{m['suite']} · {m['trainer']} · {m['steps']} steps" if m["trainer"] else ""
+        if m["kind"] == "served":
+            trained = f"{m['url']} · {m['served_id']} (fingerprint not verified)"
         table.add_row(
             escape(m["name"]),
             m["kind"],
@@ -86,6 +94,97 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
             when,
         )
     out.print(table)
+
+
+def _served_fields(row: dict[str, Any]) -> dict[str, Any]:
+    if row["kind"] != "served":
+        return {}
+    info = row["info"]
+    return {
+        "url": info.get("url"),
+        "served_id": info.get("model"),
+        "revision": info.get("revision"),
+        "api_key_env": info.get("api_key_env"),
+        "fingerprint_verified": False,
+    }
+
+
+@models_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="the name to use as a model spec")],
+    url: Annotated[str, typer.Option("--url", help="API base, e.g. http://host:8000/v1")],
+    model: Annotated[str, typer.Option("--model", help="the id the server serves it under")],
+    api_key_env: Annotated[
+        str | None,
+        typer.Option("--api-key-env", help="environment variable holding the API key"),
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="weights revision (part of its identity)")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=1024, help="requests in flight")
+    ] = 16,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="seconds per request before a retry")
+    ] = 300.0,
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="ask the server for its models first")
+    ] = True,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register an OpenAI-compatible endpoint (vLLM, SGLang, TGI, llama.cpp, `transformers
+    serve`) as a model. The API key is read from --api-key-env when requests are made; it is
+    never stored."""
+    from harness.models import DEFAULT_MODEL
+    from harness.served import Endpoint, check_reachable, fingerprint, normalize_url
+
+    if name == DEFAULT_MODEL or "/" in name or not name.strip():
+        raise UserError(
+            f"'{name}' cannot name a served model (a name without '/', not the default)"
+        )
+    endpoint = Endpoint(normalize_url(url), model, api_key_env, revision, concurrency, timeout)
+    listed = check_reachable(endpoint, name) if check else []
+    if check and listed and model not in listed:
+        err.print(
+            f"[yellow]warning:[/] {escape(endpoint.url)} lists {', '.join(map(escape, listed))}, "
+            f"not '{escape(model)}'"
+        )
+    with open_store(db) as store:
+        existing = store.model(name)
+        if existing and existing["kind"] != "served":
+            raise UserError(f"'{name}' is already a {existing['kind']} model; pick another name")
+        store.register_model(
+            {
+                "name": name,
+                "spec": name,
+                "path": None,
+                "fingerprint": fingerprint(model, revision),
+                "kind": "served",
+                "base": None,
+                "produced_by": None,
+                "info": endpoint.info(),
+                "created_at": time.time(),
+            }
+        )
+    if as_json:
+        print_json({"name": name, **endpoint.info(), "fingerprint_verified": False})
+        return
+    out.print(f"added [bold]{escape(name)}[/]: {escape(model)} at {escape(endpoint.url)}")
+
+
+@models_app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="a served model's name")],
+    db: DbOption = None,
+) -> None:
+    """Forget a served model (its runs stay in the store)."""
+    with open_store(db) as store:
+        row = store.model(name)
+        if row is None or row["kind"] != "served":
+            raise UserError(f"no served model '{name}' (see `tuneval models list`)")
+        store.remove_model(name)
+    out.print(f"removed {escape(name)}")
 
 
 def register(app: typer.Typer) -> None:

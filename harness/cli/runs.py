@@ -24,7 +24,7 @@ def list_(
     """List runs, oldest first."""
     from harness.grading import summarize
 
-    with open_store(db) as store:
+    with open_store(db, readonly=True) as store:
         rows = []
         for r in store.runs(suite, model):
             s = summarize(store.results(r["id"]))
@@ -73,7 +73,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show every case of a run with its output, grade and criteria."""
-    with open_store(db) as store:
+    with open_store(db, readonly=True) as store:
         info = store.run(run)
         if info is None:
             raise UserError(f"no run '{run}' in {store.path} (see `tuneval runs list`)")

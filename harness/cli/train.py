@@ -40,8 +40,8 @@ def _settings(config: Any) -> dict[str, Any]:
 @trainers_app.command("list")
 def list_(as_json: JsonOption = False) -> None:
     """Built-in trainers and those installed through the `tuneval.trainers` entry point."""
+    from harness.plugin import Hyperparameters
     from trainers import registry
-    from trainers.protocol import Hyperparameters
 
     rows = []
     for name, info in registry.available().items():
@@ -69,6 +69,25 @@ def list_(as_json: JsonOption = False) -> None:
     out.print(f"common hyperparameters (--set key=value): {escape(common)}")
 
 
+NprocOption = Annotated[
+    int,
+    typer.Option(
+        "--nproc",
+        min=1,
+        help="train on N processes under torchrun (one per GPU; gloo on CPUs): DDP, or FSDP "
+        "with --set fsdp=true",
+    ),
+]
+TorchrunOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--torchrun",
+        help="an option passed to torchrun as is, e.g. --torchrun=--nnodes=2 "
+        "--torchrun=--rdzv-endpoint=host:29500 (repeatable)",
+    ),
+]
+
+
 def _prepare(suite: Path, trainer: str, sets: list[str] | None) -> tuple[Any, Any, Any, Any]:
     """Everything that can be wrong with the command, checked before the store is touched."""
     from harness.suite import load_suite
@@ -82,20 +101,16 @@ def _prepare(suite: Path, trainer: str, sets: list[str] | None) -> tuple[Any, An
     return s, t, hp, cfg
 
 
-def _train(
-    s: Any, t: Any, base: str, hp: Any, cfg: Any, store: Any, eval_checkpoints: int, quiet: bool
-) -> Any:
+def _train(job: Any, store: Any, eval_checkpoints: int, quiet: bool) -> Any:
     from harness.training import train as run_training
 
     if not quiet:
-        n = len(s.train or [])
-        err.print(f"training [bold]{t.name}[/] on {s.name} ({n} examples) from {escape(base)}")
+        err.print(
+            f"training [bold]{job.trainer.name}[/] on {job.suite.name} ({len(job.train)} "
+            f"examples) from {escape(job.base.name)}"
+        )
     return run_training(
-        s,
-        t,
-        base,
-        hp,
-        cfg,
+        job,
         store,
         eval_checkpoints=eval_checkpoints,
         progress=not quiet,
@@ -104,14 +119,15 @@ def _train(
 
 
 def _show_plan(p: dict[str, Any]) -> None:
+    budget = " (a token budget per micro-batch: the step count is an estimate)"
     err.print(
         f"plan: {p['steps']} steps, {p['examples_seen']} examples ({p['epochs']:g} epochs of "
-        f"{p['examples']}), about {p['tokens']:,} tokens"
+        f"{p['examples']}), about {p['tokens']:,} tokens" + (budget if p["token_budget"] else "")
     )
     if p["leaked_exact"] or p["leaked_near"]:
         err.print(
-            f"[yellow]warning:[/] {p['leaked_exact']} test prompts appear in the training data, "
-            f"{p['leaked_near']} more nearly: see `tuneval data check`"
+            f"[yellow]warning:[/] of {p['test_prompts']} test prompts, {p['leaked_exact']} appear "
+            f"in the training data and {p['leaked_near']} more nearly: see `tuneval data check`"
         )
 
 
@@ -134,14 +150,31 @@ def train_cmd(
     base: BaseOption = "smollm2-135m-instruct",
     sets: SetOption = None,
     eval_checkpoints: EvalCheckpointsOption = 0,
+    nproc: NprocOption = 1,
+    torchrun: TorchrunOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Finetune a candidate on the suite's train split and register it as a model.
     Run the same command again after an interruption to resume from the last checkpoint."""
+    from harness.plugin import distributed
+    from harness.training import make_job
+
     s, t, hp, cfg = _prepare(suite, trainer, sets)
-    with open_store(db) as store:
-        result = _train(s, t, base, hp, cfg, store, eval_checkpoints, as_json)
+    if (nproc > 1 or torchrun) and distributed().world_size == 1:
+        from harness.launch import relaunch
+
+        with open_store(db) as store:  # the launcher prepares the store and the base once
+            job = make_job(s, t, base, hp, cfg, store)
+            from harness.training import training_base
+
+            training_base(job.base, store)
+        relaunch(nproc, torchrun or [])  # does not return
+    with open_store(db, readonly=not distributed().is_main) as store:
+        job = make_job(s, t, base, hp, cfg, store)
+        result = _train(job, store, eval_checkpoints, as_json or not distributed().is_main)
+    if not distributed().is_main:
+        return
     if as_json:
         print_json(result.to_json())
     else:
@@ -157,7 +190,9 @@ def loop_cmd(
         int | None, typer.Option(min=1, help="evaluate only the first N test cases")
     ] = None,
     eval_checkpoints: EvalCheckpointsOption = 0,
-    batch_size: Annotated[int, typer.Option(help="rows decoded together")] = 32,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="rows decoded together (default: the engine's)")
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -165,28 +200,25 @@ def loop_cmd(
     from harness import models
     from harness.cli.compare import show
     from harness.compare import compare_runs
-    from harness.runner import evaluate
+    from harness.runner import EvalOptions, evaluate_suite
+    from harness.training import make_job
 
     s, t, hp, cfg = _prepare(suite, trainer, sets)
     if not s.cases:
         raise UserError(f"suite '{s.name}' has no test cases (data.test) to compare on")
+    opts = EvalOptions(limit=limit, batch_size=batch_size, progress=not as_json)
     with open_store(db) as store:
-        base_ref = models.resolve(base, store)
+        job = make_job(s, t, base, hp, cfg, store)
         if not as_json:
-            err.print(f"1/4 evaluating the base {escape(base_ref.name)}")
-        run_a = evaluate(
-            s, base_ref, store, limit=limit, batch_size=batch_size, progress=not as_json
-        )
+            err.print(f"1/4 evaluating the base {escape(job.base.name)}")
+        run_a = evaluate_suite(s, job.base, store, opts)
         if not as_json:
             err.print("2/4 training")
-        trained = _train(s, t, base, hp, cfg, store, eval_checkpoints, as_json)
+        trained = _train(job, store, eval_checkpoints, as_json)
         if not as_json:
             out.print(_describe(trained))
             err.print(f"3/4 evaluating the candidate {trained.model}")
-        cand_ref = models.resolve(trained.model, store)
-        run_b = evaluate(
-            s, cand_ref, store, limit=limit, batch_size=batch_size, progress=not as_json
-        )
+        run_b = evaluate_suite(s, models.resolve(trained.model, store), store, opts)
         if not as_json:
             err.print("4/4 comparing")
         comparison = compare_runs(store, run_a.run_id, run_b.run_id)

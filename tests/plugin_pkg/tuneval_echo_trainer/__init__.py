@@ -1,5 +1,12 @@
-"""The `echo` trainer: "trains" for a few steps by copying the base model's files. No torch, no
-base class: a name, a description, a pydantic Config and a train() method make a trainer."""
+"""The `echo` trainer, the worked example of a trainer plugin: it "trains" for a few steps by
+copying the base model's files. No torch, no base class: a name, a description, a pydantic Config
+and a train() method make a trainer. It imports one module of tuneval, `harness.plugin`.
+
+Its pyproject.toml declares it under the entry-point group `tuneval.trainers`:
+
+    [project.entry-points."tuneval.trainers"]
+    echo = "tuneval_echo_trainer:trainer"
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ import shutil
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from harness.plugin import Events, Stopped, TrainedModel, TrainRequest
 
 
 class Config(BaseModel):
@@ -21,8 +30,9 @@ class Echo:
     description = "copies the base model (a test plugin)"
     Config = Config
 
-    def train(self, request, events):  # type: ignore[no-untyped-def]
+    def train(self, request: TrainRequest, events: Events) -> TrainedModel:
         cfg = request.config
+        assert isinstance(cfg, Config)
         out = Path(request.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         curve = []
@@ -34,14 +44,12 @@ class Echo:
                 ckpt = out / "checkpoints" / "step-1"
                 _copy(request.base.path, ckpt)
                 events.checkpoint(step, ckpt)
-            if events.should_stop():
-                break
+            if events.should_stop():  # asked to stop: nothing to checkpoint in a copy
+                raise Stopped(f"at step {step}")
         _copy(request.base.path, out)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        from trainers.protocol import TrainedModel
-
-        manifest = {"steps": cfg.steps, "note": cfg.note, "loss_curve": curve}
-        return TrainedModel(out, "full", manifest)
+        facts = {"steps": cfg.steps, "note": cfg.note, "loss_curve": curve}
+        return TrainedModel(out, "full", facts)
 
 
 def _copy(src: Path, dst: Path) -> None:

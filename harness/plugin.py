@@ -1,0 +1,219 @@
+"""The plugin surface: the one module a trainer plugin imports.
+
+A trainer is any object with a `name`, a `description`, a pydantic `Config` for its own settings,
+and `train(request, events) -> TrainedModel`. No base class: anything with these attributes is a
+trainer (`Trainer` below is a Protocol). The harness hands it a `TrainRequest` (the base model
+folder, the chat-formatted examples, the common `Hyperparameters`, the trainer's validated
+`Config`, an output folder) and an `Events` object to report progress and checkpoints through.
+Evaluation, the store and the manifest stay with the harness: the trainer writes a Hugging Face
+folder (or PEFT adapter) into `output_dir` and returns what it measured.
+
+Helpers a recipe needs, so it never reaches into harness internals: `tokenize_examples`
+(chat template, answer-only labels), `UserError` (a mistake in the user's settings: one line,
+exit 2), `compute_dtype` and `device` (what the hardware runs), `Progress` (one progress display),
+and `distributed()` (rank and world size under `torchrun`).
+
+Distributed-safe plugins: under `tuneval train --nproc N` every process runs `train()` with the
+same request. Only the process where `distributed().is_main` may write `output_dir` and
+checkpoints; `events` is a no-op elsewhere. A plugin that cannot train on several processes
+should raise `UserError` when `distributed().world_size > 1`.
+
+Nothing here imports torch, so listing trainers and validating `--set` values is instant.
+The worked example is the test plugin, tests/plugin_pkg/tuneval_echo_trainer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.data import IGNORE, tokenize_examples
+from harness.errors import UserError
+from harness.progress import Progress
+
+__all__ = [
+    "CHECKPOINTS",
+    "IGNORE",
+    "BaseModelInfo",
+    "Distributed",
+    "Events",
+    "Hyperparameters",
+    "Messages",
+    "NullEvents",
+    "Progress",
+    "Stopped",
+    "TrainRequest",
+    "TrainedModel",
+    "Trainer",
+    "UserError",
+    "compute_dtype",
+    "device",
+    "distributed",
+    "tokenize_examples",
+]
+
+Messages = list[dict[str, str]]
+
+CHECKPOINTS = "checkpoints"  # sub-folder of output_dir holding step-N checkpoints
+
+
+class Hyperparameters(BaseModel):
+    """Settings every trainer honours. Defaults are sized for a small model on a laptop CPU."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(default=1.0, gt=0, le=10_000, description="passes over the training data")
+    max_steps: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="optimizer steps; overrides epochs"
+    )
+    learning_rate: float = Field(default=1e-3, gt=0, le=10, allow_inf_nan=False)
+    scheduler: Literal["constant", "linear", "cosine"] = "cosine"
+    warmup: float = Field(
+        default=0.05, ge=0, lt=1, description="share of the steps spent warming up"
+    )
+    batch_size: int = Field(
+        default=8,
+        ge=1,
+        le=65_536,
+        description="examples per micro-batch (without tokens_per_batch)",
+    )
+    tokens_per_batch: int | None = Field(
+        default=None,
+        ge=8,
+        le=16_777_216,
+        description="pack examples end to end up to this many tokens per micro-batch, "
+        "instead of batch_size examples (default: 16384 on a GPU, off on a CPU)",
+    )
+    grad_accum: int = Field(default=1, ge=1, le=65_536, description="micro-batches per step")
+    max_length: int = Field(
+        default=512, ge=8, le=1_048_576, description="tokens per example; longer ones are cut"
+    )
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    save_every: int = Field(default=25, ge=1, description="checkpoint every N optimizer steps")
+    log_every: int = Field(default=5, ge=1, description="log loss every N optimizer steps")
+
+    def steps(self, n_examples: int) -> int:
+        """Optimizer steps a run over n examples takes with batch_size examples per micro-batch:
+        max_steps, else epochs' worth. Token-budget plans count their own steps."""
+        if self.max_steps:
+            return self.max_steps
+        return max(1, math.ceil(self.epochs * n_examples / (self.batch_size * self.grad_accum)))
+
+
+@dataclass(frozen=True)
+class BaseModelInfo:
+    """The model to start from: a full Hugging Face folder on local disk."""
+
+    name: str
+    path: Path
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    base: BaseModelInfo
+    train: list[Messages]  # chat conversations ending with the assistant turn to learn
+    validation: list[Messages]
+    hyperparameters: Hyperparameters
+    config: BaseModel  # the trainer's own Config, validated
+    output_dir: Path  # the trainer writes its result here; checkpoints under output_dir/checkpoints
+    run_key: str  # identifies this training run: checkpoints of another key must not be resumed
+    progress: bool = True  # show progress on stderr
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    path: Path  # a normal HF folder, or a PEFT adapter folder whose base is the request's base
+    kind: Literal["full", "adapter"]
+    facts: dict[str, Any] = field(default_factory=dict)  # what the trainer measured: steps,
+    # tokens, tokens_per_s, train_seconds, loss_curve, val_loss, ... (goes into the manifest)
+
+
+class Stopped(Exception):
+    """Raised by a trainer that stopped because `events.should_stop()` said so, after writing a
+    checkpoint: the run ends as interrupted, and the same command resumes it."""
+
+
+@runtime_checkable
+class Events(Protocol):
+    """How a trainer talks to the harness while it runs."""
+
+    def log(self, step: int, **metrics: float) -> None:
+        """Loss, learning rate, tokens/s and the like at an optimizer step."""
+
+    def checkpoint(self, step: int, path: Path) -> None:
+        """A complete, loadable model folder (full or adapter) for `step` now exists at `path`."""
+
+    def resumed(self, step: int) -> None:
+        """Training continues from a checkpoint at `step` left by an earlier, interrupted run."""
+
+    def should_stop(self) -> bool:
+        """True when the harness was asked to stop (SIGTERM, e.g. a scheduler's preemption):
+        write a checkpoint and raise `Stopped`."""
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    name: str
+    description: str
+    Config: type[BaseModel]
+
+    def train(self, request: TrainRequest, events: Events) -> TrainedModel: ...
+
+
+class NullEvents:
+    """Events that go nowhere: for running a trainer outside the harness, and on every process
+    but the main one."""
+
+    def log(self, step: int, **metrics: float) -> None:
+        pass
+
+    def checkpoint(self, step: int, path: Path) -> None:
+        pass
+
+    def resumed(self, step: int) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def compute_dtype(choice: str = "auto") -> str:
+    """`bfloat16` where the hardware runs it (CUDA, AMX/avx512_bf16 CPUs; TUNEVAL_DTYPE overrides),
+    else `float32`. float16 is never chosen for training: it needs loss scaling."""
+    from harness.hardware import best_dtype_name
+
+    name = best_dtype_name() if choice == "auto" else choice
+    return "bfloat16" if name == "bfloat16" else "float32"
+
+
+def device() -> str:
+    """`cuda:<local rank>` where a GPU is there, else `cpu`."""
+    from harness.hardware import device as hw_device
+
+    name = hw_device()
+    return f"cuda:{distributed().local_rank}" if name == "cuda" else name
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed() -> Distributed:
+    """This process's place under `torchrun` (one process alone: rank 0 of 1)."""
+    env = os.environ
+    return Distributed(
+        int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
+    )

@@ -1,0 +1,239 @@
+"""Served models: any OpenAI-compatible endpoint (vLLM, SGLang, TGI, llama.cpp's server,
+`transformers serve`), registered once with `tuneval models add NAME --url ... --model ...` and
+then used wherever a model spec goes.
+
+Requests go out concurrently (a bounded pool), each with a timeout, and are retried with
+exponential backoff and jitter on 429, 5xx, timeouts and broken connections. Answers are handed
+back as they arrive, so the runner commits them as they come and a killed run resumes where it
+stopped. The API key is read from the named environment variable at request time and never
+written anywhere. A served model cannot be hashed: its fingerprint is its served id and revision,
+which every run, comparison and report marks as not verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from harness.errors import UserError
+from harness.generate import Generation, GenSettings, Messages, OnBatch, apply_stop
+from harness.models import ModelRef
+from harness.progress import Progress
+from harness.store import ModelRow
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_STOP = 4  # stop sequences the OpenAI API accepts; the rest are applied here
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str  # the API base, e.g. http://host:8000/v1
+    model: str  # the id the server serves the model under
+    api_key_env: str | None = None
+    revision: str | None = None
+    concurrency: int = 16
+    timeout: float = 300.0  # seconds per request
+    retries: int = 8
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "model": self.model,
+            "api_key_env": self.api_key_env,
+            "revision": self.revision,
+            "concurrency": self.concurrency,
+            "timeout": self.timeout,
+            "retries": self.retries,
+        }
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> Endpoint:
+        keys = ("url", "model", "api_key_env", "revision", "concurrency", "timeout", "retries")
+        return cls(**{k: info[k] for k in keys if k in info})
+
+
+def fingerprint(model: str, revision: str | None) -> str:
+    """What identifies a served model: its served id and revision, not where it is served."""
+    return hashlib.sha256(f"served\0{model}\0{revision or ''}".encode()).hexdigest()
+
+
+def served_ref(row: ModelRow) -> ModelRef:
+    return ModelRef(
+        row["name"], row["spec"], Path("."), "served", row["fingerprint"] or "", served=row["info"]
+    )
+
+
+def normalize_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UserError(f"--url {url!r}: expected http(s)://host[:port]/v1")
+    return url.rstrip("/")
+
+
+def headers(endpoint: Endpoint, name: str) -> dict[str, str]:
+    if not endpoint.api_key_env:
+        return {}
+    key = os.environ.get(endpoint.api_key_env)
+    if not key:
+        raise UserError(
+            f"served model '{name}': environment variable {endpoint.api_key_env} (its API key) "
+            "is not set"
+        )
+    return {"Authorization": f"Bearer {key}"}
+
+
+def check_reachable(endpoint: Endpoint, name: str) -> list[str]:
+    """The ids the server lists under /models; a UserError naming the URL if it cannot answer."""
+    import httpx
+
+    try:
+        r = httpx.get(f"{endpoint.url}/models", headers=headers(endpoint, name), timeout=10.0)
+    except httpx.HTTPError as e:
+        raise UserError(
+            f"served model '{name}': cannot reach {endpoint.url} ({type(e).__name__}: {e})"
+        ) from None
+    if r.status_code in (401, 403):
+        raise UserError(
+            f"served model '{name}': {endpoint.url} refused the API key ({r.status_code})"
+        )
+    if r.status_code >= 400:
+        raise UserError(
+            f"served model '{name}': {endpoint.url}/models answered HTTP {r.status_code}"
+        )
+    try:
+        return [str(m.get("id")) for m in r.json().get("data", [])]
+    except (ValueError, AttributeError):
+        return []
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    retries: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, requests: int = 0, retries: int = 0) -> None:
+        with self.lock:
+            self.requests += requests
+            self.retries += retries
+
+    def to_json(self) -> dict[str, int]:
+        return {"requests": self.requests, "retries": self.retries}
+
+
+@dataclass
+class ServedBackend:
+    """Chat completions from an OpenAI-compatible endpoint, `concurrency` requests in flight."""
+
+    name: str
+    endpoint: Endpoint
+    concurrency: int = 16
+    progress: bool = True
+    stats: Stats = field(default_factory=Stats)
+
+    @classmethod
+    def from_ref(
+        cls, ref: ModelRef, concurrency: int | None = None, progress: bool = True
+    ) -> ServedBackend:
+        endpoint = Endpoint.from_info(ref.served or {})
+        return cls(ref.name, endpoint, concurrency or endpoint.concurrency, progress)
+
+    def check(self) -> None:
+        check_reachable(self.endpoint, self.name)
+
+    def generate(
+        self, conversations: Sequence[Messages], settings: GenSettings, on_batch: OnBatch
+    ) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=self.concurrency)
+        done: list[tuple[int, Generation]] = []
+        last = time.perf_counter()
+        with (
+            httpx.Client(timeout=self.endpoint.timeout, limits=limits) as client,
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix="tuneval-served") as pool,
+            Progress("requesting", len(conversations), enabled=self.progress) as bar,
+        ):
+            pending: set[Future[tuple[int, Generation]]] = {
+                pool.submit(self._answer, client, i, conv, settings)
+                for i, conv in enumerate(conversations)
+            }
+            try:
+                while pending:
+                    finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                    done += [f.result() for f in finished]  # re-raises a request's error
+                    now = time.perf_counter()
+                    if done and (now - last >= 0.5 or not pending or len(done) >= 64):
+                        rows, gens = zip(*done, strict=True)
+                        on_batch(list(rows), list(gens))  # committed as they arrive
+                        bar.advance(len(done), f"{self.stats.retries} retries")
+                        done, last = [], now
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+
+    def _answer(
+        self, client: Any, i: int, conv: Messages, settings: GenSettings
+    ) -> tuple[int, Generation]:
+        import httpx
+
+        ep = self.endpoint
+        body: dict[str, Any] = {
+            "model": ep.model,
+            "messages": conv,
+            "max_tokens": settings.max_new_tokens,
+            "temperature": settings.temperature,
+        }
+        if settings.stop:
+            body["stop"] = list(settings.stop[:MAX_STOP])
+        if settings.temperature > 0:
+            body["top_p"] = settings.top_p
+            blob = f"{settings.seed}\0{conv}".encode()
+            body["seed"] = int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
+        url = f"{ep.url}/chat/completions"
+        for attempt in range(ep.retries + 1):
+            t0 = time.perf_counter()
+            try:
+                r = client.post(url, json=body, headers=headers(ep, self.name))
+                if r.status_code not in RETRY_STATUS:
+                    break
+                reason = f"HTTP {r.status_code}"
+            except (httpx.TimeoutException, httpx.TransportError) as e:
+                reason = type(e).__name__
+            if attempt == ep.retries:
+                raise UserError(
+                    f"served model '{self.name}': {url} failed {ep.retries + 1} times "
+                    f"(last: {reason}); rerun the same command to resume"
+                )
+            self.stats.add(retries=1)
+            time.sleep(min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.5))
+        self.stats.add(requests=1)
+        if r.status_code >= 400:
+            raise UserError(
+                f"served model '{self.name}': {url} answered HTTP {r.status_code}: {r.text[:300]}"
+            )
+        return i, self._parse(r, settings, time.perf_counter() - t0)
+
+    def _parse(self, r: Any, settings: GenSettings, seconds: float) -> Generation:
+        try:
+            data = r.json()
+            text = data["choices"][0]["message"]["content"] or ""
+            usage = data.get("usage") or {}
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise UserError(
+                f"served model '{self.name}': not a chat completion: {r.text[:300]}"
+            ) from None
+        n = int(usage.get("completion_tokens") or 0)
+        prompt = usage.get("prompt_tokens")
+        out = apply_stop(text, settings.stop).strip()
+        return Generation(out, n, seconds, int(prompt) if prompt is not None else None)
