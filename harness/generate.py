@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -107,7 +108,8 @@ def render(tok: Any, messages: Messages) -> str:
 @dataclass
 class HFBackend:
     """Local transformers generation. `engine="auto"` picks `static` on CUDA and `pool` on the CPU
-    (see the module docstring); `batch_size` None lets the engine size its batch."""
+    (see the module docstring; `TUNEVAL_ENGINE` overrides it); `batch_size` None lets the engine
+    size its batch."""
 
     ref: ModelRef
     batch_size: int | None = None
@@ -132,8 +134,9 @@ class HFBackend:
     def choose_engine(self, settings: GenSettings) -> str:
         from harness.pool import mergeable_cache
 
-        if self.engine != "auto":
-            return self.engine
+        engine = self.engine if self.engine != "auto" else os.environ.get("TUNEVAL_ENGINE", "auto")
+        if engine != "auto":
+            return engine
         if self._model.device.type == "cuda" and settings.temperature == 0:
             from harness.static import supported
 

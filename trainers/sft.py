@@ -543,6 +543,7 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
     on_gpu = device().startswith("cuda")
     if on_gpu:
         torch.cuda.set_device(device())
+        torch.cuda.reset_peak_memory_stats()
     compiled = cfg.compile if cfg.compile is not None else on_gpu
     sharded = cfg.fsdp and dist.world_size > 1
 
@@ -665,6 +666,9 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
         "token_budget": plan.layout.rows * plan.layout.row_length or None,
         "compiled": compiled,
         "world_size": dist.world_size,
+        "peak_gpu_memory_gb": (
+            round(torch.cuda.max_memory_allocated() / 1e9, 2) if on_gpu else None
+        ),
         "loss_curve": state["curve"],
     }
     return TrainedModel(out, kind, facts)
