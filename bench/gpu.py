@@ -283,10 +283,15 @@ def row_hf_trainer(model_dir: str, steps: int, batch: int) -> dict:
 
 
 def row_trl(model_dir: str, steps: int, batch: int) -> dict:
+    import datasets
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
+
+    # A dataset's fingerprint pickles the map function; on one machine that pickling failed
+    # inside pyarrow types (bench/RESULTS.md). Nothing here needs the datasets cache.
+    datasets.disable_caching()
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     rows, convs = _train_data(tok, 512)

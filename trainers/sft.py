@@ -84,8 +84,9 @@ class Config(BaseModel):
     packing: bool = Field(
         default=True, description="pack each micro-batch into one row, no padding"
     )
-    compile: bool | None = Field(
-        default=None, description="torch.compile each decoder layer (default: on a GPU only)"
+    compile: bool = Field(
+        default=False,
+        description="torch.compile each decoder layer (off by default: bench/RESULTS.md)",
     )
     gradient_checkpointing: bool = Field(
         default=False, description="recompute activations in backward: less memory, more time"
@@ -544,7 +545,7 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
     if on_gpu:
         torch.cuda.set_device(device())
         torch.cuda.reset_peak_memory_stats()
-    compiled = cfg.compile if cfg.compile is not None else on_gpu
+    compiled = cfg.compile
     sharded = cfg.fsdp and dist.world_size > 1
 
     resume = latest_checkpoint(out)
