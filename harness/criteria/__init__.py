@@ -86,6 +86,7 @@ _BUILTIN_MODULES = (
     "harness.criteria.similarity",
     "harness.criteria.spelling",
     "harness.criteria.metric",
+    "harness.criteria.judge",
 )
 _loaded = False
 
