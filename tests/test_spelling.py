@@ -64,3 +64,13 @@ def test_prose_words_keeps_contractions_and_hyphen_parts() -> None:
     assert prose_words("It's a well-known, don't-care value.") == [
         "It's", "a", "well", "known", "don't", "care", "value",
     ]  # fmt: skip
+
+
+def test_suite_vocabulary_comes_from_the_suite_data(tmp_path) -> None:
+    from tests.conftest import write_suite
+
+    folder = write_suite(tmp_path / "s", train=[{"function": "zorbulate", "module": "frob"}])
+    assert not check("It will zorbulate the text.").passed  # no suite: an unknown word
+    with criteria.using(criteria.Context(suite_path=folder)):
+        assert check("It will zorbulate the text.").passed
+        assert not check("It will zorbulate the text.", vocabulary=["python"]).passed

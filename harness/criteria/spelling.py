@@ -2,11 +2,12 @@
 repetitive.
 
 The dictionary is the English word list shipped inside the `pyspellchecker` package (nothing is
-downloaded), and with `vocabulary: [python]` (the default) also every word of the Python
-documentation that each Python installation carries (`pydoc_data.topics`), so `iterable`,
-`stdout` and `kwargs` are words. A word unknown as written still passes when dropping a regular
-ending (-s, -es, -ed, -ing, -ly, -er, -ize...) leaves a known word: word lists hold few
-inflections, and a misspelled stem stays unknown.
+downloaded), plus the `vocabulary` lists (both by default): `python`, every word of the Python
+documentation that each Python installation carries (`pydoc_data.topics`: `iterable`, `stdout`,
+`kwargs`), and `suite`, every word in the suite's own data (test, train and validation rows: the
+task's domain words, `timestamp`, `hostname`). A word unknown as written still passes when
+dropping a regular ending (-s, -ed, -ing, -ize...) or prefix (multi-, re-, un-...) leaves a known
+word: word lists hold few derived forms, and a misspelled stem stays unknown.
 
 Never checked, because they are not prose: code (``` fences and `backticks`), identifiers
 (snake_case, camelCase, dotted.names, calls(), words with digits, ALL-CAPS acronyms), numbers,
@@ -20,11 +21,12 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from harness.criteria import Case, Result, Scorer, criterion, per_output
+from harness.criteria import Case, Result, Scorer, context, criterion, per_output
 from harness.templating import fill
 
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
@@ -32,9 +34,11 @@ _INLINE = re.compile(r"`[^`\n]*`")
 _URL = re.compile(r"\b(?:[a-z][a-z0-9+.-]*://|www\.)\S+|\S+@\S+\.\S+", re.IGNORECASE)
 _EDGE = "\"'“”‘’([{<*,.;:!?)]}>…"
 _CODE_CHARS = re.compile(r"[_/\\=<>{}\[\]#@$%^&*|~+:()]")
-_IDENTIFIER = re.compile(r"\w\.\w|\d|[a-z][A-Z]|^[A-Z]{2,}s?$")
+_IDENTIFIER = re.compile(r"\w\.\w|\d|[a-z][A-Z]")
 _LETTERS = re.compile(r"[A-Za-z]+")
 _SUFFIXES = ("ing", "ed", "es", "s", "ly", "er", "'s", "ize", "izes", "ized", "izing")
+_PREFIXES = ("multi", "re", "un", "non", "pre", "sub", "super", "inter", "de", "co")
+_ACRONYM = re.compile(r"^[A-Z]{2,}s?$")
 
 _lock = threading.Lock()
 _words: dict[str, frozenset[str]] = {}
@@ -67,6 +71,8 @@ def prose_words(text: str) -> list[str]:
             continue
         for part in re.split(r"-+", chunk):
             part = part.strip(_EDGE)
+            if _ACRONYM.match(part):
+                continue
             if part.isalpha() or re.fullmatch(r"[A-Za-z]+['’][A-Za-z]+", part):
                 out.append(part)
     return out
@@ -91,14 +97,33 @@ def is_known(word: str, known: AbstractSet[str]) -> bool:
     w = word.casefold().replace("’", "'")
     if w in known:
         return True
-    return any(w.endswith(s) and len(w) - len(s) >= 3 and w[: -len(s)] in known for s in _SUFFIXES)
+    if any(w.endswith(s) and len(w) - len(s) >= 3 and w[: -len(s)] in known for s in _SUFFIXES):
+        return True
+    return any(
+        w.startswith(p) and len(w) - len(p) >= 4 and is_known(w[len(p) :], known) for p in _PREFIXES
+    )
+
+
+def suite_words(folder: Path | None) -> frozenset[str]:
+    """Every word in a suite's data rows (empty without a suite)."""
+    if folder is None:
+        return frozenset()
+    key = f"suite:{folder}"
+    with _lock:
+        if key not in _words:
+            from harness.suite import load_suite
+
+            suite = load_suite(folder)
+            rows = [*suite.cases, *(suite.train or []), *(suite.validation or [])]
+            _words[key] = frozenset(w for row in rows for w in case_words(row))
+        return _words[key]
 
 
 @criterion("spelling")
 def spelling(
     max_misspelled: Annotated[int, Field(ge=0)] = 0,
     known: list[str] = [],  # noqa: B006
-    vocabulary: list[Literal["python"]] = ["python"],  # noqa: B006
+    vocabulary: list[Literal["python", "suite"]] = ["python", "suite"],  # noqa: B006
     min_length: Annotated[int, Field(ge=1)] = 3,
 ) -> Scorer:
     """Flags misspelled words (an offline dictionary; code, identifiers and case fields skipped)."""
@@ -107,7 +132,9 @@ def spelling(
 
     def check(output: str, case: Case) -> Result:
         if not lists:
-            lists.extend([_load("english"), *(_load(v) for v in vocabulary)])
+            lists.extend([_load("english"), *(_load(v) for v in vocabulary if v != "suite")])
+            if "suite" in vocabulary:
+                lists.append(suite_words(context().suite_path))
         extra = case_words(case) | {
             w.casefold() for t in known for w in _LETTERS.findall(fill(t, case))
         }
