@@ -315,33 +315,3 @@ def judge_for(spec: str, store: Any = None, progress: bool = False) -> Judge:
             _JUDGES[(spec, ref.fingerprint)] = judge
     judge.store, judge.progress = store, progress
     return judge
-
-
-def human_agreement(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per judge criterion, how its verdicts agree with human labels (the rows of
-    `Store.labelled_results`): share agreeing and Cohen's kappa on pass/fail. A human grade
-    passes a judge criterion when it reaches the grade the criterion's section guards: `better`
-    for a better requirement, `good` for the others."""
-    from harness import stats
-    from harness.grading import RANK
-
-    pairs: dict[str, list[tuple[bool, bool]]] = {}
-    judges: dict[str, str] = {}
-    for row in rows:
-        for cid, c in (row.get("criteria") or {}).items():
-            info = c.get("info") or {}
-            if "judge" not in info or info.get("choice") is None:
-                continue
-            need = "better" if c.get("section") == "better" else "good"
-            pairs.setdefault(cid, []).append((bool(c["passed"]), RANK[row["human"]] >= RANK[need]))
-            judges[cid] = str(info["judge"])
-    return [
-        {
-            "criterion": cid,
-            "judge": judges[cid],
-            "labelled": len(p),
-            "agreement": sum(1 for j, h in p if j == h) / len(p),
-            "kappa": stats.cohen_kappa(p),
-        }
-        for cid, p in pairs.items()
-    ]

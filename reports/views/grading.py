@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from harness.criteria.judge import human_agreement
 from harness.grading import GRADES
-from harness.judge import human_agreement
 from reports import data
 from reports.labels import agreement, confusion, corrected_pairs, labelled_results, to_jsonl
 
