@@ -94,6 +94,7 @@ class Comparison:
     explanation: str = ""
     sections: dict[str, str] = field(default_factory=dict)  # criterion id -> bad | good | better
     warnings: list[str] = field(default_factory=list)
+    preference: dict[str, Any] | None = None  # a judge's pairwise preference, when asked
 
     @property
     def n(self) -> int:
@@ -133,6 +134,7 @@ class Comparison:
             "unpaired": self.unpaired,
             "warnings": self.warnings,
             "pairs": [p.to_json() for p in self.pairs],
+            **({"preference": self.preference} if self.preference is not None else {}),
         }
 
 

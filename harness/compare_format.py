@@ -61,6 +61,15 @@ def markdown(c: Comparison) -> str:
     lines += ["| figure | A | B | Δ (points) | 95% CI |", "|---|---:|---:|---:|---|"]
     for name, d in (("pass rate (good or better)", c.pass_rate), ("better rate", c.better_rate)):
         lines.append(f"| {name} | {pct(d.a)} | {pct(d.b)} | {pts(d.delta)} | {interval(d)} |")
+    if c.preference is not None:
+        p = c.preference
+        lines += [
+            "",
+            f"Pairwise preference (judge {md_text(p['judge'], 80)}, both orders): B wins "
+            f"{p['wins']}, ties {p['ties']} ({p['inconsistent']} order-inconsistent), loses "
+            f"{p['losses']}; B preferred {pct(p['share'])} [{pct(p['low'])}, {pct(p['high'])}], "
+            f"sign test p = {p['p_value']:.3g}.",
+        ]
     lines += [
         "",
         f"Exact McNemar on pass/fail: {c.mcnemar['b01']} fail→pass, {c.mcnemar['b10']} "

@@ -248,6 +248,8 @@ def check_report(suite: Suite, threshold: float = NEAR_THRESHOLD) -> dict[str, A
         d = {"test_id": suite.cases[i]["id"], "test": test_p[i], "train": train_p[j]}
         return d | ({"jaccard": score} if score is not None else {})
 
+    from harness import diversity
+
     return {
         "suite": suite.name,
         "test": len(test_p),
@@ -262,6 +264,9 @@ def check_report(suite: Suite, threshold: float = NEAR_THRESHOLD) -> dict[str, A
         "empty_answers": empty,
         "exact_examples": [pair(i, j) for i, j in exact[:5]],
         "near_examples": [pair(i, j, s) for i, j, s in near[:5]],
+        "train_diversity": diversity.report(
+            suite.train, train_p[: len(suite.train)], answers[: len(suite.train)]
+        ),
     }
 
 

@@ -28,9 +28,13 @@ def grade(results: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 class Grader:
-    """Builds each criterion's scorer once and grades batches of outputs."""
+    """Builds each criterion's scorer once and grades batches of outputs.
 
-    def __init__(self, suite: Suite):
+    `store` is handed to model-based criteria through `criteria.context()`: a judge resolves
+    registered model names and caches its verdicts there."""
+
+    def __init__(self, suite: Suite, store: Any = None, progress: bool = False):
+        self.context = criteria.Context(store=store, suite_path=suite.path, progress=progress)
         self.scorers = [
             (section, spec.id, criteria.get(spec.type)(**spec.params()))
             for section, spec in suite.criteria()
@@ -40,10 +44,11 @@ class Grader:
         self, outputs: Sequence[str], cases: Sequence[Mapping[str, Any]]
     ) -> list[tuple[str, dict[str, Any]]]:
         per_case: list[dict[str, Any]] = [{} for _ in outputs]
-        for section, cid, scorer in self.scorers:
-            results: list[Result] = scorer(outputs, cases)
-            for slot, r in zip(per_case, results, strict=True):
-                slot[cid] = {"section": section, **r.to_dict()}
+        with criteria.using(self.context):
+            for section, cid, scorer in self.scorers:
+                results: list[Result] = scorer(outputs, cases)
+                for slot, r in zip(per_case, results, strict=True):
+                    slot[cid] = {"section": section, **r.to_dict()}
         return [(grade(c), c) for c in per_case]
 
 

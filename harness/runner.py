@@ -225,7 +225,7 @@ def _generate_cases(
     todo = [i for i in range(len(cases)) if cases[i]["id"] not in done]
     if not todo:
         return {"generated": 0, "generated_tokens": 0, "from_cache": 0}
-    grader = Grader(suite)
+    grader = Grader(suite, store, opts.progress)
 
     def commit(indices: list[int], gens: list[Generation], cached: bool) -> None:
         graded = grader([g.output for g in gens], [cases[i] for i in indices])

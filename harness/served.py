@@ -130,6 +130,37 @@ class Stats:
         return {"requests": self.requests, "retries": self.retries}
 
 
+def chat_completion(
+    client: Any, ep: Endpoint, name: str, body: dict[str, Any], stats: Stats
+) -> Any:
+    """POST one chat completion, retried with backoff and jitter on 429, 5xx, timeouts and
+    broken connections; the response, or a UserError naming the URL."""
+    import httpx
+
+    url = f"{ep.url}/chat/completions"
+    for attempt in range(ep.retries + 1):
+        try:
+            r = client.post(url, json=body, headers=headers(ep, name))
+            if r.status_code not in RETRY_STATUS:
+                break
+            reason = f"HTTP {r.status_code}"
+        except (httpx.TimeoutException, httpx.TransportError) as e:
+            reason = type(e).__name__
+        if attempt == ep.retries:
+            raise UserError(
+                f"served model '{name}': {url} failed {ep.retries + 1} times "
+                f"(last: {reason}); rerun the same command to resume"
+            )
+        stats.add(retries=1)
+        time.sleep(min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.5))
+    stats.add(requests=1)
+    if r.status_code >= 400:
+        raise UserError(
+            f"served model '{name}': {url} answered HTTP {r.status_code}: {r.text[:300]}"
+        )
+    return r
+
+
 @dataclass
 class ServedBackend:
     """Chat completions from an OpenAI-compatible endpoint, `concurrency` requests in flight."""
@@ -185,8 +216,6 @@ class ServedBackend:
     def _answer(
         self, client: Any, i: int, conv: Messages, settings: GenSettings
     ) -> tuple[int, Generation]:
-        import httpx
-
         ep = self.endpoint
         body: dict[str, Any] = {
             "model": ep.model,
@@ -200,28 +229,8 @@ class ServedBackend:
             body["top_p"] = settings.top_p
             blob = f"{settings.seed}\0{conv}".encode()
             body["seed"] = int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
-        url = f"{ep.url}/chat/completions"
-        for attempt in range(ep.retries + 1):
-            t0 = time.perf_counter()
-            try:
-                r = client.post(url, json=body, headers=headers(ep, self.name))
-                if r.status_code not in RETRY_STATUS:
-                    break
-                reason = f"HTTP {r.status_code}"
-            except (httpx.TimeoutException, httpx.TransportError) as e:
-                reason = type(e).__name__
-            if attempt == ep.retries:
-                raise UserError(
-                    f"served model '{self.name}': {url} failed {ep.retries + 1} times "
-                    f"(last: {reason}); rerun the same command to resume"
-                )
-            self.stats.add(retries=1)
-            time.sleep(min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.5))
-        self.stats.add(requests=1)
-        if r.status_code >= 400:
-            raise UserError(
-                f"served model '{self.name}': {url} answered HTTP {r.status_code}: {r.text[:300]}"
-            )
+        t0 = time.perf_counter()
+        r = chat_completion(client, ep, self.name, body, self.stats)
         return i, self._parse(r, settings, time.perf_counter() - t0)
 
     def _parse(self, r: Any, settings: GenSettings, seconds: float) -> Generation:

@@ -6,13 +6,16 @@ run thousands of comparisons at once through exactly the code the verdict uses.
 - `mcnemar(b01, b10)`: exact two-sided McNemar test on pass/fail, i.e. a binomial test of the
   discordant pairs against 1/2 (b01 = fail -> pass, b10 = pass -> fail).
 - `sign_test(improved, regressed)`: exact two-sided sign test on ordinal grades (ties dropped).
-- `paired_bootstrap(a, b)`: percentile interval for mean(b) - mean(a), resampling cases (pairs).
+- `paired_bootstrap(a, b)`: percentile interval for mean(b) - mean(a), resampling cases (pairs);
+  `bootstrap_mean(x)` the same for one sample (a preference share).
+- `cohen_kappa(pairs)`: agreement beyond chance between two raters (a judge and human labels).
 - `mcnemar_power` / `mde`: power of the exact McNemar test and the smallest detectable effect.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -50,16 +53,27 @@ def paired_bootstrap(
 ) -> tuple[float, float, float]:
     """(delta, low, high): mean(b) - mean(a) with a percentile interval over resampled pairs.
 
-    Resampling n pairs with replacement only changes how often each distinct difference b_i - a_i
-    occurs, so we draw those counts from one multinomial instead of n * n_boot indices: the same
-    distribution, and constant memory for any n.
-
     With no discordant pairs every resample has delta 0 and the interval collapses to [0, 0];
     the verdict does not rely on it for that reason (see `harness.compare`).
     """
     d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
     if d.ndim != 1 or d.size == 0:
         raise ValueError("paired_bootstrap needs two equal-length, non-empty 1-D samples")
+    return bootstrap_mean(d, n_boot=n_boot, seed=seed, level=level)
+
+
+def bootstrap_mean(
+    x: ArrayLike, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """(mean, low, high): a percentile interval for the mean over resampled cases.
+
+    Resampling n values with replacement only changes how often each distinct value occurs, so
+    we draw those counts from one multinomial instead of n * n_boot indices: the same
+    distribution, and constant memory for any n.
+    """
+    d = np.asarray(x, dtype=float)
+    if d.ndim != 1 or d.size == 0:
+        raise ValueError("bootstrap_mean needs a non-empty 1-D sample")
     values, counts = np.unique(d, return_counts=True)
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(d.size, counts / d.size, size=n_boot)
@@ -67,6 +81,21 @@ def paired_bootstrap(
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return float(d.mean()), float(low), float(high)
+
+
+def cohen_kappa(pairs: Sequence[tuple[Any, Any]]) -> float | None:
+    """Agreement beyond chance between two raters' labels; None where undefined (fewer than
+    two pairs, or both raters always gave one and the same label)."""
+    n = len(pairs)
+    if n < 2:
+        return None
+    labels = {x for pair in pairs for x in pair}
+    po = sum(1 for x, y in pairs if x == y) / n
+    pe = sum(
+        (sum(1 for x, _ in pairs if x == g) / n) * (sum(1 for _, y in pairs if y == g) / n)
+        for g in labels
+    )
+    return None if pe >= 1.0 else (po - pe) / (1.0 - pe)
 
 
 def _critical_low(k: NDArray[np.int64], alpha: float) -> NDArray[np.int64]:

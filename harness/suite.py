@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,9 +203,14 @@ def _check_placeholders(
     where: Callable[[Loc], str],
     suite_label: str,
     problems: list[Problem],
+    own: Mapping[Loc, frozenset[str]] | None = None,
 ) -> None:
+    """`own`: per criterion location, the placeholders that criterion fills itself."""
     for loc, text in templates:
+        filled_by_criterion = own.get(loc[:3], frozenset()) if own else frozenset()
         for name in placeholders(text):
+            if name in filled_by_criterion:  # a judge's {output}, not a case field
+                continue
             missing = [r["__line__"] for r in rows if name not in r]
             if missing:
                 more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -402,6 +407,12 @@ def _check_templates(
         for i, c in enumerate(specs)
         for loc, text in walk_strings(c.params())
     ]
+    own: dict[Loc, frozenset[str]] = {
+        ("rubric", section, i): criteria.provided(c.type)
+        for section, specs in spec.rubric.sections()
+        for i, c in enumerate(specs)
+        if c.type in criteria.registered()
+    }
     answer: list[Template] = (
         [(("prompt", "assistant"), spec.prompt.assistant)] if spec.prompt.assistant else []
     )
@@ -413,7 +424,7 @@ def _check_templates(
         rows = splits[split]
         if rows:
             data_label = str(folder / (getattr(spec.data, split) or ""))
-            _check_placeholders(templates, rows, data_label, where, label, problems)
+            _check_placeholders(templates, rows, data_label, where, label, problems, own)
 
 
 def _lm_eval_data_files(folder: Path, task_file: Path, problems: list[Problem]) -> dict[str, str]:

@@ -31,6 +31,12 @@ PAGES = [
         url_path="compare",
     ),
     st.Page(
+        HERE / "views" / "leaderboard.py",
+        title="Leaderboard",
+        icon=":material/leaderboard:",
+        url_path="leaderboard",
+    ),
+    st.Page(
         HERE / "views" / "cases.py",
         title="Case explorer",
         icon=":material/search:",

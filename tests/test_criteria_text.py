@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness import criteria
+from harness.criteria.text import repeated_share
 from harness.grading import grade, summarize
 
 
@@ -65,6 +66,22 @@ def test_repetition_share() -> None:
     r = run("repetition", looped, n=3, max_ratio=0.3)
     assert not r.passed and "repeated" in r.detail
     assert run("repetition", "a quick brown fox jumps over the lazy dog", n=3).passed
+
+
+def test_repetition_counts_words_inside_dotted_names() -> None:
+    """A real python-docs answer: whitespace splitting saw one word and 0% repeated."""
+    looped = "The module is " + ".".join(["asyncio"] * 30)
+    assert not run("repetition", looped, n=3, max_ratio=0.3).passed
+    assert repeated_share(looped, 3) > 0.8  # the word count alone catches it, loops aside
+    assert run("repetition", "Use os.path.join to join paths.", n=3).passed
+
+
+def test_repetition_catches_character_loops() -> None:
+    for looped in ("hahahahahahahahahahahahahaha", "Answer: " + "!" * 40, "=-" * 30):
+        r = run("repetition", looped, n=3, max_ratio=0.3)
+        assert not r.passed and "of characters loop" in r.detail, looped
+    # ordinary digits and ellipses are not loops worth flagging
+    assert run("repetition", "It returns 1000000 items... quickly.", n=3, max_ratio=0.3).passed
 
 
 def test_json_keys_and_equality() -> None:

@@ -40,7 +40,9 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")]
 
-COMMAND_MODULES = ("suites", "evalcmd", "runs", "models", "data", "train", "compare", "report")
+COMMAND_MODULES = (
+    "suites", "evalcmd", "runs", "models", "data", "train", "compare", "leaderboard", "report",
+)  # fmt: skip
 
 
 def open_store(db: Path | None, *, readonly: bool = False) -> Any:

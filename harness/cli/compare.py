@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -42,6 +42,13 @@ MarkdownOption = Annotated[
 JunitOption = Annotated[
     Path | None, typer.Option("--junit", help="also write JUnit XML (one test per case)")
 ]
+JudgeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--judge",
+        help="model spec of a judge: also ask it which answer is better, in both orders",
+    ),
+]
 
 
 def _suite_name(suite: str | None) -> str | None:
@@ -54,14 +61,22 @@ def _suite_name(suite: str | None) -> str | None:
 
 
 def _compare(
-    a: str, b: str, suite: str | None, force: bool, alpha: float, db: Path | None
-) -> Comparison:
+    a: str, b: str, suite: str | None, force: bool, alpha: float, db: Path | None,
+    judge: str | None = None,
+) -> Comparison:  # fmt: skip
     from harness.compare import compare_runs, resolve_run
 
     name = _suite_name(suite)
-    with open_store(db, readonly=True) as store:
+    # A judge caches its verdicts in the store; without one, comparing never writes.
+    with open_store(db, readonly=judge is None) as store:
         run_a, run_b = resolve_run(store, a, name), resolve_run(store, b, name)
-        return compare_runs(store, run_a, run_b, force=force, alpha=alpha)
+        c = compare_runs(store, run_a, run_b, force=force, alpha=alpha)
+        if judge is not None:
+            from harness.judge import judge_for
+            from harness.preference import prefer
+
+            c.preference = prefer(judge_for(judge, store, progress=True), c.pairs).to_json()
+        return c
 
 
 def _write(c: Comparison, markdown: Path | None, junit: Path | None, failures: list[str]) -> None:
@@ -85,11 +100,13 @@ def compare_cmd(
     alpha: AlphaOption = 0.05,
     markdown: MarkdownOption = None,
     junit: JunitOption = None,
+    judge: JudgeOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare run B (candidate) with run A (baseline), case by case, with paired statistics."""
-    c = _compare(a, b, suite, force, alpha, db)
+    """Compare run B (candidate) with run A (baseline), case by case, with paired statistics;
+    with --judge, also a judge's pairwise preference."""
+    c = _compare(a, b, suite, force, alpha, db, judge)
     _write(c, markdown, junit, [])
     if as_json:
         print_json(c.to_json())
@@ -150,6 +167,8 @@ def show(c: Comparison, *, cases: bool = True) -> None:
     for name, d in (("pass rate (good or better)", c.pass_rate), ("better rate", c.better_rate)):
         head.add_row(name, pct(d.a), pct(d.b), _signed(pts(d.delta), d.delta), interval(d))
     out.print(head)
+    if c.preference is not None:
+        _preference(c.preference)
     out.print(_transitions(c))
     mc, st = c.mcnemar, c.sign_test
     out.print(
@@ -185,6 +204,20 @@ def show(c: Comparison, *, cases: bool = True) -> None:
         )
     style = VERDICT_STYLE[c.verdict]
     out.print(f"verdict: [{style}]{c.verdict}[/] — {escape(c.explanation)}\n  {c.mde_text()}")
+
+
+def _preference(p: dict[str, Any]) -> None:
+    from harness.compare_format import pct
+
+    table = Table(
+        "B wins", "ties", "B loses", "B preferred", "95% CI", "sign test p",
+        title=f"pairwise preference (judge {escape(p['judge'])}, both orders)",
+    )  # fmt: skip
+    table.add_row(
+        str(p["wins"]), f"{p['ties']} ({p['inconsistent']} order-inconsistent)", str(p["losses"]),
+        pct(p["share"]), f"[{pct(p['low'])}, {pct(p['high'])}]", f"{p['p_value']:.3g}",
+    )  # fmt: skip
+    out.print(table)
 
 
 def _signed(text: str, value: float) -> str:

@@ -10,7 +10,9 @@ from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, err, out, print_json
 
-data_app = typer.Typer(help="Prepare training data and check it for leakage.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Prepare training data, check it for leakage, make pairs from text.", no_args_is_help=True
+)
 
 
 def _tokenizer(model: str, db: Path | None) -> Any:
@@ -127,9 +129,75 @@ def _print_check(r: dict[str, Any]) -> None:
     out.print(f"  duplicate test prompts: {mark(r['test_duplicates'], 'yellow')}")
     for split, n in r["empty_answers"].items():
         out.print(f"  empty answers in {split}: {mark(n, 'yellow')}")
+    div = r["train_diversity"]
+    out.print(
+        f'  generated rows in train ("source": "generated"): {div["generated"]} '
+        f"({div['generated_share']:.1%})"
+    )
+    groups = [("train", div["all"])] + [
+        (f"  {name}", d) for name, d in div.get("by_source", {}).items()
+    ]
+    for label, d in groups:
+        if d["rows"]:
+            w = d["answer_words"]
+            out.print(
+                f"  {label}: distinct 1-grams {_share(d['distinct_1'])}, 2-grams "
+                f"{_share(d['distinct_2'])}; answers {w['mean']:.0f} ± {w['std']:.0f} words "
+                f"(10–90%: {w['p10']:.0f}–{w['p90']:.0f})"
+            )
     for ex in r["exact_examples"] + r["near_examples"]:
         how = f"jaccard {ex['jaccard']}" if "jaccard" in ex else "exact"
         out.print(f"  [dim]{ex['test_id']} ({how}):[/dim] {_escape(ex['test'][:100])}")
+
+
+@data_app.command("synth")
+def synth(
+    sources: Annotated[
+        list[Path], typer.Argument(help="text files or folders: .md, .rst, .txt, .py docstrings")
+    ],
+    suite: Annotated[Path, typer.Option("--suite", help="suite folder the pairs are for")],
+    out_file: Annotated[Path, typer.Option("--out", help="JSONL file to write")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="write pairs with this model (default: a template)"),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Turn plain text into question/answer pairs (template or model), dedupe them, drop those
+    that leak into the suite's test split, mark them generated, and say what each step kept."""
+    from harness.suite import load_suite
+    from harness.synth import synthesize, write_jsonl
+
+    s = load_suite(suite)
+    if model is None:
+        rows, counts = synthesize(s, sources)
+    else:
+        from harness.cli import open_store
+
+        with open_store(db) as store:  # model answers are cached like generations
+            rows, counts = synthesize(s, sources, model=model, store=store)
+    write_jsonl(out_file, rows)
+    if as_json:
+        print_json({"out": str(out_file), "counts": counts})
+        return
+    made = "by template" if model is None else f"by {model}"
+    out.print(f"[bold]{s.name}[/bold]: question/answer pairs {made} → {_escape(str(out_file))}")
+    steps = [
+        ("passages read", counts["passages"]),
+        ("untitled, skipped" if model is None else "answers that did not parse",
+         counts.get("untitled", counts.get("unparsed", 0))),
+        ("pairs made", counts["pairs"]),
+        ("duplicates dropped", counts["duplicates"]),
+        ("leaking into the test split, dropped", counts["leaked"]),
+        ("written (\"source\": \"generated\")", counts["written"]),
+    ]  # fmt: skip
+    for label, n in steps:
+        out.print(f"  {label}: {n}")
+
+
+def _share(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
 
 
 def register(app: typer.Typer) -> None:

@@ -8,14 +8,21 @@ model outputs and their cases (batched, so model-based criteria can batch) and r
 
 A result's `passed` always means "this check is satisfied": no defect for the `bad` detectors,
 requirement met for `good` and `better`.
+
+A factory gets only its rubric parameters. What a model-based criterion needs beyond them (the
+store, for registered model names and the judge cache; the suite folder, for local files) it reads
+from `context()`, which the grader sets while it scores; outside a grader it is empty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Protocol
 
 import pydantic
@@ -26,9 +33,13 @@ class Result:
     passed: bool
     score: float | None = None
     detail: str = ""
+    info: Mapping[str, Any] | None = None  # machine-readable extras (a judge's choice), stored
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "score": self.score, "detail": self.detail}
+        out: dict[str, Any] = {"passed": self.passed, "score": self.score, "detail": self.detail}
+        if self.info:
+            out["info"] = dict(self.info)
+        return out
 
 
 Case = Mapping[str, Any]
@@ -40,24 +51,67 @@ class Scorer(Protocol):
 
 Factory = Callable[..., Scorer]
 
+
+@dataclass(frozen=True)
+class Context:
+    """Where a grading happens: what model-based criteria may need beyond their parameters."""
+
+    store: Any = None  # harness.store.Store, or None
+    suite_path: Path | None = None
+    progress: bool = False
+
+
+_CONTEXT: ContextVar[Context | None] = ContextVar("tuneval_criteria_context", default=None)
+
+
+def context() -> Context:
+    return _CONTEXT.get() or Context()
+
+
+@contextmanager
+def using(ctx: Context) -> Iterator[Context]:
+    """Set the context for the scorers called inside the block."""
+    token = _CONTEXT.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _CONTEXT.reset(token)
+
+
 _REGISTRY: dict[str, Factory] = {}
+_PROVIDES: dict[str, frozenset[str]] = {}
 _BUILTIN_MODULES = (
     "harness.criteria.text",
     "harness.criteria.python",
     "harness.criteria.similarity",
+    "harness.criteria.spelling",
+    "harness.criteria.metric",
+    "harness.criteria.judge",
 )
 _loaded = False
 
 
-def criterion(name: str) -> Callable[[Callable[..., Scorer]], Factory]:
-    """Register a criterion factory; its parameters are validated by pydantic from its hints."""
+def criterion(
+    name: str, provides: Sequence[str] = ()
+) -> Callable[[Callable[..., Scorer]], Factory]:
+    """Register a criterion factory; its parameters are validated by pydantic from its hints.
+
+    `provides` names placeholders the criterion fills itself (a judge's `{output}`), so the suite
+    loader does not look for them among the case fields."""
 
     def register(factory: Callable[..., Scorer]) -> Factory:
         checked = pydantic.validate_call(config={"arbitrary_types_allowed": True})(factory)
         _REGISTRY[name] = checked
+        _PROVIDES[name] = frozenset(provides)
         return checked
 
     return register
+
+
+def provided(name: str) -> frozenset[str]:
+    """Placeholders a criterion type fills itself."""
+    _load()
+    return _PROVIDES.get(name, frozenset())
 
 
 def per_output(check: Callable[[str, Case], Result]) -> Scorer:

@@ -145,22 +145,50 @@ def length(
     return per_output(check)
 
 
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+# A unit of 1-32 characters repeated at least four times in a row: "abababab", "!!!!", "=-=-=-=-".
+_LOOP = re.compile(r"(.{1,32}?)\1{3,}", re.DOTALL)
+
+
 def repeated_share(text: str, n: int) -> float:
-    toks = [w.casefold() for w in words(text)]
+    """Share of word n-grams that repeat an earlier one. Words are runs of letters and digits,
+    so `asyncio.asyncio.asyncio` is three words, not one."""
+    toks = [w.casefold() for w in _TOKEN.findall(text)]
     grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
     if not grams:
         return 0.0
     return 1.0 - len(set(grams)) / len(grams)
 
 
+def loop_share(text: str) -> tuple[float, str]:
+    """(share of characters that repeat a unit right before them, the longest such unit): catches
+    loops with no word structure to count ("hahahahaha", "!!!!!!!!"). White space does not count."""
+    text = text.strip()
+    if not text:
+        return 0.0, ""
+    covered, unit = 0, ""
+    for m in _LOOP.finditer(text):
+        if not m.group(1).strip():
+            continue
+        covered += len(m.group(0)) - len(m.group(1))
+        if len(m.group(0)) > len(unit):
+            unit = m.group(0)[: len(m.group(1))]
+    return covered / len(text), unit
+
+
 @criterion("repetition")
 def repetition(n: int = 3, max_ratio: float = 0.3) -> Scorer:
-    """Detects repetitive output: the share of word n-grams that repeat an earlier one."""
+    """Detects repetitive output: repeated word n-grams, or characters looping in place."""
 
     def check(output: str, case: Case) -> Result:
         share = repeated_share(output, n)
-        detail = f"{share:.0%} of word {n}-grams repeated"
-        return Result(share <= max_ratio, 1.0 - share, detail)
+        loop, unit = loop_share(output)
+        if loop > share:
+            detail = f"{loop:.0%} of characters loop ('{_short(unit, 12)}' repeated)"
+            share = loop
+        else:
+            detail = f"{share:.0%} of word {n}-grams repeated"
+        return Result(share <= max_ratio, round(1.0 - share, 4), detail)
 
     return per_output(check)
 

@@ -244,6 +244,11 @@ class Store:
                 out[r["key"]] = r
         return out
 
+    def save_generations(self, rows: Sequence[GenerationRow]) -> None:
+        """Cache entries without results: a judge's verdicts (JSON in `output`), a synthesis."""
+        with self.tx() as db:
+            self._insert(db, "generations", rows, replace=True)
+
     # --- runs ------------------------------------------------------------------------------------
 
     def insert_run(self, row: RunRow) -> None:
@@ -445,8 +450,8 @@ class Store:
         """Every label with the result it judges (automatic grade, prompt, output)."""
         sql = (
             "SELECT l.run_id, l.case_id, l.grade AS human, l.note, l.corrected_output,"
-            " l.reviewer, l.created_at, res.grade AS auto, res.prompt, res.output, r.suite,"
-            " r.model FROM labels l"
+            " l.reviewer, l.created_at, res.grade AS auto, res.prompt, res.output,"
+            " res.criteria, r.suite, r.model FROM labels l"
             " JOIN results res ON res.run_id = l.run_id AND res.case_id = l.case_id"
             " JOIN runs r ON r.id = l.run_id"
         )
@@ -454,4 +459,5 @@ class Store:
         if run_ids is not None:
             sql += f" WHERE l.run_id IN ({','.join('?' * len(run_ids))})"
             params = list(run_ids)
-        return self._rows(sql + " ORDER BY r.created_at, res.position", params)
+        rows = self._rows(sql + " ORDER BY r.created_at, res.position", params)
+        return [self._decode("results", r) for r in rows]

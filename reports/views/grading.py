@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from harness.criteria.judge import human_agreement
 from harness.grading import GRADES
 from reports import data
 from reports.labels import agreement, confusion, corrected_pairs, labelled_results, to_jsonl
@@ -32,6 +33,11 @@ cols[2].metric(
     "—" if ag["kappa"] is None else f"{ag['kappa']:.2f}",
     help="agreement beyond chance between human and automatic grades",
 )
+
+judged = human_agreement(rows)
+if judged:
+    st.markdown("**Judge criteria against the human grades** (pass/fail; Cohen's kappa)")
+    st.dataframe(pd.DataFrame(judged), hide_index=True, key="grading-judges")
 
 st.markdown("**Human (rows) against automatic (columns)**")
 table = confusion(pairs)

@@ -1,0 +1,74 @@
+"""The report's leaderboard page and the judge-agreement block of the grading page (AppTest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.judge import Judge, Verdict
+from harness.models import ModelRef
+from tests.compare_helpers import answers, fake_run
+from tests.report_store import build
+from tests.test_judge import JUDGED
+from tests.test_leaderboard import BASE
+from tests.test_report_apptest import open_page, texts
+
+
+def test_leaderboard_page_ranks_the_report_store(tmp_path: Path, monkeypatch) -> None:
+    rs = build(tmp_path)
+    monkeypatch.setenv("TUNEVAL_DB", str(rs.db))
+    at = open_page("leaderboard")
+    assert not at.error, texts(at, "error")
+    table = at.dataframe[0].value
+    assert set(table["model"]) == {"base-model", "mini-sft/checkpoint-5", "mini-sft"}
+    assert list(table["#"]) == [1, 2, 3]
+    assert list(table["rating"]) == sorted(table["rating"], reverse=True)
+    assert len(at.get("vega_lite_chart")) == 1
+
+
+def test_leaderboard_page_on_an_empty_store(tmp_path: Path, monkeypatch) -> None:
+    from harness.store import Store
+
+    Store(tmp_path / "empty.db").close()
+    monkeypatch.setenv("TUNEVAL_DB", str(tmp_path / "empty.db"))
+    at = open_page("leaderboard")
+    assert not at.error and any("No complete runs" in t for t in texts(at, "info"))
+
+
+class KnowsNoIdea:
+    """A judge that fails exactly the answers 'no idea'."""
+
+    def choose(self, prompts, choices):
+        return [
+            Verdict({"yes": 0.0, "no": 1.0} if "Answer: no idea." in p[-1]["content"]
+                    else {"yes": 1.0, "no": 0.0})
+            for p in prompts
+        ]  # fmt: skip
+
+
+def test_grading_page_shows_judge_agreement_with_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness import judge as judge_module
+    from harness.store import Store
+    from reports.labels import save_label
+    from tests.conftest import write_suite
+
+    suite = write_suite(tmp_path / "judged", JUDGED.replace("MODEL", "fake-judge"))
+    ref = ModelRef("fake-judge", "fake-judge", Path("."), "local", "fp-fake-judge")
+    monkeypatch.setattr(
+        judge_module, "judge_for", lambda spec, store, progress=False: Judge(ref, KnowsNoIdea())
+    )
+    db = tmp_path / "judged.db"
+    with Store(db) as store:
+        run = fake_run(store, suite, "base", answers(BASE))  # c answers "no idea"
+    # (judge, human) pass: a (T, T), c (F, F), e (T, F), b (T, T) -> agreement 3/4, kappa 0.5
+    for case, grade in (("a", "better"), ("c", "bad"), ("e", "bad"), ("b", "good")):
+        save_label(str(db), run, case, grade)
+    monkeypatch.setenv("TUNEVAL_DB", str(db))
+    at = open_page("grading")
+    judged = next(df.value for df in at.dataframe if "kappa" in df.value.columns)
+    row = judged.iloc[0]
+    assert row["criterion"] == "judged" and row["judge"] == "fake-judge" and row["labelled"] == 4
+    assert row["agreement"] == pytest.approx(0.75) and row["kappa"] == pytest.approx(0.5)
