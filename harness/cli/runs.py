@@ -39,6 +39,8 @@ def list_(
                     "pass_rate": s["pass_rate"],
                     "created_at": r["created_at"],
                     "step": r["step"],
+                    "model_kind": r["model_kind"],
+                    "verified": r["model_kind"] != "served",
                 }
             )
     if as_json:
@@ -53,7 +55,7 @@ def list_(
         table.add_row(
             r["run_id"],
             r["suite"],
-            r["model"],
+            r["model"] + ("" if r["verified"] else " (served: fingerprint not verified)"),
             r["status"],
             str(r["n"]),
             str(g["bad"]),
