@@ -39,6 +39,7 @@ class EvalOptions:
     progress: bool = True  # progress bars on stderr
     train_run: str | None = None  # set for checkpoint evaluations
     step: int | None = None
+    trust_code: bool = False  # --trust-suite-code: lm-eval task files may run code
 
 
 @dataclass
@@ -140,11 +141,13 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
     keys = [cache_key(ref.fingerprint, m, settings) for m in convs]
     tasks: list[dict[str, Any]] = []
     lm_settings = None
-    if suite.spec.lm_eval and opts.case_ids is None:  # checkpoint evals pick test cases only
+    if suite.spec.lm_eval:
         from harness import lmeval
 
-        tasks = lmeval.task_configs(suite)  # can fail: before anything is stored
-        lm_settings = lmeval.settings(tasks, opts.limit, settings.dtype)
+        # checkpoint evals pick their test cases by id; the tasks get as many samples each
+        task_limit = len(cases) if opts.case_ids is not None and opts.limit is None else opts.limit
+        tasks = lmeval.task_configs(suite, opts.trust_code)  # can fail: before anything is stored
+        lm_settings = lmeval.settings(tasks, task_limit, settings.dtype)
     blob = [
         suite.fingerprint,
         ref.fingerprint,
@@ -321,6 +324,7 @@ def _score_tasks(
     return lmeval.score_into_run(
         store, suite, ref, plan.tasks, plan.lm_settings, run_id, done, offset=len(plan.cases),
         batch_size=min(opts.batch_size or 16, 16), progress=opts.progress,
+        trust_code=opts.trust_code,
     )  # fmt: skip
 
 

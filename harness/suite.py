@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness import criteria
 from harness.errors import Problem, UserError
 from harness.templating import Loc, placeholders, walk_strings
+from harness.yamlpos import where as yaml_where
 
 SUITE_FILE = "suite.yaml"
 
@@ -95,6 +96,8 @@ class Suite:
     validation: list[dict[str, Any]] | None
     fingerprint: str
     files: dict[str, str] = field(default_factory=dict)  # relative name -> sha256
+    # What in its lm-eval task files would run code (refused without --trust-suite-code)
+    needs_code: list[Problem] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -108,39 +111,8 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _yaml_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the node at a pydantic error location, as far down as it exists."""
-    node, line = root, None
-    for key in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == key), None)
-            if node is None:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
-            node = node.value[key] if key < len(node.value) else None
-        else:
-            break
-    if node is not None:
-        line = node.start_mark.line + 1
-    return line
-
-
-def _yaml_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for key in loc:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
-    return out
-
-
 def _where(root: yaml.Node | None, loc: tuple[int | str, ...]) -> str:
-    line = _yaml_line(root, loc)
-    path = _yaml_path(loc)
-    if line is None:
-        return path
-    return f"line {line} ({path})" if path else f"line {line}"
+    return yaml_where(root, loc)
 
 
 def read_jsonl(path: Path, label: str, problems: list[Problem]) -> list[dict[str, Any]]:
@@ -268,7 +240,8 @@ def load_suite(path: str | Path) -> Suite:
     _check_layout(spec, label, where, problems)
     _check_criteria(spec, label, root, problems)
     splits = _read_splits(spec, folder, label, where, files, problems)
-    _read_lm_eval(spec, folder, label, where, files, problems)
+    needs_code: list[Problem] = []
+    _read_lm_eval(spec, folder, label, where, files, problems, needs_code)
     _check_templates(spec, splits, folder, label, where, problems)
     if problems:
         raise UserError(problems)
@@ -284,6 +257,7 @@ def load_suite(path: str | Path) -> Suite:
         validation=splits["validation"],
         fingerprint=fingerprint,
         files=files,
+        needs_code=needs_code,
     )
 
 
@@ -370,9 +344,12 @@ def _read_splits(
 
 def _read_lm_eval(
     spec: SuiteSpec, folder: Path, label: str, where: Callable[[Loc], str],
-    files: dict[str, str], problems: list[Problem],
+    files: dict[str, str], problems: list[Problem], needs_code: list[Problem],
 ) -> None:  # fmt: skip
-    """Hash each lm-eval task file and the local data files it names."""
+    """Hash each lm-eval task file and the local data files it names; read as data only, so
+    what would run code is recorded in `needs_code` instead of being imported."""
+    from harness.lmeval_config import read_task
+
     for name in spec.lm_eval:
         file = folder / name
         if not file.is_file():
@@ -381,7 +358,11 @@ def _read_lm_eval(
             )
             continue
         files[name] = _sha(file.read_bytes())
-        files.update(_lm_eval_data_files(folder, file, problems))
+        task = read_task(file, folder)
+        problems.extend(task.problems)
+        needs_code.extend(task.code)
+        for data_name, data_file in task.data_files.items():
+            files[data_name] = _sha(data_file.read_bytes())
 
 
 def _check_templates(
@@ -414,39 +395,6 @@ def _check_templates(
         if rows:
             data_label = str(folder / (getattr(spec.data, split) or ""))
             _check_placeholders(templates, rows, data_label, where, label, problems)
-
-
-def _lm_eval_data_files(folder: Path, task_file: Path, problems: list[Problem]) -> dict[str, str]:
-    """Hash the local data files an lm-eval task YAML names (dataset_kwargs.data_files)."""
-    out: dict[str, str] = {}
-    try:
-        # lm-eval YAML may carry `!function` tags; we only read plain keys and never execute them.
-        task = yaml.load(task_file.read_text(encoding="utf-8"), Loader=_NoTagLoader)
-    except yaml.YAMLError as e:
-        problems.append(Problem(str(task_file), "", f"broken YAML: {e}"))
-        return out
-    kwargs = (task or {}).get("dataset_kwargs") or {}
-    data_files = kwargs.get("data_files") or {}
-    names = data_files.values() if isinstance(data_files, dict) else [data_files]
-    for name in names:
-        for n in [name] if isinstance(name, str) else list(name):
-            file = (folder / n) if not Path(n).is_absolute() else Path(n)
-            if file.is_file():
-                out[str(Path(n))] = _sha(file.read_bytes())
-            else:
-                problems.append(
-                    Problem(
-                        str(task_file), "dataset_kwargs.data_files", f"data file '{n}' not found"
-                    )
-                )
-    return out
-
-
-class _NoTagLoader(yaml.SafeLoader):
-    pass
-
-
-_NoTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def find_suites(root: str | Path) -> list[Path]:

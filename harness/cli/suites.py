@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness.cli import JsonOption, err, out, print_json
+from harness.cli import JsonOption, TrustOption, err, out, print_json
 from harness.errors import UserError
 
 suites_app = typer.Typer(help="List, show and validate suites.", no_args_is_help=True)
@@ -117,9 +117,11 @@ def show(
 @suites_app.command("validate")
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="suite folders")],
+    trust_code: TrustOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate suites; exit 2 with one line per problem when any is invalid."""
+    """Validate suites; exit 2 with one line per problem when any is invalid (an lm-eval task
+    that would run code is a problem unless --trust-suite-code)."""
     from harness.suite import load_suite
 
     problems: list[str] = []
@@ -127,6 +129,8 @@ def validate(
     for p in paths:
         try:
             s = load_suite(p)
+            if s.needs_code and not trust_code:
+                raise UserError(s.needs_code)
             report.append({"path": str(p), "ok": True, "name": s.name, "cases": len(s.cases)})
             if not as_json:
                 out.print(
