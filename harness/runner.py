@@ -25,7 +25,7 @@ from harness.grading import Grader, summarize
 from harness.models import ModelRef
 from harness.store import GenerationRow, ResultRow, RunRow, Store, new_id
 from harness.suite import Suite
-from harness.templating import fill
+from harness.suite import conversation as suite_conversation
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,7 @@ class EvalResult:
 def conversation(suite: Suite, case: dict[str, Any]) -> Messages:
     prompt = suite.spec.prompt
     assert prompt is not None
-    messages = []
-    if prompt.system:
-        messages.append({"role": "system", "content": fill(prompt.system, case)})
-    messages.append({"role": "user", "content": fill(prompt.user, case)})
-    return messages
+    return suite_conversation(prompt, case)
 
 
 def dtype_for_cache() -> str:

@@ -14,11 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness import criteria
 from harness.errors import Problem, UserError
-from harness.templating import Loc, placeholders, walk_strings
+from harness.templating import Loc, fill, placeholders, walk_strings
 from harness.yamlpos import where as yaml_where
 
 SUITE_FILE = "suite.yaml"
@@ -30,10 +37,23 @@ class _Strict(BaseModel):
 
 class PromptSpec(_Strict):
     system: str | None = None
-    user: str
+    user: str | None = None
+    messages: str | None = Field(
+        default=None,
+        description="a case field holding the whole conversation, a list of {role, content} "
+        "ending with the user's turn: used instead of system and user",
+    )
     assistant: str | None = Field(
         default=None, description="the target answer, used for training data and as the reference"
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PromptSpec:
+        if self.messages is not None and (self.user is not None or self.system is not None):
+            raise ValueError("give either messages (a case field) or system and user templates")
+        if self.messages is None and self.user is None:
+            raise ValueError("a prompt needs a user template (or messages, a case field)")
+        return self
 
 
 class GenerationSpec(_Strict):
@@ -193,8 +213,10 @@ def _check_placeholders(
 
 def _check_criteria(
     spec: SuiteSpec, label: str, root: yaml.Node | None, problems: list[Problem]
-) -> None:
+) -> dict[str, Any]:
+    """Every criterion builds from its parameters; returns the built scorers by id."""
     ids: dict[str, str] = {}
+    built: dict[str, Any] = {}
     for section, specs in spec.rubric.sections():
         for i, c in enumerate(specs):
             loc: tuple[int | str, ...] = ("rubric", section, i)
@@ -209,7 +231,7 @@ def _check_criteria(
                 problems.append(Problem(label, _where(root, (*loc, "type")), str(e.args[0])))
                 continue
             try:
-                factory(**c.params())
+                built[c.id] = factory(**c.params())
             except ValidationError as e:
                 for err in e.errors():
                     where = _where(root, (*loc, *[x for x in err["loc"] if isinstance(x, str)][:1]))
@@ -222,6 +244,21 @@ def _check_criteria(
                 problems.append(
                     Problem(label, _where(root, loc), f"{c.type}: {type(e).__name__}: {e}")
                 )
+    return built
+
+
+def _check_cases(
+    built: dict[str, Any], rows: list[dict[str, Any]] | None, data_label: str,
+    problems: list[Problem],
+) -> None:  # fmt: skip
+    """Criteria that read part of their parameters from the case check each case."""
+    for cid, scorer in built.items():
+        check = getattr(scorer, "check_case", None)
+        if check is None:
+            continue
+        for row in rows or []:
+            for message in check(row):
+                problems.append(Problem(data_label, f"line {row['__line__']}", f"{cid}: {message}"))
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -238,8 +275,10 @@ def load_suite(path: str | Path) -> Suite:
 
     problems: list[Problem] = []
     _check_layout(spec, label, where, problems)
-    _check_criteria(spec, label, root, problems)
+    built = _check_criteria(spec, label, root, problems)
     splits = _read_splits(spec, folder, label, where, files, problems)
+    if spec.data.test:
+        _check_cases(built, splits["test"], str(folder / spec.data.test), problems)
     needs_code: list[Problem] = []
     _read_lm_eval(spec, folder, label, where, files, problems, needs_code)
     _check_templates(spec, splits, folder, label, where, problems)
@@ -395,6 +434,52 @@ def _check_templates(
         if rows:
             data_label = str(folder / (getattr(spec.data, split) or ""))
             _check_placeholders(templates, rows, data_label, where, label, problems)
+            if spec.prompt.messages:
+                _check_messages(spec.prompt.messages, rows, data_label, problems)
+
+
+ROLES = ("system", "user", "assistant")
+
+
+def _is_message(m: Any) -> bool:
+    return isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
+
+
+def _check_messages(
+    name: str, rows: list[dict[str, Any]], data_label: str, problems: list[Problem]
+) -> None:
+    """Each row's conversation field: {role, content} messages ending with the user's turn."""
+    for row in rows:
+        messages = row.get(name)
+        where = f"line {row['__line__']}"
+        if not isinstance(messages, list) or not messages:
+            message = f"field '{name}' must be a list of messages"
+            problems.append(Problem(data_label, where, message))
+            continue
+        for m in messages:
+            if not _is_message(m):
+                problems.append(
+                    Problem(data_label, where,
+                            f"field '{name}': each message needs a role ({', '.join(ROLES)}) "
+                            "and text content")
+                )  # fmt: skip
+                break
+        else:
+            if messages[-1]["role"] != "user":
+                problems.append(
+                    Problem(data_label, where, f"field '{name}' must end with a user message")
+                )
+
+
+def conversation(prompt: PromptSpec, case: dict[str, Any]) -> list[dict[str, str]]:
+    """The chat messages a case's prompt renders to (before the answer)."""
+    if prompt.messages is not None:
+        return [{"role": m["role"], "content": m["content"]} for m in case[prompt.messages]]
+    messages = []
+    if prompt.system:
+        messages.append({"role": "system", "content": fill(prompt.system, case)})
+    messages.append({"role": "user", "content": fill(prompt.user or "", case)})
+    return messages
 
 
 def find_suites(root: str | Path) -> list[Path]:

@@ -8,6 +8,10 @@ model outputs and their cases (batched, so model-based criteria can batch) and r
 
 A result's `passed` always means "this check is satisfied": no defect for the `bad` detectors,
 requirement met for `good` and `better`.
+
+A scorer whose parameters live partly in the cases (e.g. `weighted` with `checks_from`) may carry
+a `check_case(case) -> list[str]` attribute: the suite loader calls it on every test case and
+reports what it returns at that case's line, so a bad case is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ _BUILTIN_MODULES = (
     "harness.criteria.text",
     "harness.criteria.python",
     "harness.criteria.similarity",
+    "harness.criteria.match",
+    "harness.criteria.filtered",
+    "harness.criteria.jsonmatch",
+    "harness.criteria.group",
 )
 _loaded = False
 
