@@ -4,9 +4,10 @@ The pipeline's steps run in order on the output (lm-eval's `regex`, `take_first`
 `uppercase`, `remove_whitespace`, `map`). exact_match then applies its options in lm-eval's
 order: every `regexes_to_ignore` pattern is removed from both sides, then `ignore_case`
 lower-cases, `ignore_punctuation` deletes ASCII punctuation, `ignore_numbers` deletes digits.
-Those three go through numpy's string functions, as lm-eval's do (numpy lower-cases character
-by character: "İ" becomes "i", where Python's lower() gives "i̇"). With several references
-(lm-eval's multiple targets) any one equal answer passes.
+Those three go through numpy's string functions, as lm-eval's do: numpy lower-cases into the
+array's fixed width, so "İstanbul" (whose lower case, "i̇stanbul", is one character longer)
+becomes "i̇stanbu". With several references (lm-eval's multiple targets) any one equal answer
+passes.
 """
 
 from __future__ import annotations
