@@ -48,7 +48,9 @@ TrustOption = Annotated[
     ),
 ]
 
-COMMAND_MODULES = ("suites", "evalcmd", "runs", "models", "data", "train", "compare", "report")
+COMMAND_MODULES = (
+    "suites", "evalcmd", "grade", "runs", "models", "data", "train", "compare", "report",
+)  # fmt: skip
 
 
 def open_store(db: Path | None, *, readonly: bool = False) -> Any:
