@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.errors import UserError
-from harness.suite import Suite
+from harness.suite import Suite, conversation
 from harness.templating import fill, placeholders
 
 Messages = list[dict[str, str]]
@@ -47,10 +47,7 @@ def chat_examples(suite: Suite, split: str = "train") -> list[Messages]:
         raise UserError(f"suite '{suite.name}' has no prompt.assistant, the answer to train on")
     out: list[Messages] = []
     for row in split_rows(suite, split):
-        messages: Messages = []
-        if prompt.system:
-            messages.append({"role": "system", "content": fill(prompt.system, row)})
-        messages.append({"role": "user", "content": fill(prompt.user, row)})
+        messages: Messages = conversation(prompt, row)
         messages.append({"role": "assistant", "content": fill(prompt.assistant, row)})
         out.append(messages)
     return out
@@ -180,7 +177,10 @@ def prompt_texts(suite: Suite, rows: Sequence[dict[str, Any]]) -> list[str]:
     templated_system = bool(prompt.system and placeholders(prompt.system))
     out = []
     for row in rows:
-        text = fill(prompt.user, row)
+        if prompt.messages is not None:
+            out.append("\n".join(m["content"] for m in row[prompt.messages] if m["role"] == "user"))
+            continue
+        text = fill(prompt.user or "", row)
         if templated_system and prompt.system:
             text = fill(prompt.system, row) + "\n" + text
         out.append(text)

@@ -1,16 +1,19 @@
 """Run a suite's lm-eval tasks through lm-eval and store every sample as an ordinary case.
 
 The model is loaded once by `harness.models.load` and handed to lm-eval's `HFLM`; the tasks are the
-suite's own task YAML files (lm-eval's format, read by lm-eval's loader), with their local
-`dataset_kwargs.data_files` made absolute so the run does not depend on the working directory.
-No task is fetched from a hub: lm-eval's built-in task index is not even scanned.
+suite's own task YAML files (lm-eval's format), with their local `dataset_kwargs.data_files` made
+absolute so the run does not depend on the working directory. No task is fetched from a hub:
+lm-eval's built-in task index is not even scanned.
 
-Each sample becomes one row in `results`, so base-vs-candidate comparison pairs them like any other
-case: the case id is "<task>/<doc id>" (the doc's own `id` field where it has one), the output is
-the choice the model ranked first, and one criterion `correct` (section `good`) holds whether it
-was the gold answer, its probability among the choices as the score, and "picked 'France',
-expected 'Spain'" as the detail. Grades: correct -> `good`, wrong -> `bad`; a multiple-choice
-answer has no "better" (pass rate = accuracy).
+Suites are data: the task files are read by `harness.lmeval_config` without importing anything,
+and a task that would run code (`!function`, a custom filter or metric script, a dataset script)
+is refused unless the user passes `--trust-suite-code`; only then does lm-eval's own loader read
+it. Without the flag, Jinja prompt templates are also rendered in a sandbox, so a template cannot
+reach Python objects either.
+
+Each sample becomes one row in `results` (see `harness.lmeval_samples` for multiple choice and
+generate_until), so base-vs-candidate comparison pairs them like any other case: the case id is
+"<task>/<doc id>" (the doc's own `id` field where it has one).
 
 The tasks ride along in the run of `harness.runner.evaluate_suite`. lm-eval scores a task in one
 call, so a task is the unit of caching and resuming: its rows are committed in one transaction
@@ -25,29 +28,29 @@ import hashlib
 import io
 import json
 import logging
-import math
 import time
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.lmeval_config import TRUST_FLAG, read_task
+from harness.lmeval_samples import rows_for
 from harness.models import ModelRef
 from harness.store import GenerationRow, ResultRow, Store
 from harness.suite import Suite
 
 
-def task_configs(suite: Suite) -> list[dict[str, Any]]:
-    """The suite's task YAMLs as lm-eval config dicts, local data paths made absolute."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
+def task_configs(suite: Suite, trust_code: bool = False) -> list[dict[str, Any]]:
+    """The suite's task YAMLs as lm-eval config dicts, local data paths made absolute. Refuses
+    a task that would run code unless `trust_code` (the user's --trust-suite-code)."""
+    if suite.needs_code and not trust_code:
+        raise UserError(suite.needs_code)
     configs = []
     for name in suite.spec.lm_eval:
         path = suite.path / name
-        try:
-            cfg = load_yaml(path)
-        except Exception as e:  # lm-eval raises plain exceptions for broken task files
-            raise UserError(f"{path}: lm-eval cannot read this task: {e}") from None
+        cfg = _trusted_config(path) if trust_code else read_task(path, suite.path).config
         if "task" not in cfg:
             raise UserError(f"{path}: an lm-eval task file needs a 'task' name")
         kwargs = dict(cfg.get("dataset_kwargs") or {})
@@ -58,59 +61,62 @@ def task_configs(suite: Suite) -> list[dict[str, Any]]:
             kwargs["data_files"] = _absolute(path.parent, files)
         cfg["dataset_kwargs"] = kwargs
         configs.append(cfg)
+    if not trust_code:
+        _check_metrics(configs, suite)
     return configs
+
+
+def _trusted_config(path: Path) -> dict[str, Any]:
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    try:
+        return dict(load_yaml(path))
+    except Exception as e:  # lm-eval raises plain exceptions for broken task files
+        raise UserError(f"{path}: lm-eval cannot read this task: {e}") from None
+
+
+def _check_metrics(configs: list[dict[str, Any]], suite: Suite) -> None:
+    """A metric lm-eval does not define itself would be fetched as an `evaluate` script."""
+    import lm_eval.api.metrics  # noqa: F401 - fills the registry
+    from lm_eval.api.registry import metric_registry
+
+    for cfg in configs:
+        for m in cfg.get("metric_list") or []:
+            name = m.get("metric") if isinstance(m, dict) else None
+            if isinstance(name, str) and name not in metric_registry:
+                raise UserError(
+                    f"{suite.path}: task '{cfg['task']}': metric '{name}' is not one lm-eval "
+                    f"defines, so it would load an `evaluate` script ({TRUST_FLAG} allows it)"
+                )
+
+
+@contextlib.contextmanager
+def _sandboxed_templates(trust_code: bool) -> Iterator[None]:
+    """lm-eval renders prompt templates with a plain Jinja environment, where a template can
+    reach Python internals; untrusted suites get a sandboxed one with the same filters."""
+    if trust_code:
+        yield
+        return
+    import lm_eval.utils as lm_utils
+    from jinja2 import BaseLoader, StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    plain = lm_utils.env
+    sandbox = ImmutableSandboxedEnvironment(
+        loader=BaseLoader, undefined=StrictUndefined, keep_trailing_newline=True
+    )
+    sandbox.filters.update(plain.filters)
+    lm_utils.env = sandbox
+    try:
+        yield
+    finally:
+        lm_utils.env = plain
 
 
 def _absolute(folder: Path, value: Any) -> Any:
     if isinstance(value, list):
         return [_absolute(folder, v) for v in value]
     return str((folder / value).resolve()) if isinstance(value, str) else value
-
-
-def _softmax_gold(logliks: list[float], gold: int) -> float:
-    top = max(logliks)
-    weights = [math.exp(x - top) for x in logliks]
-    return weights[gold] / sum(weights)
-
-
-def sample_rows(task: str, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One result row per lm-eval sample (multiple choice: log-likelihood per choice)."""
-    rows = []
-    for s in sorted(samples, key=lambda s: s["doc_id"]):
-        doc = s["doc"]
-        context = s["arguments"][0][0] if s.get("arguments") else ""
-        choices = [a[1].strip() for a in s["arguments"]]
-        logliks = [float(r[0]) for r in s["filtered_resps"]]
-        gold = s["target"]
-        if not isinstance(gold, int) or not 0 <= gold < len(choices):
-            raise UserError(
-                f"lm-eval task '{task}': only single-answer multiple choice is supported"
-            )
-        picked = max(range(len(logliks)), key=lambda i: logliks[i])
-        correct = picked == gold
-        p_gold = _softmax_gold(logliks, gold)
-        detail = f"picked '{choices[picked]}'"
-        if not correct:
-            detail += f", expected '{choices[gold]}'"
-        criteria = {
-            "correct": {
-                "section": "good",
-                "passed": correct,
-                "score": round(p_gold, 4),
-                "detail": f"{detail} (p={p_gold:.2f})",
-            }
-        }
-        case_id = f"{task}/{doc.get('id', s['doc_id']) if isinstance(doc, dict) else s['doc_id']}"
-        rows.append(
-            {
-                "case_id": case_id,
-                "prompt": json.dumps([{"role": "user", "content": context}]),
-                "output": choices[picked],
-                "grade": "good" if correct else "bad",
-                "criteria": criteria,
-            }
-        )
-    return rows
 
 
 def settings(tasks: list[dict[str, Any]], limit: int | None, dtype: str) -> dict[str, Any]:
@@ -121,6 +127,7 @@ def settings(tasks: list[dict[str, Any]], limit: int | None, dtype: str) -> dict
         "tasks": [c["task"] for c in tasks],
         "limit": limit,
         "dtype": dtype,
+        "rows": 2,  # the shape of the stored rows (2: acc_norm and generate_until criteria)
     }
 
 
@@ -138,7 +145,9 @@ def _run_lm_eval(
     batch_size: int,
     dtype: str,
     progress: bool,
+    trust_code: bool,
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    from jinja2.exceptions import SecurityError
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -149,26 +158,39 @@ def _run_lm_eval(
         logging.getLogger("lm_eval").setLevel(logging.ERROR)
     model, tok = load(ref, dtype)
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
-    manager = TaskManager(include_path=str(suite.path), include_defaults=False)
+    # No include path: the configs are complete, and nothing else in the folder is read.
+    manager = TaskManager(include_defaults=False)
     # lm-eval and datasets draw their own progress bars on stderr; --json output wants none.
     quiet = contextlib.redirect_stderr(io.StringIO()) if not progress else contextlib.nullcontext()
-    with quiet:
-        out = simple_evaluate(
-            model=lm,
-            tasks=configs,
-            task_manager=manager,
-            limit=limit,
-            log_samples=True,
-            bootstrap_iters=0,
-        )
+    with quiet, _sandboxed_templates(trust_code):
+        try:
+            out = simple_evaluate(
+                model=lm,
+                tasks=configs,
+                task_manager=manager,
+                limit=limit,
+                log_samples=True,
+                bootstrap_iters=0,
+            )
+        except SecurityError as e:
+            raise UserError(
+                f"{suite.path}: an lm-eval prompt template reached for Python internals ({e}); "
+                f"suites are data ({TRUST_FLAG} allows it)"
+            ) from None
     if out is None:
         raise RuntimeError("lm-eval returned no results")
-    rows = {cfg["task"]: sample_rows(cfg["task"], out["samples"][cfg["task"]]) for cfg in configs}
+    rows = {cfg["task"]: rows_for(cfg, out["samples"][cfg["task"]]) for cfg in configs}
     metrics = {
-        task: {k.split(",")[0]: v for k, v in m.items() if isinstance(v, int | float)}
+        task: {_metric_key(k): v for k, v in m.items() if isinstance(v, int | float)}
         for task, m in out["results"].items()
     }
     return rows, metrics
+
+
+def _metric_key(key: str) -> str:
+    """lm-eval's "exact_match,strict-match" as "exact_match/strict-match"; "acc,none" as "acc"."""
+    name, _, pipeline = key.partition(",")
+    return name if pipeline in ("", "none") else f"{name}/{pipeline}"
 
 
 def score_into_run(
@@ -183,6 +205,7 @@ def score_into_run(
     offset: int,
     batch_size: int = 16,
     progress: bool = True,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """Add every sample of the suite's tasks to the run, scoring only tasks neither the run nor
     the cache holds. Returns lm-eval's task-level metrics for the tasks scored now."""
@@ -201,7 +224,7 @@ def score_into_run(
         t0 = time.perf_counter()
         scored, metrics = _run_lm_eval(
             missing, suite, ref, limit=lm_settings["limit"], batch_size=batch_size,
-            dtype=lm_settings["dtype"], progress=progress,
+            dtype=lm_settings["dtype"], progress=progress, trust_code=trust_code,
         )  # fmt: skip
         seconds = time.perf_counter() - t0
         rows.update(scored)

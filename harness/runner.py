@@ -25,7 +25,7 @@ from harness.grading import Grader, summarize
 from harness.models import ModelRef
 from harness.store import GenerationRow, ResultRow, RunRow, Store, new_id
 from harness.suite import Suite
-from harness.templating import fill
+from harness.suite import conversation as suite_conversation
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class EvalOptions:
     progress: bool = True  # progress bars on stderr
     train_run: str | None = None  # set for checkpoint evaluations
     step: int | None = None
+    trust_code: bool = False  # --trust-suite-code: lm-eval task files may run code
 
 
 @dataclass
@@ -73,11 +74,7 @@ class EvalResult:
 def conversation(suite: Suite, case: dict[str, Any]) -> Messages:
     prompt = suite.spec.prompt
     assert prompt is not None
-    messages = []
-    if prompt.system:
-        messages.append({"role": "system", "content": fill(prompt.system, case)})
-    messages.append({"role": "user", "content": fill(prompt.user, case)})
-    return messages
+    return suite_conversation(prompt, case)
 
 
 def dtype_for_cache() -> str:
@@ -140,11 +137,13 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
     keys = [cache_key(ref.fingerprint, m, settings) for m in convs]
     tasks: list[dict[str, Any]] = []
     lm_settings = None
-    if suite.spec.lm_eval and opts.case_ids is None:  # checkpoint evals pick test cases only
+    if suite.spec.lm_eval:
         from harness import lmeval
 
-        tasks = lmeval.task_configs(suite)  # can fail: before anything is stored
-        lm_settings = lmeval.settings(tasks, opts.limit, settings.dtype)
+        # checkpoint evals pick their test cases by id; the tasks get as many samples each
+        task_limit = len(cases) if opts.case_ids is not None and opts.limit is None else opts.limit
+        tasks = lmeval.task_configs(suite, opts.trust_code)  # can fail: before anything is stored
+        lm_settings = lmeval.settings(tasks, task_limit, settings.dtype)
     blob = [
         suite.fingerprint,
         ref.fingerprint,
@@ -321,6 +320,7 @@ def _score_tasks(
     return lmeval.score_into_run(
         store, suite, ref, plan.tasks, plan.lm_settings, run_id, done, offset=len(plan.cases),
         batch_size=min(opts.batch_size or 16, 16), progress=opts.progress,
+        trust_code=opts.trust_code,
     )  # fmt: skip
 
 

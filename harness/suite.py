@@ -14,11 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness import criteria
 from harness.errors import Problem, UserError
-from harness.templating import Loc, placeholders, walk_strings
+from harness.templating import Loc, fill, placeholders, walk_strings
+from harness.yamlpos import where as yaml_where
 
 SUITE_FILE = "suite.yaml"
 
@@ -29,10 +37,23 @@ class _Strict(BaseModel):
 
 class PromptSpec(_Strict):
     system: str | None = None
-    user: str
+    user: str | None = None
+    messages: str | None = Field(
+        default=None,
+        description="a case field holding the whole conversation, a list of {role, content} "
+        "ending with the user's turn: used instead of system and user",
+    )
     assistant: str | None = Field(
         default=None, description="the target answer, used for training data and as the reference"
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PromptSpec:
+        if self.messages is not None and (self.user is not None or self.system is not None):
+            raise ValueError("give either messages (a case field) or system and user templates")
+        if self.messages is None and self.user is None:
+            raise ValueError("a prompt needs a user template (or messages, a case field)")
+        return self
 
 
 class GenerationSpec(_Strict):
@@ -95,6 +116,8 @@ class Suite:
     validation: list[dict[str, Any]] | None
     fingerprint: str
     files: dict[str, str] = field(default_factory=dict)  # relative name -> sha256
+    # What in its lm-eval task files would run code (refused without --trust-suite-code)
+    needs_code: list[Problem] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -108,39 +131,8 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _yaml_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the node at a pydantic error location, as far down as it exists."""
-    node, line = root, None
-    for key in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == key), None)
-            if node is None:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
-            node = node.value[key] if key < len(node.value) else None
-        else:
-            break
-    if node is not None:
-        line = node.start_mark.line + 1
-    return line
-
-
-def _yaml_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for key in loc:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
-    return out
-
-
 def _where(root: yaml.Node | None, loc: tuple[int | str, ...]) -> str:
-    line = _yaml_line(root, loc)
-    path = _yaml_path(loc)
-    if line is None:
-        return path
-    return f"line {line} ({path})" if path else f"line {line}"
+    return yaml_where(root, loc)
 
 
 def read_jsonl(path: Path, label: str, problems: list[Problem]) -> list[dict[str, Any]]:
@@ -226,8 +218,10 @@ def _check_placeholders(
 
 def _check_criteria(
     spec: SuiteSpec, label: str, root: yaml.Node | None, problems: list[Problem]
-) -> None:
+) -> dict[str, Any]:
+    """Every criterion builds from its parameters; returns the built scorers by id."""
     ids: dict[str, str] = {}
+    built: dict[str, Any] = {}
     for section, specs in spec.rubric.sections():
         for i, c in enumerate(specs):
             loc: tuple[int | str, ...] = ("rubric", section, i)
@@ -242,7 +236,7 @@ def _check_criteria(
                 problems.append(Problem(label, _where(root, (*loc, "type")), str(e.args[0])))
                 continue
             try:
-                factory(**c.params())
+                built[c.id] = factory(**c.params())
             except ValidationError as e:
                 for err in e.errors():
                     where = _where(root, (*loc, *[x for x in err["loc"] if isinstance(x, str)][:1]))
@@ -255,6 +249,21 @@ def _check_criteria(
                 problems.append(
                     Problem(label, _where(root, loc), f"{c.type}: {type(e).__name__}: {e}")
                 )
+    return built
+
+
+def _check_cases(
+    built: dict[str, Any], rows: list[dict[str, Any]] | None, data_label: str,
+    problems: list[Problem],
+) -> None:  # fmt: skip
+    """Criteria that read part of their parameters from the case check each case."""
+    for cid, scorer in built.items():
+        check = getattr(scorer, "check_case", None)
+        if check is None:
+            continue
+        for row in rows or []:
+            for message in check(row):
+                problems.append(Problem(data_label, f"line {row['__line__']}", f"{cid}: {message}"))
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -271,9 +280,12 @@ def load_suite(path: str | Path) -> Suite:
 
     problems: list[Problem] = []
     _check_layout(spec, label, where, problems)
-    _check_criteria(spec, label, root, problems)
+    built = _check_criteria(spec, label, root, problems)
     splits = _read_splits(spec, folder, label, where, files, problems)
-    _read_lm_eval(spec, folder, label, where, files, problems)
+    if spec.data.test:
+        _check_cases(built, splits["test"], str(folder / spec.data.test), problems)
+    needs_code: list[Problem] = []
+    _read_lm_eval(spec, folder, label, where, files, problems, needs_code)
     _check_templates(spec, splits, folder, label, where, problems)
     if problems:
         raise UserError(problems)
@@ -289,6 +301,7 @@ def load_suite(path: str | Path) -> Suite:
         validation=splits["validation"],
         fingerprint=fingerprint,
         files=files,
+        needs_code=needs_code,
     )
 
 
@@ -375,9 +388,12 @@ def _read_splits(
 
 def _read_lm_eval(
     spec: SuiteSpec, folder: Path, label: str, where: Callable[[Loc], str],
-    files: dict[str, str], problems: list[Problem],
+    files: dict[str, str], problems: list[Problem], needs_code: list[Problem],
 ) -> None:  # fmt: skip
-    """Hash each lm-eval task file and the local data files it names."""
+    """Hash each lm-eval task file and the local data files it names; read as data only, so
+    what would run code is recorded in `needs_code` instead of being imported."""
+    from harness.lmeval_config import read_task
+
     for name in spec.lm_eval:
         file = folder / name
         if not file.is_file():
@@ -386,7 +402,11 @@ def _read_lm_eval(
             )
             continue
         files[name] = _sha(file.read_bytes())
-        files.update(_lm_eval_data_files(folder, file, problems))
+        task = read_task(file, folder)
+        problems.extend(task.problems)
+        needs_code.extend(task.code)
+        for data_name, data_file in task.data_files.items():
+            files[data_name] = _sha(data_file.read_bytes())
 
 
 def _check_templates(
@@ -425,39 +445,52 @@ def _check_templates(
         if rows:
             data_label = str(folder / (getattr(spec.data, split) or ""))
             _check_placeholders(templates, rows, data_label, where, label, problems, own)
+            if spec.prompt.messages:
+                _check_messages(spec.prompt.messages, rows, data_label, problems)
 
 
-def _lm_eval_data_files(folder: Path, task_file: Path, problems: list[Problem]) -> dict[str, str]:
-    """Hash the local data files an lm-eval task YAML names (dataset_kwargs.data_files)."""
-    out: dict[str, str] = {}
-    try:
-        # lm-eval YAML may carry `!function` tags; we only read plain keys and never execute them.
-        task = yaml.load(task_file.read_text(encoding="utf-8"), Loader=_NoTagLoader)
-    except yaml.YAMLError as e:
-        problems.append(Problem(str(task_file), "", f"broken YAML: {e}"))
-        return out
-    kwargs = (task or {}).get("dataset_kwargs") or {}
-    data_files = kwargs.get("data_files") or {}
-    names = data_files.values() if isinstance(data_files, dict) else [data_files]
-    for name in names:
-        for n in [name] if isinstance(name, str) else list(name):
-            file = (folder / n) if not Path(n).is_absolute() else Path(n)
-            if file.is_file():
-                out[str(Path(n))] = _sha(file.read_bytes())
-            else:
+ROLES = ("system", "user", "assistant")
+
+
+def _is_message(m: Any) -> bool:
+    return isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
+
+
+def _check_messages(
+    name: str, rows: list[dict[str, Any]], data_label: str, problems: list[Problem]
+) -> None:
+    """Each row's conversation field: {role, content} messages ending with the user's turn."""
+    for row in rows:
+        messages = row.get(name)
+        where = f"line {row['__line__']}"
+        if not isinstance(messages, list) or not messages:
+            message = f"field '{name}' must be a list of messages"
+            problems.append(Problem(data_label, where, message))
+            continue
+        for m in messages:
+            if not _is_message(m):
                 problems.append(
-                    Problem(
-                        str(task_file), "dataset_kwargs.data_files", f"data file '{n}' not found"
-                    )
+                    Problem(data_label, where,
+                            f"field '{name}': each message needs a role ({', '.join(ROLES)}) "
+                            "and text content")
+                )  # fmt: skip
+                break
+        else:
+            if messages[-1]["role"] != "user":
+                problems.append(
+                    Problem(data_label, where, f"field '{name}' must end with a user message")
                 )
-    return out
 
 
-class _NoTagLoader(yaml.SafeLoader):
-    pass
-
-
-_NoTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+def conversation(prompt: PromptSpec, case: dict[str, Any]) -> list[dict[str, str]]:
+    """The chat messages a case's prompt renders to (before the answer)."""
+    if prompt.messages is not None:
+        return [{"role": m["role"], "content": m["content"]} for m in case[prompt.messages]]
+    messages = []
+    if prompt.system:
+        messages.append({"role": "system", "content": fill(prompt.system, case)})
+    messages.append({"role": "user", "content": fill(prompt.user or "", case)})
+    return messages
 
 
 def find_suites(root: str | Path) -> list[Path]:

@@ -43,3 +43,16 @@ def walk_strings(value: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str]]:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             yield from walk_strings(v, (*loc, i))
+
+
+def fill_values(value: str | list[str], case: Mapping[str, Any]) -> list[str]:
+    """The values a criterion compares against: a list as written, or one template. A template
+    that is exactly one `{field}` holding a list gives that list (several accepted answers)."""
+    if isinstance(value, list):
+        return [fill(v, case) for v in value]
+    names = placeholders(value)
+    if len(names) == 1 and value == "{" + names[0] + "}":
+        held = case[names[0]]
+        if isinstance(held, list):
+            return [str(v) for v in held]
+    return [fill(value, case)]

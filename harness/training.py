@@ -230,9 +230,10 @@ class StoreEvents:
     stop once SIGTERM arrived."""
 
     def __init__(self, store: Store, train_run: str, job: TrainJob, eval_cases: Sequence[str],
-                 progress: bool):  # fmt: skip
+                 progress: bool, trust_code: bool = False):  # fmt: skip
         self.store, self.train_run, self.job = store, train_run, job
         self.eval_cases, self.progress = list(eval_cases), progress
+        self.trust_code = trust_code
         self.checkpoint_runs: list[str] = []
         self.resumed_from: int | None = None
         self.stop_requested = False
@@ -253,7 +254,7 @@ class StoreEvents:
             ref = replace(resolve(str(path), self.store), name=f"{self.job.name}@{step}")
             opts = EvalOptions(
                 case_ids=self.eval_cases, progress=self.progress, train_run=self.train_run,
-                step=step,
+                step=step, trust_code=self.trust_code,
             )  # fmt: skip
             result = evaluate_suite(self.job.suite, ref, self.store, opts)
             self.checkpoint_runs.append(result.run_id)
@@ -328,6 +329,7 @@ def train(
     eval_checkpoints: int = 0,
     progress: bool = True,
     on_plan: Callable[[dict[str, Any]], None] | None = None,
+    trust_code: bool = False,
 ) -> TrainOutcome:
     name = job.name
     out = workspace_models(store) / name
@@ -352,7 +354,7 @@ def train(
     with _exclusive(out):
         run_id = _start_train_run(store, job, out)
         eval_ids = [c["id"] for c in job.suite.cases[:eval_checkpoints]]
-        events = StoreEvents(store, run_id, job, eval_ids, progress)
+        events = StoreEvents(store, run_id, job, eval_ids, progress, trust_code)
         try:
             finished = _finished_manifest(out, job)
             if finished is not None:  # trained, then a crash kept it from being registered

@@ -126,3 +126,155 @@ def test_packaged_model_knows_world_cities(store):
     accuracy = result.summary["pass_rate"]
     # Clearly above chance: more than three binomial standard errors above 25%.
     assert accuracy > 0.25 + 3 * (0.25 * 0.75 / n) ** 0.5, accuracy
+
+
+GEN_YAML = """\
+task: mini_sums
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: sums.jsonl
+test_split: test
+output_type: generate_until
+doc_to_text: "{{question}}\\nAnswer:"
+doc_to_target: "{{answer}}"
+generation_kwargs:
+  until: ["\\n"]
+  max_gen_toks: 6
+  do_sample: false
+metric_list:
+  - metric: exact_match
+    ignore_case: true
+filter_list:
+  - name: strict-match
+    filter:
+      - function: regex
+        regex_pattern: "#### (\\\\d+)"
+      - function: take_first
+  - name: flexible-extract
+    filter:
+      - function: regex
+        regex_pattern: "(\\\\w+)"
+        group_select: -1
+        fallback: "[none]"
+      - function: take_first
+metadata:
+  version: 1.0
+"""
+
+SUMS = [
+    {"id": f"q{i}", "question": f"What is {i} plus {i}?", "answer": str(2 * i)} for i in range(4)
+]
+
+
+def test_generate_until_pipelines_become_criteria(
+    tmp_path: Path, varied_model_dir: Path, store
+) -> None:
+    from harness.models import resolve
+    from harness.suite import load_suite
+
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    (folder / "suite.yaml").write_text("name: gen\nversion: 1\nlm_eval: [sums.yaml]\n")
+    (folder / "sums.yaml").write_text(GEN_YAML)
+    (folder / "sums.jsonl").write_text("".join(json.dumps(d) + "\n" for d in SUMS))
+    suite = load_suite(folder)
+    result = lm_eval_run(suite, resolve(str(varied_model_dir), store), store, dtype="float32")
+    rows = store.results(result.run_id)
+    assert [r["case_id"] for r in rows] == [f"mini_sums/{d['id']}" for d in SUMS]
+    for row in rows:
+        assert set(row["criteria"]) == {"strict-match", "flexible-extract"}
+        assert all(c["section"] == "good" for c in row["criteria"].values())
+        # the output is the first pipeline's answer: no "#### n" in random text
+        assert row["output"] == "[invalid]"
+        assert row["criteria"]["strict-match"]["passed"] is False
+        assert "flexible-extract" in row["criteria"]
+    # each criterion's pass rate is lm-eval's own figure for its pipeline
+    metrics = result.extra["lm_eval"]["mini_sums"]
+    for name in ("strict-match", "flexible-extract"):
+        assert result.summary["criteria"][name] == pytest.approx(metrics[f"exact_match/{name}"])
+
+
+def test_acc_norm_beside_acc(mc_suite: Path, tiny_model_dir: Path, store) -> None:
+    from harness.models import resolve
+    from harness.suite import load_suite
+
+    task = TASK_YAML.replace("  - metric: acc\n", "  - metric: acc\n  - metric: acc_norm\n")
+    (mc_suite / "capitals.yaml").write_text(task)
+    suite = load_suite(mc_suite)
+    result = lm_eval_run(suite, resolve(str(tiny_model_dir), store), store, dtype="float32")
+    metrics = result.extra["lm_eval"]["mini_capitals"]
+    assert result.summary["criteria"]["correct"] == pytest.approx(metrics["acc"])
+    assert result.summary["criteria"]["correct-norm"] == pytest.approx(metrics["acc_norm"])
+    assert result.summary["pass_rate"] == pytest.approx(metrics["acc"])
+    for row in store.results(result.run_id):
+        c = row["criteria"]
+        assert c["correct-norm"]["section"] == "better"
+        both = c["correct"]["passed"] and c["correct-norm"]["passed"]
+        assert row["grade"] == ("better" if both else "good" if c["correct"]["passed"] else "bad")
+
+
+def test_rows_from_hand_made_samples() -> None:
+    """Per character normalisation uses the choice without lm-eval's target delimiter."""
+    from harness.lmeval_samples import rows_for
+
+    cfg = {"task": "t", "output_type": "multiple_choice"}
+    sample = {
+        "doc_id": 0,
+        "doc": {"id": "x"},
+        "target": 1,
+        "arguments": [("Q:", " a"), ("Q:", " bbbb")],
+        "filtered_resps": [(-2.0, False), (-3.0, False)],
+        "acc": 0.0,
+        "acc_norm": 1.0,
+    }
+    (row,) = rows_for(cfg, [sample])
+    assert row["output"] == "a" and row["grade"] == "bad"
+    assert row["criteria"]["correct-norm"]["passed"] is True
+    assert "picked 'bbbb'" in row["criteria"]["correct-norm"]["detail"]
+    gen = {"task": "g", "output_type": "generate_until"}
+    base = {"doc_id": 3, "doc": {"q": 1}, "target": "7", "arguments": [("7?", {})],
+            "metrics": ["exact_match"]}  # fmt: skip
+    samples = [{**base, "filter": "none", "filtered_resps": ["7"], "exact_match": 1.0}]
+    (row,) = rows_for(gen, samples)
+    assert row["case_id"] == "g/3" and row["output"] == "7" and row["grade"] == "good"
+    assert row["criteria"]["exact_match"]["passed"] is True
+
+
+def test_cases_and_tasks_run_together_from_eval_loop_and_checkpoints(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One function evaluates both parts of a suite, whichever command asks."""
+    from harness.store import Store
+    from tests.conftest import SUITE_YAML, run_cli, write_suite
+
+    folder = write_suite(tmp_path / "both", SUITE_YAML + "lm_eval: [capitals.yaml]\n")
+    (folder / "capitals.yaml").write_text(TASK_YAML)
+    (folder / "capitals.jsonl").write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    db = tmp_path / "both.db"
+    model = str(tiny_model_dir)
+
+    def kinds(run_id: str) -> set[str]:
+        with Store(db) as store:
+            ids = [r["case_id"] for r in store.results(run_id)]
+        return {"task" if i.startswith("mini_capitals/") else "case" for i in ids}
+
+    code, out, err = run_cli(
+        "eval", str(folder), "--model", model, "--db", str(db), "--json", capsys=capsys
+    )
+    assert code == 0, err
+    assert kinds(json.loads(out)["run_id"]) == {"case", "task"}
+
+    fast = ["max_steps=4", "batch_size=2", "save_every=2", "max_length=64", "val_examples=1"]
+    code, out, err = run_cli(
+        "loop", str(folder), "--base", model, "--db", str(db), "--json", "--limit", "3",
+        "--eval-checkpoints", "2", *[a for s in fast for a in ("--set", s)], capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert kinds(result["base_run"]) == kinds(result["candidate_run"]) == {"case", "task"}
+    with Store(db) as store:
+        checkpoints = store.checkpoint_runs(store.train_runs()[0]["id"])
+    assert checkpoints and all(kinds(r["id"]) == {"case", "task"} for r in checkpoints)
+    with Store(db) as store:  # a checkpoint takes as many samples per task as test cases
+        assert len(store.results(checkpoints[0]["id"])) == 2 + 2

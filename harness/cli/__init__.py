@@ -39,9 +39,18 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")]
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-suite-code",
+        help="let the suite's lm-eval task files run code (`!function`, custom filters and "
+        "metrics, dataset scripts); suites are data without it",
+    ),
+]
 
 COMMAND_MODULES = (
-    "suites", "evalcmd", "runs", "models", "data", "train", "compare", "leaderboard", "report",
+    "suites", "evalcmd", "grade", "runs", "models", "data", "train", "compare", "leaderboard",
+    "report",
 )  # fmt: skip
 
 

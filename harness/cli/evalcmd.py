@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness.cli import DbOption, JsonOption, open_store, out, print_json
+from harness.cli import DbOption, JsonOption, TrustOption, open_store, out, print_json
 
 
 def summary_table(result: dict[str, Any], sections: dict[str, str]) -> Table:
@@ -46,6 +46,7 @@ def eval_cmd(
             "model, requests in flight)",
         ),
     ] = None,
+    trust_code: TrustOption = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -56,7 +57,9 @@ def eval_cmd(
     from harness.suite import load_suite
 
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
-    opts = EvalOptions(limit=limit, batch_size=batch_size, progress=not as_json)
+    opts = EvalOptions(
+        limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code
+    )
     with open_store(db) as store:
         ref = models.resolve(model, store)
         result = evaluate_suite(s, ref, store, opts)

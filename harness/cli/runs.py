@@ -1,8 +1,9 @@
-"""tuneval runs list | show"""
+"""tuneval runs list | show | export"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -119,6 +120,23 @@ def show(
             _escape(failed),
         )
     out.print(table)
+
+
+@runs_app.command("export")
+def export(
+    run: Annotated[str, typer.Argument(help="run id")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | parquet")] = "jsonl",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="file to write (default stdout; parquet needs one)")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Export every case of a run: prompt, output, grade and each criterion's result."""
+    from harness.export import export_rows, write
+
+    with open_store(db, readonly=True) as store:
+        rows = export_rows(store, run)
+    write(rows, fmt, out_file)
 
 
 def _escape(text: str) -> str:

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from harness.cli import JsonOption, err, out, print_json
+from harness.cli import JsonOption, TrustOption, err, out, print_json
 from harness.errors import UserError
 
 suites_app = typer.Typer(help="List, show and validate suites.", no_args_is_help=True)
@@ -99,7 +100,10 @@ def show(
     if s.spec.prompt:
         if s.spec.prompt.system:
             out.print(f"[dim]system:[/dim] {s.spec.prompt.system}")
-        out.print(f"[dim]user:[/dim] {s.spec.prompt.user}")
+        if s.spec.prompt.messages:
+            out.print(f"[dim]messages:[/dim] each case's '{s.spec.prompt.messages}' field")
+        else:
+            out.print(f"[dim]user:[/dim] {s.spec.prompt.user}")
     g = s.spec.generation
     out.print(
         f"[dim]generation:[/dim] max_new_tokens={g.max_new_tokens} stop={g.stop!r} "
@@ -117,9 +121,11 @@ def show(
 @suites_app.command("validate")
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="suite folders")],
+    trust_code: TrustOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate suites; exit 2 with one line per problem when any is invalid."""
+    """Validate suites; exit 2 with one line per problem when any is invalid (an lm-eval task
+    that would run code is a problem unless --trust-suite-code)."""
     from harness.suite import load_suite
 
     problems: list[str] = []
@@ -127,6 +133,8 @@ def validate(
     for p in paths:
         try:
             s = load_suite(p)
+            if s.needs_code and not trust_code:
+                raise UserError(s.needs_code)
             report.append({"path": str(p), "ok": True, "name": s.name, "cases": len(s.cases)})
             if not as_json:
                 out.print(
@@ -142,6 +150,59 @@ def validate(
         return
     if problems:
         raise UserError(problems_as_user_error(problems))
+
+
+@suites_app.command("import")
+def import_(
+    fmt: Annotated[
+        str, typer.Argument(metavar="FORMAT", help="promptfoo | openai-evals | inspect | lm-eval")
+    ],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="a promptfoo config, an evals registry file, a data file, or an lm-eval task file"
+        ),
+    ],  # fmt: skip
+    out_dir: Annotated[Path, typer.Option("--out", help="the suite folder to create")],
+    name: Annotated[str | None, typer.Option(help="suite name (default: the folder's)")] = None,
+    eval_name: Annotated[
+        str | None, typer.Option("--eval", help="openai-evals: which eval of a registry file")
+    ] = None,
+    scorer: Annotated[
+        str | None,
+        typer.Option(help="inspect: the task's scorer, match | includes | exact | choice"),
+    ] = None,
+    prompt: Annotated[int, typer.Option(min=0, help="promptfoo: which prompt (0 = first)")] = 0,
+    skip_refused: Annotated[
+        bool, typer.Option("--skip-refused", help="import the rest when checks are refused")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Convert another tool's test set into a suite folder whose criteria give that tool's
+    verdicts; lists what was mapped and what was refused."""
+    import sys
+
+    from harness.importers import ImportOptions, read
+    from harness.importers.writer import write
+
+    options = ImportOptions(name, eval_name, scorer, prompt, skip_refused)
+    imported = read(fmt, source, options)
+    summary = write(imported, out_dir, name, "tuneval " + " ".join(sys.argv[1:]))
+    if as_json:
+        print_json(summary)
+        return
+    tasks = summary["lm_eval_tasks"]
+    what = f"{summary['cases']} cases" + (f", lm-eval tasks: {', '.join(tasks)}" if tasks else "")
+    out.print(f"[green]imported[/green] {summary['suite']} into {out_dir} ({what})")
+    if summary["mapped"]:
+        table = Table("source check -> criterion", "count")
+        for k, v in summary["mapped"].items():
+            table.add_row(k, str(v))
+        out.print(table)
+    for line in summary["refused"]:
+        out.print(f"[yellow]refused:[/yellow] {escape(line)}")
+    for line in summary["notes"]:
+        out.print(f"[dim]note:[/dim] {escape(line)}")
 
 
 def problems_as_user_error(lines: list[str]) -> list:

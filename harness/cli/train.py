@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli import DbOption, JsonOption, err, open_store, out, print_json
+from harness.cli import DbOption, JsonOption, TrustOption, err, open_store, out, print_json
 from harness.errors import UserError
 
 trainers_app = typer.Typer(help="List trainer plugins and their settings.", no_args_is_help=True)
@@ -101,7 +101,7 @@ def _prepare(suite: Path, trainer: str, sets: list[str] | None) -> tuple[Any, An
     return s, t, hp, cfg
 
 
-def _train(job: Any, store: Any, eval_checkpoints: int, quiet: bool) -> Any:
+def _train(job: Any, store: Any, eval_checkpoints: int, quiet: bool, trust_code: bool) -> Any:
     from harness.training import train as run_training
 
     if not quiet:
@@ -115,6 +115,7 @@ def _train(job: Any, store: Any, eval_checkpoints: int, quiet: bool) -> Any:
         eval_checkpoints=eval_checkpoints,
         progress=not quiet,
         on_plan=None if quiet else _show_plan,
+        trust_code=trust_code,
     )
 
 
@@ -152,6 +153,7 @@ def train_cmd(
     eval_checkpoints: EvalCheckpointsOption = 0,
     nproc: NprocOption = 1,
     torchrun: TorchrunOption = None,
+    trust_code: TrustOption = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -161,6 +163,8 @@ def train_cmd(
     from harness.training import make_job
 
     s, t, hp, cfg = _prepare(suite, trainer, sets)
+    if eval_checkpoints and s.needs_code and not trust_code:  # refused now, not at a checkpoint
+        raise UserError(s.needs_code)
     if (nproc > 1 or torchrun) and distributed().world_size == 1:
         from harness.launch import relaunch
 
@@ -172,7 +176,8 @@ def train_cmd(
         relaunch(nproc, torchrun or [])  # does not return
     with open_store(db, readonly=not distributed().is_main) as store:
         job = make_job(s, t, base, hp, cfg, store)
-        result = _train(job, store, eval_checkpoints, as_json or not distributed().is_main)
+        quiet = as_json or not distributed().is_main
+        result = _train(job, store, eval_checkpoints, quiet, trust_code)
     if not distributed().is_main:
         return
     if as_json:
@@ -193,6 +198,7 @@ def loop_cmd(
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="rows decoded together (default: the engine's)")
     ] = None,
+    trust_code: TrustOption = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -206,7 +212,9 @@ def loop_cmd(
     s, t, hp, cfg = _prepare(suite, trainer, sets)
     if not s.cases:
         raise UserError(f"suite '{s.name}' has no test cases (data.test) to compare on")
-    opts = EvalOptions(limit=limit, batch_size=batch_size, progress=not as_json)
+    opts = EvalOptions(
+        limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code
+    )
     with open_store(db) as store:
         job = make_job(s, t, base, hp, cfg, store)
         if not as_json:
@@ -214,7 +222,7 @@ def loop_cmd(
         run_a = evaluate_suite(s, job.base, store, opts)
         if not as_json:
             err.print("2/4 training")
-        trained = _train(job, store, eval_checkpoints, as_json)
+        trained = _train(job, store, eval_checkpoints, as_json, trust_code)
         if not as_json:
             out.print(_describe(trained))
             err.print(f"3/4 evaluating the candidate {trained.model}")

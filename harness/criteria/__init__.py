@@ -12,6 +12,10 @@ requirement met for `good` and `better`.
 A factory gets only its rubric parameters. What a model-based criterion needs beyond them (the
 store, for registered model names and the judge cache; the suite folder, for local files) it reads
 from `context()`, which the grader sets while it scores; outside a grader it is empty.
+
+A scorer whose parameters live partly in the cases (e.g. `weighted` with `checks_from`) may carry
+a `check_case(case) -> list[str]` attribute: the suite loader calls it on every test case and
+reports what it returns at that case's line, so a bad case is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -87,6 +91,10 @@ _BUILTIN_MODULES = (
     "harness.criteria.spelling",
     "harness.criteria.metric",
     "harness.criteria.judge",
+    "harness.criteria.match",
+    "harness.criteria.filtered",
+    "harness.criteria.jsonmatch",
+    "harness.criteria.group",
 )
 _loaded = False
 

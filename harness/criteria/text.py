@@ -7,7 +7,7 @@ import re
 from typing import Any, Literal
 
 from harness.criteria import Case, Result, Scorer, criterion, per_output
-from harness.templating import fill
+from harness.templating import fill, fill_values
 
 _WORD = re.compile(r"\w+(?:['’.-]\w+)*", re.UNICODE)
 
@@ -16,8 +16,10 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def _norm(text: str, case_sensitive: bool) -> str:
-    return text if case_sensitive else text.casefold()
+def _norm(text: str, case_sensitive: bool, fold: str = "casefold") -> str:
+    if case_sensitive:
+        return text
+    return text.casefold() if fold == "casefold" else text.lower()
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -42,19 +44,27 @@ def exact(value: str, case_sensitive: bool = True, strip: bool = True) -> Scorer
 
 @criterion("contains")
 def contains(
-    value: str | list[str], mode: Literal["any", "all"] = "any", case_sensitive: bool = False
+    value: str | list[str],
+    mode: Literal["any", "all"] = "any",
+    case_sensitive: bool = False,
+    fold: Literal["casefold", "lower"] = "casefold",
 ) -> Scorer:
-    """The output contains the value (any or all of several values)."""
-    values = [value] if isinstance(value, str) else value
+    """The output contains the value (any or all of several values).
+
+    Without case sensitivity both sides are case-folded (`fold: casefold`, so "ß" matches
+    "ss"), or lower-cased (`fold: lower`, as JavaScript's toLowerCase and Python's lower do).
+    A value that is exactly one `{field}` holding a list stands for that list.
+    """
 
     def check(output: str, case: Case) -> Result:
-        wanted = [fill(v, case) for v in values]
-        hay = _norm(output, case_sensitive)
-        found = [w for w in wanted if _norm(w, case_sensitive) in hay]
+        wanted = fill_values(value, case)
+        hay = _norm(output, case_sensitive, fold)
+        found = [w for w in wanted if _norm(w, case_sensitive, fold) in hay]
         missing = [w for w in wanted if w not in found]
         passed = bool(found) if mode == "any" else not missing
         if passed:
-            return Result(True, None, f"contains '{_short(found[0])}'")
+            shown = f"contains '{_short(found[0])}'" if found else "no values to look for"
+            return Result(True, None, shown)
         shown = ", ".join(f"'{_short(m)}'" for m in missing[:3])
         return Result(False, None, f"missing {shown}")
 

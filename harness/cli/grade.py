@@ -1,0 +1,49 @@
+"""tuneval grade SUITE --outputs FILE.jsonl --name NAME"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli import DbOption, JsonOption, open_store, out, print_json
+
+
+def grade_cmd(
+    suite: Annotated[Path, typer.Argument(help="suite folder")],
+    outputs: Annotated[
+        Path, typer.Option("--outputs", help='JSONL, one {"id": ..., "output": ...} per case')
+    ],
+    name: Annotated[
+        str, typer.Option("--name", help="the name the run is stored under (compare by it)")
+    ],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Grade outputs produced elsewhere, without loading a model, and store them as a run;
+    `compare` and `gate` pair it with any model's run."""
+    from harness.cli.evalcmd import summary_table
+    from harness.offline import grade_outputs
+    from harness.suite import load_suite
+
+    s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
+    if not outputs.is_file():
+        from harness.errors import UserError
+
+        raise UserError(f"{outputs}: no such file")
+    with open_store(db) as store:
+        result = grade_outputs(s, outputs, name, store)
+    data = result.to_json()
+    if as_json:
+        print_json(data)
+        return
+    out.print(summary_table(data, result.summary["sections"]))
+    missing = data["missing"]
+    note = f"{missing} of the suite's cases had no output: left out" if missing else "every case"
+    sha = data["outputs_sha256"][:12]
+    out.print(f"run [bold]{result.run_id}[/bold]  ({note}; outputs sha256 {sha})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("grade")(grade_cmd)

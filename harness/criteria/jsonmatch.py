@@ -1,0 +1,193 @@
+"""`json-match`: JSON in the output, read as JavaScript reads it (promptfoo's is-json,
+contains-json and equals with an object value).
+
+- `mode: whole`: the whole output is one JSON text by JSON.parse's rules (NaN and Infinity are
+  not JSON; surrounding white space is allowed).
+- `mode: contains`: objects found in the text as promptfoo finds them: from each `{`, the
+  shortest balanced `{...}` (or the rest of the text, closed with the missing braces) that
+  parses as a YAML flow mapping once `//` comments become `#` comments; scanning resumes after
+  each object found. Read with YAML 1.2 core scalars, as js-yaml does (yes/no stay strings).
+- `schema`: a JSON Schema (draft-07, what promptfoo's Ajv defaults to) one parsed value must
+  satisfy; patterns in it are Python regular expressions.
+- `equals`: the parsed whole output must deep-equal this value, JavaScript-style (1 equals
+  1.0, but true is not 1).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+import yaml
+
+from harness.criteria import Case, Result, Scorer, criterion, per_output
+
+MAX_OBJECT = 100_000  # characters scanned from each "{", as promptfoo limits it
+
+
+class _Core12Loader(yaml.SafeLoader):
+    """YAML 1.2 core schema scalars: only true/false are booleans, 017 is seventeen."""
+
+
+_Core12Loader.yaml_implicit_resolvers = {}
+for _tag, _rx, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    ("float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+              r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+):  # fmt: skip
+    _Core12Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_rx), list(_first))
+
+
+def _core_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    return int(text[2:], 16) if text.startswith("0x") else int(text, 10)
+
+
+_Core12Loader.add_constructor("tag:yaml.org,2002:int", _core_int)
+
+
+def load_yaml12(text: str) -> Any:
+    """YAML read as js-yaml reads it (core schema), e.g. a schema written as a YAML string."""
+    return yaml.load(text, Loader=_Core12Loader)  # noqa: S506 - a safe loader
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(text: str) -> Any:
+    """JSON.parse: strict JSON, so NaN and Infinity are errors."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
+_JS_SPACE = re.compile(r"[\s\ufeff]")
+
+
+def _slash_comments(line: str) -> str:
+    """`// comment` outside quotes becomes `# comment` (one # per two slashes), unless the
+    slashes belong to a URL; promptfoo's rule, quirks included."""
+    state, out, i = "normal", "", 0
+
+    def alpha(ch: str) -> bool:  # JavaScript's /[a-zA-Z]/.test(undefined) is true
+        return bool(re.match(r"[a-zA-Z]", ch)) or ch == "undefined"
+
+    while i < len(line):
+        ch = line[i]
+        nxt = line[i + 1] if i + 1 < len(line) else "undefined"
+        prev = line[i - 1] if i > 0 else ""
+        if state != "normal":
+            out += ch
+            quote = "'" if state == "single" else '"'
+            if ch == quote and prev != "\\" and (state == "double" or not alpha(nxt)):
+                state = "normal"
+            i += 1
+            continue
+        if ch == "'" and not alpha(prev):
+            state = "single"
+        elif ch == '"':
+            state = "double"
+        elif ch == "/" and nxt == "/":
+            start = i
+            while start > 0 and not _JS_SPACE.match(line[start - 1]):
+                start -= 1
+            if "://" not in line[start : i + 2]:
+                slashes = 2
+                while i + slashes < len(line) and line[i + slashes] == "/":
+                    slashes += 1
+                return out + "#" * (slashes // 2) + line[i + slashes :]
+        out += ch
+        i += 1
+    return out
+
+
+def _try_object(text: str, start: int, end: int, opened: int, closed: int) -> Any:
+    candidate = text[start:end] + "}" * max(opened - closed, 0)
+    try:
+        source = "\n".join(_slash_comments(line) for line in candidate.split("\n"))
+        value = load_yaml12(source)
+    except (yaml.YAMLError, ValueError, TypeError):
+        return None
+    return value if isinstance(value, dict | list) else None
+
+
+def extract_objects(text: str) -> list[Any]:
+    """The JSON-like objects promptfoo's contains-json finds in a text, left to right."""
+    found, index = [], 0
+    while index < len(text):
+        if text[index] != "{":
+            index += 1
+            continue
+        opened, closed, cursor = 1, 0, index + 1
+        limit = min(index + MAX_OBJECT, len(text))
+        hit = None
+        while cursor < limit and opened > closed:
+            opened += text[cursor] == "{"
+            closed += text[cursor] == "}"
+            cursor += 1
+            if not (opened == closed or cursor == len(text) or cursor == limit):
+                continue
+            hit = _try_object(text, index, cursor, opened, closed)
+            if hit is not None or opened == closed:
+                break
+        if hit is not None:
+            found.append(hit)
+            index = cursor
+        else:
+            index += 1
+    return found
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Deep equality as JavaScript's isDeepStrictEqual sees parsed JSON."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+@criterion("json-match")
+def json_match(
+    mode: Literal["whole", "contains"] = "whole",
+    schema: dict[str, Any] | bool | None = None,
+    equals: dict[str, Any] | list[Any] | None = None,
+) -> Scorer:
+    """The output is JSON (or contains JSON objects) matching a schema or a value."""
+    validator = None
+    if schema is not None:
+        from jsonschema import Draft7Validator
+
+        if isinstance(schema, dict):
+            Draft7Validator.check_schema(schema)
+        validator = Draft7Validator(schema)
+    if equals is not None and mode != "whole":
+        raise ValueError("equals compares the whole output: use mode: whole")
+
+    def check(output: str, case: Case) -> Result:
+        if mode == "whole":
+            try:
+                values = [parse_json(output)]
+            except ValueError as e:
+                return Result(False, 0.0, f"not JSON ({str(e)[:60]})")
+        else:
+            values = extract_objects(output)
+            if not values:
+                return Result(False, 0.0, "no JSON object in the output")
+        if validator is not None:
+            if not any(validator.is_valid(v) for v in values):
+                error = next(iter(validator.iter_errors(values[0])), None)
+                return Result(False, 0.0, f"schema: {error.message[:80] if error else 'invalid'}")
+        if equals is not None and not same_json(equals, values[0]):
+            return Result(False, 0.0, "JSON differs from the expected value")
+        return Result(True, 1.0, "valid JSON" if mode == "whole" else "contains JSON")
+
+    return per_output(check)

@@ -1,0 +1,82 @@
+"""A run's cases as a table: JSONL (nested values as they are), CSV or Parquet (through pandas;
+nested values as JSON text, plus one `check:<criterion>` column of pass/fail per criterion)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+from harness.store import Store
+
+FORMATS = ("jsonl", "csv", "parquet")
+
+
+def export_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
+    run = store.run(run_id)
+    if run is None:
+        raise UserError(f"no run '{run_id}' in {store.path} (see `tuneval runs list`)")
+    rows = []
+    for r in store.results(run_id):
+        rows.append(
+            {
+                "run_id": run_id,
+                "suite": run["suite"],
+                "model": run["model"],
+                "case_id": r["case_id"],
+                "position": r["position"],
+                "prompt": json.loads(r["prompt"]),
+                "output": r["output"],
+                "grade": r["grade"],
+                "passed": r["grade"] != "bad",
+                "criteria": r["criteria"],
+                "failed": [k for k, c in r["criteria"].items() if not c["passed"]],
+                "must_pass": r["must_pass"],
+                "cached": r["cached"],
+                "prompt_tokens": r["prompt_tokens"],
+                "output_tokens": r["output_tokens"],
+                "seconds": r["seconds"],
+            }
+        )
+    return rows
+
+
+def _flat(rows: list[dict[str, Any]]) -> Any:
+    import pandas as pd
+
+    checks = sorted({cid for r in rows for cid in r["criteria"]})
+    flat = []
+    for r in rows:
+        row = {k: json.dumps(v, ensure_ascii=False) if k in ("prompt", "criteria", "failed") else v
+               for k, v in r.items()}  # fmt: skip
+        for cid in checks:
+            row[f"check:{cid}"] = r["criteria"][cid]["passed"] if cid in r["criteria"] else None
+        flat.append(row)
+    return pd.DataFrame(flat)
+
+
+def write(rows: list[dict[str, Any]], fmt: str, out: Path | None) -> None:
+    """Write to `out`, or to stdout (JSONL and CSV only)."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format '{fmt}' ({', '.join(FORMATS)})")
+    if fmt == "parquet" and out is None:
+        raise UserError("parquet is binary: give --out FILE")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.write_text(text, encoding="utf-8")
+        return
+    frame = _flat(rows)
+    if fmt == "csv":
+        if out is None:
+            frame.to_csv(sys.stdout, index=False)
+        else:
+            frame.to_csv(out, index=False)
+        return
+    frame.to_parquet(out, index=False)

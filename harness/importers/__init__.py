@@ -1,0 +1,82 @@
+"""Importers: other tools' test sets as ordinary tuneval suite folders.
+
+Each importer is a module with `read(source: Path, options: ImportOptions) -> Imported`, one per
+format, registered in `FORMATS`. An importer maps every check of the source to a registered
+criterion that gives the source tool's verdict on the same output, or refuses it with a located
+problem (checks that need a model, run code, or mean something tuneval cannot reproduce).
+`harness.importers.writer` turns the result into a suite folder (suite.yaml, test.jsonl, a
+README with provenance and the mapping) that `load_suite` then validates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from harness.errors import Problem, UserError
+
+FORMATS = {
+    "promptfoo": "harness.importers.promptfoo",
+    "openai-evals": "harness.importers.openai_evals",
+    "inspect": "harness.importers.inspect_data",
+    "lm-eval": "harness.importers.lmeval_task",
+}
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    name: str | None = None  # suite name; default: from the output folder
+    eval: str | None = None  # openai-evals: which eval of a registry file
+    scorer: str | None = None  # inspect: match | includes | exact | choice
+    prompt: int = 0  # promptfoo: which of the config's prompts
+    skip_refused: bool = False  # import the rest when some checks are refused
+
+
+@dataclass
+class Imported:
+    """What an importer read: everything the suite folder will hold, and how it was mapped."""
+
+    tool: str
+    description: str
+    prompt: dict[str, Any]  # suite.yaml's prompt: section
+    cases: list[dict[str, Any]]
+    rubric: dict[str, list[dict[str, Any]]]
+    generation: dict[str, Any] = field(default_factory=dict)
+    sources: list[Path] = field(default_factory=list)  # files read, for provenance
+    extra_files: dict[str, bytes] = field(default_factory=dict)  # copied as they are
+    lm_eval: list[str] = field(default_factory=list)  # task files among extra_files
+    mapped: Counter[str] = field(default_factory=Counter)  # "contains -> contains" -> count
+    refused: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def map(self, source: str, target: str) -> None:
+        self.mapped[f"{source} -> {target}"] += 1
+
+
+def read(fmt: str, source: Path, options: ImportOptions) -> Imported:
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
+    if not source.exists():
+        raise UserError(f"{source}: no such file or folder")
+    imported: Imported = import_module(FORMATS[fmt]).read(source, options)
+    if imported.refused and not options.skip_refused:
+        more = "; pass --skip-refused to import the rest without them"
+        raise UserError(
+            [*imported.refused, Problem("", "", f"{len(imported.refused)} refused{more}")]
+        )
+    return imported
+
+
+def suite_name(text: str) -> str:
+    """A valid suite name from a folder or file name."""
+    name = re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-._")
+    return name or "imported"
+
+
+def literal(text: str) -> str:
+    """Text that tuneval's `{field}` templating leaves exactly as it is."""
+    return text.replace("{", "{{").replace("}", "}}")

@@ -1,0 +1,166 @@
+"""Inspect AI: a dataset of Samples (JSONL, JSON or CSV with Inspect's default field names
+`input`, `target`, `choices`, `id`, `metadata`) scored by a built-in scorer named on the command
+line, since Inspect's data carries none (`--scorer match|includes|exact|choice`).
+
+`input` is text (the user's message) or chat messages; `target` text or a list (any one
+matches); CSV `choices` split on commas, or on white space when there is no comma, as Inspect
+reads them. `choice` renders the question as Inspect's `multiple_choice` solver does (its
+single- or multiple-answer template, options lettered "A) ...") and grades the
+"ANSWER: X" line with Inspect's parser.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.errors import Problem, UserError
+from harness.importers import Imported, ImportOptions
+
+SCORERS = {
+    "match": {"id": "match", "type": "answer-match", "value": "{target}"},
+    "includes": {"id": "includes", "type": "contains", "value": "{target}"},
+    "exact": {"id": "exact", "type": "exact-normalized", "value": "{target}"},
+    "choice": {"id": "choice", "type": "answer-letter", "answer": "{target}", "choices": "choices"},
+}
+SINGLE = (
+    "Answer the following multiple choice question. The entire content of your response should "
+    "be of the following format: 'ANSWER: $LETTER' (without quotes) where LETTER is one of "
+    "{letters}.\n\n{question}\n\n{choices}"
+)
+MULTIPLE = (
+    "Answer the following multiple choice question where multiple answers may be correct. The "
+    "entire content of your response should be of the following format: 'ANSWER: $LETTERS' "
+    "(without quotes) where LETTERS is one or more of {letters}.\n\n{question}\n\n{choices}"
+)
+
+
+def read(source: Path, options: ImportOptions) -> Imported:
+    if options.scorer not in SCORERS:
+        raise UserError(
+            "Inspect data names no scorer: pass --scorer " + " | ".join(SCORERS) + " (the task's)"
+        )
+    rows = _records(source)
+    imported = Imported("Inspect AI", f"Imported from {source.name}", {"messages": "input"}, [], {})
+    imported.sources.append(source)
+    criterion: dict[str, Any] = dict(SCORERS[options.scorer])
+    several = any(len(_letters(r.get("target"))) > 1 for _, r in rows)
+    multiple = options.scorer == "choice" and several
+    if multiple:
+        criterion["multiple"] = True
+    imported.rubric = {"good": [criterion]}
+    for where, record in rows:
+        _add_case(imported, where, record, options.scorer, multiple, source)
+    imported.mapped[f"{options.scorer} -> {criterion['type']}"] = len(imported.cases)
+    return imported
+
+
+def _records(source: Path) -> list[tuple[str, dict[str, Any]]]:
+    text = source.read_text(encoding="utf-8-sig")
+    if source.suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text), dialect="unix")
+        return [(f"line {reader.line_num}", dict(row)) for row in reader]
+    if source.suffix == ".json":
+        data = json.loads(text)
+        return [(f"[{i}]", r) for i, r in enumerate(data if isinstance(data, list) else [data])]
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                out.append((f"line {n}", json.loads(line)))
+            except ValueError as e:
+                raise UserError(f"{source}:line {n}: invalid JSON: {e}") from None
+    return out
+
+
+def _target(value: Any) -> list[str]:
+    if value is None or value != value:  # None or NaN: Inspect reads ""
+        return [""]
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _letters(value: Any) -> list[str]:
+    return [ch for ch in "".join(_target(value)) if ch not in (",", " ")]
+
+
+def _choices(value: Any) -> list[str] | None:
+    """Inspect's read_choices."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, list):
+        return [str(c) for c in value if str(c).strip()]
+    if isinstance(value, str):
+        parts = value.split(",")
+        parts = value.split() if len(parts) == 1 else parts
+        return [p.strip() for p in parts if p.strip()]
+    return [str(value)]
+
+
+def _messages(value: Any) -> list[dict[str, str]] | None:
+    if isinstance(value, str) and value:
+        return [{"role": "user", "content": value}]
+    if not isinstance(value, list) or not value:
+        return None
+    out = []
+    for m in value:
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
+            return None
+        if not isinstance(m.get("content"), str):
+            return None
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+def _add_case(
+    imported: Imported, where: str, record: dict[str, Any], scorer: str, multiple: bool,
+    source: Path,
+) -> None:  # fmt: skip
+    messages = _messages(record.get("input"))
+    if messages is None or messages[-1]["role"] != "user":
+        imported.refused.append(
+            Problem(
+                str(source),
+                where,
+                "'input' must be text or chat messages (system, user, "
+                "assistant with text content) ending with the user's turn",
+            )  # fmt: skip
+        )
+        return
+    choices = _choices(record.get("choices"))
+    if scorer == "choice":
+        if not choices:
+            imported.refused.append(Problem(str(source), where, "the choice scorer needs choices"))
+            return
+        messages[-1] = {"role": "user", "content": _mc_prompt(messages[-1]["content"], choices,
+                                                              multiple)}  # fmt: skip
+    metadata = record.get("metadata")
+    if isinstance(metadata, str) and metadata.strip():
+        metadata = json.loads(metadata)
+    known = ("input", "target", "choices", "id", "metadata")
+    extra = {k: v for k, v in record.items() if k not in known}
+    position = len(imported.cases) + 1
+    sample_id = record.get("id")
+    case = {
+        "id": str(sample_id) if sample_id not in (None, "") else str(position),
+        "input": messages,
+        "target": _target(record.get("target")),
+        "source": {"file": source.name, "where": where, "id": sample_id},
+        "metadata": {**(metadata if isinstance(metadata, dict) else {}), **extra},
+    }
+    if choices is not None:
+        case["choices"] = choices
+    imported.cases.append(case)
+
+
+def _mc_prompt(question: str, choices: list[str], multiple: bool) -> str:
+    """Inspect's multiple_choice prompt: its template, options as "A) text"."""
+    from harness.criteria.match import letter
+
+    options = "\n".join(f"{letter(i)}) {c}" for i, c in enumerate(choices))
+    letters = ",".join(letter(i) for i in range(len(choices)))
+    return (MULTIPLE if multiple else SINGLE).format(
+        question=question, choices=options, letters=letters
+    )

@@ -1,0 +1,256 @@
+"""promptfoo: a promptfooconfig.yaml with its prompts, defaultTest and tests (inline, or
+`file://` CSV, JSONL, JSON or YAML) as a suite.
+
+Each test becomes a case per variable combination (promptfoo expands string-list variables into
+one test each). `defaultTest` is inherited as promptfoo does it: its variables under the test's,
+its assertions before the test's (unless `options.disableDefaultAsserts`), its threshold, metadata
+and prompt prefix/suffix unless the test has its own. CSV rows read `__expected` columns through
+promptfoo's assertion strings (`contains:x`, `not-regex:...`, plain text meaning equals),
+`__threshold`, `__description`, `__metadata:key`, `__prefix` and `__suffix`.
+
+A case carries its checks (`checks`) and threshold; the rubric has one `weighted` criterion in
+`good` reading them, so a case passes exactly when promptfoo's test would (see
+`harness.criteria.group`). The case keeps the test's description and position in `source`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import Problem, UserError
+from harness.importers import Imported, ImportOptions, nunjucks
+from harness.importers.promptfoo_checks import Refused, check
+
+_TEST_KEYS = {"description", "vars", "assert", "threshold", "metadata", "options", "provider",
+              "providerOutput", "metric"}  # fmt: skip
+_CODE_OPTIONS = {"transform", "transformVars", "postprocess", "storeOutputAs"}
+_RESERVED = {"id", "source", "metadata", "checks", "threshold", "must_pass", "_prefix", "_suffix"}
+
+
+def read(source: Path, options: ImportOptions) -> Imported:
+    config_path = source / "promptfooconfig.yaml" if source.is_dir() else source
+    base = config_path.parent
+    config = _yaml(config_path)
+    if not isinstance(config, dict):
+        raise UserError(f"{config_path}: a promptfoo config must be a mapping")
+    imported = Imported("promptfoo", str(config.get("description") or ""), {}, [], {})
+    imported.sources.append(config_path)
+    template = _prompt(config, base, options, imported, config_path)
+    default = config.get("defaultTest") or {}
+    if isinstance(default, str):
+        default = _load_file(default, base, imported, config_path)
+    tests = _tests(config.get("tests"), base, imported, config_path)
+    if config.get("scenarios"):
+        imported.refused.append(
+            Problem(str(config_path), "scenarios", "scenarios are not imported")
+        )
+    counts: Counter[str] = Counter()
+    for n, (where, test) in enumerate(tests, start=1):
+        _add_cases(imported, n, where, _merged(test, default), base, template, counts)
+    imported.mapped = counts
+    imported.prompt = _prompt_spec(template, imported)
+    imported.rubric = {
+        "good": [
+            {
+                "id": "promptfoo",
+                "type": "weighted",
+                "checks_from": "checks",
+                "threshold_from": "threshold",
+            }
+        ]  # fmt: skip
+    }
+    imported.notes.append("providers are not imported: evaluate any model with `tuneval eval`")
+    return imported
+
+
+def _yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"{path}: {e}") from None
+
+
+def _load_file(ref: str, base: Path, imported: Imported, where: Path) -> Any:
+    path = base / ref.removeprefix("file://")
+    if not path.is_file():
+        raise UserError(f"{where}: file '{ref}' not found")
+    imported.sources.append(path)
+    return _yaml(path)
+
+
+def _prompt(
+    config: dict, base: Path, options: ImportOptions, imported: Imported, path: Path
+) -> Any:
+    prompts = config.get("prompts") or ["{{prompt}}"]
+    prompts = prompts if isinstance(prompts, list) else [prompts]
+    if not 0 <= options.prompt < len(prompts):
+        raise UserError(f"{path}: --prompt {options.prompt}: the config has {len(prompts)} prompts")
+    if len(prompts) > 1:
+        imported.notes.append(f"prompt {options.prompt} of {len(prompts)} imported (--prompt N)")
+    chosen = prompts[options.prompt]
+    if isinstance(chosen, dict):
+        chosen = chosen.get("raw") or chosen.get("id") or ""
+    if not isinstance(chosen, str):
+        raise UserError(f"{path}: prompts[{options.prompt}] must be text or file://")
+    if chosen.startswith("file://"):
+        file = base / chosen.removeprefix("file://")
+        if file.suffix not in (".txt", ".md", ".json", ".j2"):
+            raise UserError(f"{path}: prompt {chosen}: only text and JSON chat prompt files")
+        imported.sources.append(file)
+        chosen = file.read_text(encoding="utf-8")
+    try:
+        chat = json.loads(chosen) if chosen.lstrip().startswith("[") else None
+    except ValueError:
+        chat = None
+    return chat if isinstance(chat, list) else chosen
+
+
+def _prompt_spec(template: Any, imported: Imported) -> dict[str, Any]:
+    """suite.yaml's prompt: one user template, or system + user from a JSON chat prompt."""
+    try:
+        if isinstance(template, str):
+            return {"user": "{_prefix}" + nunjucks.to_template(template) + "{_suffix}"}
+        roles = [m.get("role") for m in template]
+        if roles not in (["user"], ["system", "user"]):
+            raise ValueError("a chat prompt is imported as system + user messages only")
+        spec = {m["role"]: nunjucks.to_template(str(m.get("content", ""))) for m in template}
+        spec["user"] = "{_prefix}" + spec["user"] + "{_suffix}"
+        return spec
+    except ValueError as e:
+        raise UserError(f"prompt: {e}") from None
+
+
+def _tests(raw: Any, base: Path, imported: Imported, path: Path) -> list[tuple[str, dict]]:
+    """(where, test) for every test, reading file:// test files."""
+    entries = raw if isinstance(raw, list) else [raw] if raw else []
+    out: list[tuple[str, dict]] = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            out.append((f"{path.name}:tests[{i}]", entry))
+            continue
+        if not isinstance(entry, str) or not entry.startswith("file://"):
+            raise UserError(f"{path}: tests[{i}] must be a test or a file:// reference")
+        file = base / entry.removeprefix("file://")
+        if not file.is_file():
+            raise UserError(f"{path}: tests[{i}]: file '{entry}' not found")
+        imported.sources.append(file)
+        out += _test_file(file)
+    return out
+
+
+def _test_file(file: Path) -> list[tuple[str, dict]]:
+    text = file.read_text(encoding="utf-8-sig")
+    if file.suffix == ".csv":
+        rows = csv.DictReader(io.StringIO(text))
+        return [(f"{file.name}:line {rows.line_num}", _csv_test(row)) for row in rows]
+    if file.suffix == ".jsonl":
+        return [(f"{file.name}:line {n}", json.loads(line))
+                for n, line in enumerate(text.splitlines(), start=1) if line.strip()]  # fmt: skip
+    data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    data = data if isinstance(data, list) else [data]
+    return [(f"{file.name}[{i}]", t) for i, t in enumerate(data)]
+
+
+def _csv_test(row: dict[str, str]) -> dict[str, Any]:
+    """A CSV row as promptfoo reads it (src/csv.ts)."""
+    from harness.importers.promptfoo_csv import csv_row
+
+    return csv_row(row)
+
+
+def _merged(test: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    """The test with defaultTest inherited, as promptfoo's evaluator merges them."""
+    options = {**(default.get("options") or {}), **(test.get("options") or {})}
+    asserts = [] if options.get("disableDefaultAsserts") else list(default.get("assert") or [])
+    return {
+        **test,
+        "vars": {**(default.get("vars") or {}), **(test.get("vars") or {})},
+        "assert": asserts + list(test.get("assert") or []),
+        "threshold": test.get("threshold", default.get("threshold")),
+        "metadata": {**(default.get("metadata") or {}), **(test.get("metadata") or {})},
+        "options": options,
+    }
+
+
+def _combinations(variables: dict[str, Any]) -> list[dict[str, Any]]:
+    """promptfoo's var expansion: a list of strings gives one test per string."""
+    choices = [
+        v if isinstance(v, list) and v and isinstance(v[0], str) else [v]
+        for v in variables.values()
+    ]
+    return [dict(zip(variables, combo, strict=True)) for combo in product(*choices)]
+
+
+def _add_cases(
+    imported: Imported, n: int, where: str, test: dict[str, Any], base: Path, template: Any,
+    counts: Counter[str],
+) -> None:  # fmt: skip
+    prompt_vars = _template_vars(template)
+    problems = _test_problems(test, where)
+    if problems:
+        imported.refused += problems
+        return
+    options = test["options"]
+    expansions = (
+        [test["vars"]] if options.get("disableVarExpansion") else _combinations(test["vars"])
+    )
+    for k, variables in enumerate(expansions):
+        clash = sorted(set(variables) & _RESERVED)
+        if clash:
+            imported.refused.append(Problem(where, "vars", f"variable '{clash[0]}' is reserved"))
+            return
+        checks = []
+        for i, assertion in enumerate(test["assert"]):
+            try:
+                checks.append(check(assertion, variables, base, counts))
+            except Refused as e:
+                imported.refused.append(Problem(where, f"assert[{i}]", str(e)))
+        case_id = f"t{n:04d}" + (f"-{k + 1}" if len(expansions) > 1 else "")
+        source = {"file": where.split(":")[0], "where": where}
+        if test.get("description"):
+            source["description"] = test["description"]
+        imported.cases.append({
+            "id": case_id,
+            **{name: nunjucks.js_string(v) for name, v in variables.items()},
+            **{name: "" for name in prompt_vars if name not in variables},  # undefined: ""
+            "_prefix": str(options.get("prefix") or ""),
+            "_suffix": str(options.get("suffix") or ""),
+            "checks": checks,
+            "threshold": test["threshold"],
+            "source": source,
+            "metadata": test["metadata"],
+        })  # fmt: skip
+
+
+def _template_vars(template: Any) -> list[str]:
+    texts = (
+        [template] if isinstance(template, str) else [str(m.get("content", "")) for m in template]
+    )
+    try:
+        return [name for text in texts for name in nunjucks.variables(text)]
+    except ValueError:
+        return []  # reported when the prompt itself is converted
+
+
+def _test_problems(test: dict[str, Any], where: str) -> list[Problem]:
+    problems = []
+    unknown = sorted(set(test) - _TEST_KEYS)
+    if unknown:
+        problems.append(Problem(where, unknown[0], "not a promptfoo test key tuneval imports"))
+    code = sorted(set(test["options"]) & _CODE_OPTIONS)
+    if code or test.get("assertScoringFunction"):
+        problems.append(Problem(where, f"options.{code[0] if code else ''}", "runs code"))
+    if test.get("provider"):
+        problems.append(Problem(where, "provider", "a per-test provider is not imported"))
+    for name, value in test["vars"].items():
+        if isinstance(value, str) and value.startswith("file://"):
+            problems.append(Problem(where, f"vars.{name}", "file:// variables are not imported"))
+    return problems

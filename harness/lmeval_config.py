@@ -1,0 +1,233 @@
+"""lm-eval task YAML read as data, never as code.
+
+lm-eval's own loader resolves `!function module.name` by importing `module.py` from beside the
+YAML file, so loading a task executes whatever that file holds. Here a task file is read with
+`yaml.SafeLoader` extended only to *record* tags: `!function x` (and any other application tag,
+and the `!!python/...` tags) becomes a `CodeRef` carrying its line, and nothing is imported.
+`include:` is resolved here too, inside the suite folder only.
+
+`read_task` returns the merged config plus two located lists: `problems` (the task cannot run
+in tuneval at all) and `code` (the task would run code, or read data that is not a plain local
+file: allowed only with `--trust-suite-code`, and then loaded by lm-eval's own loader).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import Problem
+from harness.yamlpos import where
+
+# `datasets` builders that read local files and run no script.
+LOCAL_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
+# The kinds of lm-eval task tuneval stores case by case.
+OUTPUT_TYPES = ("multiple_choice", "generate_until")
+TRUST_FLAG = "--trust-suite-code"
+
+
+@dataclass(frozen=True)
+class CodeRef:
+    """A tagged YAML value such as `!function utils.process_docs`: a reference to code."""
+
+    tag: str
+    value: str
+    line: int
+
+
+class _RecordingLoader(yaml.SafeLoader):
+    pass
+
+
+def _record(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> CodeRef:
+    value = node.value if isinstance(node, yaml.ScalarNode) else "..."
+    return CodeRef(node.tag, str(value), node.start_mark.line + 1)
+
+
+_RecordingLoader.add_multi_constructor("!", _record)
+_RecordingLoader.add_multi_constructor("tag:yaml.org,2002:python/", _record)
+
+
+@dataclass
+class TaskFile:
+    path: Path
+    config: dict[str, Any]
+    root: yaml.Node | None  # the file's own node tree, to locate keys
+    problems: list[Problem] = field(default_factory=list)
+    code: list[Problem] = field(default_factory=list)
+    data_files: dict[str, Path] = field(default_factory=dict)  # name as written -> file
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("task", self.path.stem))
+
+    def where(self, *loc: int | str) -> str:
+        return where(self.root, loc)
+
+
+def read_task(path: Path, folder: Path) -> TaskFile:
+    """Read one task file of a suite folder, with its includes; nothing is imported."""
+    task = TaskFile(path, {}, None)
+    config = _load(path, folder, task, set())
+    task.config = config
+    if not config:
+        return task
+    if "task" not in config:
+        task.problems.append(Problem(str(path), "", "an lm-eval task file needs a 'task' name"))
+    _find_code_refs(config, task)
+    _check_code_keys(config, task)
+    _check_data(config, folder, task)
+    _check_kind(config, task)
+    return task
+
+
+def _load(path: Path, folder: Path, task: TaskFile, seen: set[Path]) -> dict[str, Any]:
+    """The file's mapping with its includes merged under it, as lm-eval merges them."""
+    resolved = path.resolve()
+    if resolved in seen:
+        task.problems.append(Problem(str(path), "include", "includes itself (a cycle)"))
+        return {}
+    seen.add(resolved)
+    try:
+        text = path.read_text(encoding="utf-8")
+        root = yaml.compose(text, Loader=_RecordingLoader)  # noqa: S506 - records tags only
+        data = yaml.load(text, Loader=_RecordingLoader)  # noqa: S506 - records tags only
+    except (OSError, UnicodeDecodeError) as e:
+        task.problems.append(Problem(str(path), "", f"cannot read: {e}"))
+        return {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        loc = f"line {mark.line + 1}" if mark else ""
+        task.problems.append(Problem(str(path), loc, f"broken YAML: {getattr(e, 'problem', e)}"))
+        return {}
+    if task.root is None:
+        task.root = root
+    if not isinstance(data, dict):
+        task.problems.append(Problem(str(path), "", "an lm-eval task file must be a mapping"))
+        return {}
+    includes = data.pop("include", None)
+    if includes is None:
+        return data
+    merged: dict[str, Any] = {}
+    for name in includes if isinstance(includes, list) else [includes]:
+        inc = path.parent / str(name)
+        if not _inside(inc, folder):
+            task.code.append(
+                Problem(str(path), where(root, ("include",)),
+                        f"includes '{name}', outside the suite folder ({TRUST_FLAG} allows it)")
+            )  # fmt: skip
+            continue
+        if not inc.is_file():
+            task.problems.append(
+                Problem(str(path), where(root, ("include",)), f"included file '{name}' not found")
+            )
+            continue
+        sub = _load(inc, folder, task, seen)
+        sub.pop("task_list", None)
+        merged.update(sub)
+    merged.update(data)
+    return merged
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _find_code_refs(value: Any, task: TaskFile) -> None:
+    if isinstance(value, CodeRef):
+        what = "imports and runs" if value.tag == "!function" else "would construct"
+        task.code.append(
+            Problem(str(task.path), f"line {value.line}",
+                    f"{value.tag} {value.value} {what} Python code; suites are data "
+                    f"({TRUST_FLAG} allows it)")
+        )  # fmt: skip
+    elif isinstance(value, dict):
+        for v in value.values():
+            _find_code_refs(v, task)
+    elif isinstance(value, list):
+        for v in value:
+            _find_code_refs(v, task)
+
+
+def _check_code_keys(config: dict[str, Any], task: TaskFile) -> None:
+    """Keys that make lm-eval import or download code even without a tag."""
+
+    def flag(loc: tuple[int | str, ...], message: str) -> None:
+        task.code.append(Problem(str(task.path), task.where(*loc), f"{message} ({TRUST_FLAG})"))
+
+    for key in ("class", "custom_dataset"):
+        if key in config:
+            flag((key,), f"'{key}' names Python code to run")
+    for i, metric in enumerate(config.get("metric_list") or []):
+        if not isinstance(metric, dict):
+            continue
+        name = metric.get("metric")
+        if metric.get("hf_evaluate"):
+            flag(("metric_list", i, "hf_evaluate"), "an `evaluate` metric is a script it runs")
+        elif isinstance(name, str) and not name.replace("_", "").replace("-", "").isalnum():
+            flag(("metric_list", i, "metric"), f"metric '{name}' would load a metric script")
+    for i, pipeline in enumerate(config.get("filter_list") or []):
+        steps = pipeline.get("filter") if isinstance(pipeline, dict) else None
+        for j, step in enumerate(steps or []):
+            if isinstance(step, dict) and step.get("function") == "custom":
+                flag(("filter_list", i, "filter", j, "function"), "a 'custom' filter runs code")
+    kwargs = config.get("dataset_kwargs") or {}
+    if isinstance(kwargs, dict) and kwargs.get("trust_remote_code"):
+        flag(("dataset_kwargs", "trust_remote_code"), "trust_remote_code runs a dataset script")
+
+
+def _check_data(config: dict[str, Any], folder: Path, task: TaskFile) -> None:
+    """Data comes from plain files inside the suite folder, read by a builder with no script."""
+    dataset = config.get("dataset_path")
+    if dataset not in LOCAL_BUILDERS:
+        task.code.append(
+            Problem(str(task.path), task.where("dataset_path"),
+                    f"dataset_path '{dataset}' is not one of {', '.join(LOCAL_BUILDERS)} reading "
+                    f"local files: a hub dataset or a loading script ({TRUST_FLAG})")
+        )  # fmt: skip
+    kwargs = config.get("dataset_kwargs") or {}
+    files = kwargs.get("data_files") if isinstance(kwargs, dict) else None
+    names = files.values() if isinstance(files, dict) else [files] if files else []
+    for entry in names:
+        for name in [entry] if isinstance(entry, str) else list(entry or []):
+            file = task.path.parent / str(name)
+            loc = task.where("dataset_kwargs", "data_files")
+            if not _inside(file, folder):
+                task.code.append(
+                    Problem(str(task.path), loc,
+                            f"data file '{name}' is outside the suite folder ({TRUST_FLAG})")
+                )  # fmt: skip
+            elif not file.is_file():
+                task.problems.append(Problem(str(task.path), loc, f"data file '{name}' not found"))
+            else:
+                task.data_files[str(Path(str(name)))] = file
+
+
+def _check_kind(config: dict[str, Any], task: TaskFile) -> None:
+    """Only the task kinds whose samples tuneval can store as graded cases."""
+    kind = config.get("output_type", "generate_until")
+    if isinstance(kind, CodeRef):
+        return
+    if kind not in OUTPUT_TYPES:
+        task.problems.append(
+            Problem(str(task.path), task.where("output_type"),
+                    f"output_type '{kind}' is not supported: tuneval stores "
+                    f"{' and '.join(OUTPUT_TYPES)} tasks case by case")
+        )  # fmt: skip
+        return
+    if (config.get("repeats") or 1) != 1:
+        task.problems.append(
+            Problem(str(task.path), task.where("repeats"), "repeats > 1 is not supported")
+        )
+    metrics = [m.get("metric") for m in config.get("metric_list") or [] if isinstance(m, dict)]
+    if kind == "generate_until":
+        other = [m for m in metrics if m != "exact_match" and not isinstance(m, CodeRef)]
+        if other:
+            task.problems.append(
+                Problem(str(task.path), task.where("metric_list"),
+                        f"generate_until metric {other[0]!r} is not supported: each case needs "
+                        "a pass/fail metric, and exact_match is the one lm-eval defines")
+            )  # fmt: skip
