@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.plugin import (
     CHECKPOINTS,
@@ -102,6 +102,14 @@ class Config(BaseModel):
     val_examples: int = Field(
         default=16, ge=0, description="validation examples scored at checkpoints and the end"
     )
+
+    @model_validator(mode="after")
+    def _fsdp_shards_full_finetuning(self) -> Config:
+        if self.fsdp and self.method == "lora":
+            raise ValueError(
+                "fsdp=true shards full finetuning (method=full); LoRA trains under DDP"
+            )
+        return self
 
 
 class SFT:
@@ -294,6 +302,7 @@ def load_model(
         import transformers
 
         transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
         tok = AutoTokenizer.from_pretrained(base)
         config = AutoConfig.from_pretrained(source)
         if getattr(config, "quantization_config", None):
@@ -536,8 +545,6 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
 
     hp, cfg = request.hyperparameters, Config.model_validate(request.config.model_dump())
     dist = distributed()
-    if cfg.fsdp and cfg.method == "lora":
-        raise UserError("fsdp=true shards full finetuning; LoRA adapters are small: use DDP")
     out = request.output_dir
     out.mkdir(parents=True, exist_ok=True)
     dtype = compute_dtype(cfg.dtype)
