@@ -8,14 +8,14 @@ matrix products, so the cost is arithmetic, not Python. Two things attack it:
 - prepacked weights (`harness.kernels`): at a few rows per call, float32 `F.linear` (MKL) runs far
   below this CPU's speed; oneDNN with each weight reordered once does the same products up to
   twice as fast on the big shapes (the lm_head timing is printed last);
-- the continuous pool (`harness.generate._Pool`): `model.generate` keeps every row of a batch in
+- the continuous pool (`harness.pool.Pool`): `model.generate` keeps every row of a batch in
   every step until the slowest row is done; the pool drops a finished row from the batch and the
   KV cache at once and prefills waiting prompts into the free slots. On python-docs, whose
   answers are of similar length, this reclaims less than it looks: ~1.1x at the same width.
 
 Rows (the suite's first N test cases, one process, one run each):
   hf-B       `HFBackend(engine="hf")`: model.generate on length-sorted batches of B
-  pool-B     `HFBackend(engine="continuous")`, the default: a pool of B rows
+  pool-B     `HFBackend(engine="pool")`, the default: a pool of B rows
   plain      `pack_weights=False`: the model's own nn.Linear layers
   packed     the default: oneDNN-prepacked Linear layers
 
@@ -82,17 +82,17 @@ def main() -> int:
 
     plan: list[tuple[str, Callable[[], list[str]]]] = [
         ("hf-16 plain (the engine before)", lambda: engine("plain", "hf", 16)),
-        ("pool-32 plain", lambda: engine("plain", "continuous", 32)),
+        ("pool-32 plain", lambda: engine("plain", "pool", 32)),
         ("hf-32 packed", lambda: engine("packed", "hf", 32)),
-        ("pool-32 packed (default)", lambda: engine("packed", "continuous", 32)),
+        ("pool-32 packed (default)", lambda: engine("packed", "pool", 32)),
     ]
     if not args.quick:
         plan += [
             ("hf-32 plain", lambda: engine("plain", "hf", 32)),
-            ("pool-16 packed", lambda: engine("packed", "continuous", 16)),
-            ("pool-64 packed", lambda: engine("packed", "continuous", 64)),
+            ("pool-16 packed", lambda: engine("packed", "pool", 16)),
+            ("pool-64 packed", lambda: engine("packed", "pool", 64)),
         ]
-    for weights, name in [(w, e) for w in backends for e in ("hf", "continuous")]:  # warm-up
+    for weights, name in [(w, e) for w in backends for e in ("hf", "pool")]:  # warm-up
         backends[weights].engine = name
         backends[weights].generate(convs[:2], settings, lambda idx, gens: None)
     kernel = lm_head_kernel(ref, 32)

@@ -9,7 +9,7 @@ Rows:
   lm-eval (defaults)  HFLM as a user gets it: batch_size 1 (lm-eval's default), dtype "auto" (the
                       checkpoint's dtype: float32 for the packaged model).
   lm-eval (tuned)     HFLM with tuneval's batch size and tuneval's dtype.
-  tuneval (cold)      `harness.runner.evaluate` on a fresh store: generation, grading with the
+  tuneval (cold)      `harness.runner.evaluate_suite` on a fresh store: generation, grading with the
                       suite's rubric, results committed to SQLite per batch. Grading is extra work
                       lm-eval does not do here; it is included.
   tuneval (warm)      the same evaluation again on the same store: every output from the cache.
@@ -36,9 +36,9 @@ from typing import Any
 
 from _common import machine, suite_path, table
 
-from harness.generate import GenSettings, HFBackend, Messages
+from harness.generate import GenSettings, HFBackend, Messages, render
 from harness.models import ModelRef, quiet_transformers, resolve
-from harness.runner import conversation, evaluate, select_cases, settings_for
+from harness.runner import EvalOptions, conversation, evaluate_suite, select_cases, settings_for
 from harness.store import Store
 from harness.suite import Suite, load_suite
 
@@ -87,7 +87,9 @@ def tuneval_eval(
     suite: Suite, ref: ModelRef, store: Store, backend: HFBackend, n: int
 ) -> tuple[float, list[str], dict[str, Any]]:
     t0 = time.perf_counter()
-    result = evaluate(suite, ref, store, limit=n, backend=backend, progress=False)
+    result = evaluate_suite(
+        suite, ref, store, EvalOptions(limit=n, progress=False), backend=backend
+    )
     seconds = time.perf_counter() - t0
     by_id = {r["case_id"]: r["output"] for r in store.results(result.run_id)}
     outputs = [by_id[c["id"]] for c in select_cases(suite, n)]
@@ -121,8 +123,8 @@ def main() -> int:
     backend = HFBackend(ref, batch_size=args.batch_size, dtype=settings.dtype, progress=False)
     backend._load()  # loading is excluded on both sides
     convs: list[Messages] = [conversation(suite, c) for c in cases]
-    prompts = [backend.render(m) for m in convs]  # the exact strings tuneval generates from
-    tok = backend.tokenizer
+    tok = backend._tok
+    prompts = [render(tok, m) for m in convs]  # the exact strings tuneval generates from
 
     peers = {
         "lm-eval (defaults)": lmeval_runner(ref, "auto", 1),
@@ -142,7 +144,8 @@ def main() -> int:
     # Warm-up: first-call costs (kernel selection, the grader's embedding model) fall outside.
     for lm in peers.values():
         lmeval_generate(lm, prompts[:2], settings)
-    evaluate(suite, ref, Store(workdir / "warmup.db"), limit=2, backend=backend, progress=False)
+    warm = EvalOptions(limit=2, progress=False)
+    evaluate_suite(suite, ref, Store(workdir / "warmup.db"), warm, backend=backend)
 
     for r in range(rounds):
         print(f"round {r + 1}/{rounds}: {n} cases", file=sys.stderr)

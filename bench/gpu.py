@@ -9,6 +9,8 @@ Generation — a copy of suites/module-routing with `generation: {max_new_tokens
   generate-B   plain `model.generate`, batches of B=32 sorted by length, left padding; the time
                of the generate calls only (the model is already loaded)
   tuneval      `tuneval eval` on a fresh store: cold, model load, grading and SQLite included
+  served       `tuneval eval` through `transformers serve` on the same machine (where its
+               `serving` extra is installed), cold store
   answers identical: the share of cases whose text equals plain generate's (bf16 numerics
                depend on batch composition, so a share below 100% is expected there); an fp32
                row checks the engine against `model.generate` on 16 prompts, where it must be
@@ -31,6 +33,7 @@ a fixed number of optimizer steps; tokens/s = real (unpadded) tokens processed /
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -232,6 +235,55 @@ def row_tuneval_train(model_dir: str, method: str, steps: int, extra: list[str],
     }
 
 
+def row_served(model_dir: str, suite_dir: str, work: str) -> dict:
+    """`tuneval eval` against `transformers serve` on this machine (a served model's path: HTTP,
+    concurrency, the server's own batching), cold store."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).parent / "transformers"
+    cmd = [str(exe) if exe.exists() else "transformers", "serve", model_dir, "--host",
+           "127.0.0.1", "--port", str(port)]  # fmt: skip
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=_env(), start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.time() + 240
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("transformers serve did not start") from None
+                time.sleep(1)
+        db = Path(work) / f"served-{time.time_ns()}.db"
+        url = f"http://127.0.0.1:{port}/v1"
+        subprocess.run([sys.executable, "-m", "harness.cli", "models", "add", "served", "--url",
+                        url, "--model", model_dir, "--no-check", "--db", str(db)],
+                       check=True, env=_env(), capture_output=True)  # fmt: skip
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "harness.cli", "eval", suite_dir, "--model",
+                              "served", "--db", str(db), "--json"],
+                             capture_output=True, text=True, env=_env())  # fmt: skip
+        wall = time.perf_counter() - t0
+        if res.returncode:
+            raise RuntimeError(res.stderr[-2000:])
+        sys.path.insert(0, str(ROOT))
+        from harness.store import Store
+
+        run_id = json.loads(res.stdout)["run_id"]
+        with Store(db, readonly=True) as store:
+            rows = store.results(run_id)
+        tokens = sum(r["output_tokens"] or 0 for r in rows)
+        return {"seconds": wall, "tokens": tokens, "tok_s": tokens / wall,
+                "outputs": {r["case_id"]: r["output"] for r in rows}}  # fmt: skip
+    finally:
+        os.killpg(server.pid, 9)
+
+
 def _train_data(tok: Any, max_length: int) -> tuple[list[dict], list[list[dict]]]:
     sys.path.insert(0, str(ROOT))
     from harness.data import chat_examples, tokenize_examples
@@ -341,6 +393,7 @@ ROW_FUNCTIONS = {
     "tuneval_train": row_tuneval_train,
     "hf_trainer": row_hf_trainer,
     "trl": row_trl,
+    "served": row_served,
 }
 
 
@@ -423,6 +476,8 @@ def main() -> None:
             (f"eval {big} tuneval", "tuneval_eval",
              {"model_dir": models[big], "work": str(work), **ev}),
         ]  # fmt: skip
+    if importlib.util.find_spec("fastapi") is not None:  # transformers serve's extra
+        plan.append((f"eval {small} served", "served", {"model_dir": m, "work": str(work), **ev}))
     plan += [
         (f"eval {small} fp32 generate-16", "generate",
          {"model_dir": m, "batch": 16, "dtype": "float32", "n": 16, **ev}),

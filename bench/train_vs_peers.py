@@ -156,8 +156,7 @@ def worker_trl(ref: Any, convs: list[Any], out: Path, fp32: bool = False) -> dic
 def worker_tuneval(
     ref: Any, convs: list[Any], out: Path, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    from trainers.protocol import BaseModelInfo, Hyperparameters, NullEvents, TrainRequest
-
+    from harness.plugin import BaseModelInfo, Hyperparameters, NullEvents, TrainRequest
     from trainers import registry
 
     sft = registry.get("sft")
@@ -169,11 +168,12 @@ def worker_tuneval(
         hyperparameters=Hyperparameters(epochs=1),
         config=cfg,
         output_dir=out,
+        run_key="bench",
         progress=False,
     )
     t0 = time.perf_counter()
     result = sft.train(request, NullEvents())
-    m = result.manifest
+    m = result.facts
     return {
         "loop_s": m["train_seconds"],
         "train_call_s": time.perf_counter() - t0,
