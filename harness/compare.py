@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import stats
+from harness.cost import CostLine, cost_lines
 from harness.errors import Problem, UserError
 from harness.grading import GRADES, RANK
 
@@ -95,6 +96,7 @@ class Comparison:
     sections: dict[str, str] = field(default_factory=dict)  # criterion id -> bad | good | better
     warnings: list[str] = field(default_factory=list)
     preference: dict[str, Any] | None = None  # a judge's pairwise preference, when asked
+    cost: list[CostLine] = field(default_factory=list)  # per-case cost of each side
 
     @property
     def n(self) -> int:
@@ -133,6 +135,7 @@ class Comparison:
             "must_pass_broken": self.must_pass_broken,
             "unpaired": self.unpaired,
             "warnings": self.warnings,
+            "cost": {line.figure: line.to_json() for line in self.cost},
             "pairs": [p.to_json() for p in self.pairs],
             **({"preference": self.preference} if self.preference is not None else {}),
         }
@@ -148,19 +151,28 @@ def failed_checks(row: dict[str, Any]) -> list[str]:
 # --- finding runs ------------------------------------------------------------------------------
 
 
-def resolve_run(store: Any, ref: str, suite: str | None = None) -> str:
-    """A run id (or a unique prefix of one), or a model name -> its latest complete run."""
-    if store.run(ref):
-        return ref
-    if len(ref) >= 6:
-        ids = store.run_ids_starting(ref)
-        if len(ids) == 1:
-            return str(ids[0])
-        if len(ids) > 1:
-            raise UserError(f"'{ref}' matches {len(ids)} runs; give more of the run id")
-    runs = [r for r in store.runs(suite, ref) if r["status"] == "complete"]
+def resolve_run(store: Any, ref: str, suite: str | None = None, prompt: str | None = None) -> str:
+    """A run id (or a unique prefix of one), or a model name -> its latest complete run with the
+    given prompt variant (None or '': the base prompt). A run id must have that variant when one
+    is given."""
+    run_id = _run_id(store, ref)
+    if run_id is not None:
+        variant = store.run(run_id)["prompt_variant"]
+        if prompt is not None and variant != prompt:
+            raise UserError(
+                f"run {run_id} used {_prompt_name(variant)}, not {_prompt_name(prompt)}"
+            )
+        return run_id
+    complete = [r for r in store.runs(suite, ref) if r["status"] == "complete"]
+    runs = [r for r in complete if r["prompt_variant"] == (prompt or "")]
     if not runs:
         where = f" on suite '{suite}'" if suite else ""
+        if complete:  # the model has runs, with other prompts
+            others = ", ".join(sorted({_prompt_name(r["prompt_variant"]) for r in complete}))
+            raise UserError(
+                f"model '{ref}' has no complete run{where} with {_prompt_name(prompt or '')} "
+                f"(it has runs with: {others})"
+            )
         raise UserError(
             f"'{ref}' is neither a run id nor a model with a complete run{where} "
             "(see `tuneval runs list`)"
@@ -171,6 +183,23 @@ def resolve_run(store: Any, ref: str, suite: str | None = None) -> str:
             f"model '{ref}' has runs on several suites ({', '.join(suites)}): pass --suite"
         )
     return str(runs[-1]["id"])
+
+
+def _run_id(store: Any, ref: str) -> str | None:
+    """A run id, or the one run whose id starts with ref."""
+    if store.run(ref):
+        return ref
+    if len(ref) >= 6:
+        ids = store.run_ids_starting(ref)
+        if len(ids) == 1:
+            return str(ids[0])
+        if len(ids) > 1:
+            raise UserError(f"'{ref}' matches {len(ids)} runs; give more of the run id")
+    return None
+
+
+def _prompt_name(variant: str) -> str:
+    return f"prompt variant '{variant}'" if variant else "the base prompt"
 
 
 def suite_changes(run_a: dict[str, Any], run_b: dict[str, Any]) -> list[str]:
@@ -290,6 +319,7 @@ def compare_rows(
         [p.a["grade"] == "better" for p in pairs], [p.b["grade"] == "better" for p in pairs], boot
     )
     criteria, sections = _criteria_deltas(pairs, boot)
+    cost = cost_lines([p.a for p in pairs], [p.b for p in pairs], **boot)
     p_mc = float(stats.mcnemar(b01, b10))
     p_sign = float(stats.sign_test(n_up, n_down))
     n = len(pairs)
@@ -321,6 +351,7 @@ def compare_rows(
         explanation=explanation,
         sections=sections,
         warnings=warnings,
+        cost=cost,
     )
 
 

@@ -10,7 +10,9 @@ import re
 import xml.etree.ElementTree as ET
 
 from harness.compare import Comparison, Delta, Pair, failed_checks
+from harness.cost import amount, ratio_text
 from harness.grading import GRADES
+from harness.prompts import arm
 
 MAX_CASES = 20  # cases listed per direction in the Markdown summary
 _XML_BAD = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -41,7 +43,7 @@ def md_text(text: str, limit: int = 160) -> str:
 
 
 def run_label(run: dict) -> str:
-    return f"`{run['id']}` ({md_text(str(run['model']), 80)})"
+    return f"`{run['id']}` ({md_text(arm(str(run['model']), run.get('prompt_variant')), 80)})"
 
 
 def markdown(c: Comparison) -> str:
@@ -61,6 +63,7 @@ def markdown(c: Comparison) -> str:
     lines += ["| figure | A | B | Δ (points) | 95% CI |", "|---|---:|---:|---:|---|"]
     for name, d in (("pass rate (good or better)", c.pass_rate), ("better rate", c.better_rate)):
         lines.append(f"| {name} | {pct(d.a)} | {pct(d.b)} | {pts(d.delta)} | {interval(d)} |")
+    lines += _cost_md(c)
     if c.preference is not None:
         p = c.preference
         lines += [
@@ -104,6 +107,23 @@ def markdown(c: Comparison) -> str:
         ]
     lines += [f"\n> warning: {md_text(w, 300)}" for w in c.warnings]
     return "\n".join(lines) + "\n"
+
+
+def _cost_md(c: Comparison) -> list[str]:
+    if not c.cost:
+        return []
+    out = [
+        "",
+        "| cost per case (mean) | A | B | B / A | 95% CI | cases |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for line in c.cost:
+        ratio, _, ci = ratio_text(line).partition(" ")
+        out.append(
+            f"| {line.label} | {amount(line, line.a)} | {amount(line, line.b)} | {ratio} | "
+            f"{ci or '—'} | {line.n} |"
+        )
+    return out
 
 
 def _cases_md(pairs: list[Pair], change: str) -> list[str]:

@@ -9,8 +9,10 @@ are shown on the Elo scale, 400 * log10(strength) + 1000, so the ratings average
 100-point gap means the higher model wins 64% of its comparisons. The interval is a percentile
 bootstrap over cases (all comparisons of a case move together), with a fixed seed.
 
-Each model contributes one run: its complete run on the suite's current files (those of the
-newest complete run) with the most cases, the newest among equals. Runs on older suite files are
+Each model contributes one run: its complete run with the base prompt on the suite's current files
+(those of the newest complete run) with the most cases, the newest among equals. A run with a
+prompt variant is an arm of a comparison (`compare --prompt-a`), not another model, and would
+otherwise displace the model's base-prompt run. Runs on older suite files are
 left out and listed, as `compare` refuses them.
 """
 
@@ -104,7 +106,11 @@ class Leaderboard:
 
 def chosen_runs(store: Any, suite: str, models: list[str] | None) -> tuple[list[Any], list[str]]:
     """(one run per model, models left out for older suite files), by the rule above."""
-    complete = [r for r in store.runs(suite) if r["status"] == "complete" and r["n_cases"]]
+    complete = [
+        r
+        for r in store.runs(suite)
+        if r["status"] == "complete" and r["n_cases"] and not r["prompt_variant"]
+    ]
     if not complete:
         raise UserError(f"no complete run on suite '{suite}' (see `tuneval runs list`)")
     current = complete[-1]["suite_fingerprint"]

@@ -23,9 +23,9 @@ from harness.errors import UserError
 from harness.generate import Backend, Generation, GenSettings, Messages, cache_key
 from harness.grading import Grader, summarize
 from harness.models import ModelRef
+from harness.prompts import BASE, prompt_for
 from harness.store import GenerationRow, ResultRow, RunRow, Store, new_id
 from harness.suite import Suite
-from harness.suite import conversation as suite_conversation
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class EvalOptions:
     train_run: str | None = None  # set for checkpoint evaluations
     step: int | None = None
     trust_code: bool = False  # --trust-suite-code: lm-eval task files may run code
+    prompt: str = BASE  # a prompt variant of the suite (`prompt.variants`), or the base prompt
 
 
 @dataclass
@@ -53,12 +54,14 @@ class EvalResult:
     seconds: float
     resumed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    prompt: str = BASE
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "suite": self.suite,
             "model": self.model,
+            "prompt": self.prompt or None,
             "n": self.summary["n"],
             "grades": self.summary["grades"],
             "pass_rate": self.summary["pass_rate"],
@@ -71,10 +74,9 @@ class EvalResult:
         }
 
 
-def conversation(suite: Suite, case: dict[str, Any]) -> Messages:
-    prompt = suite.spec.prompt
-    assert prompt is not None
-    return suite_conversation(prompt, case)
+def conversation(suite: Suite, case: dict[str, Any], prompt: str = BASE) -> Messages:
+    """The chat messages a case is asked with, under the base prompt or a variant."""
+    return prompt_for(suite, prompt).messages(case)
 
 
 def dtype_for_cache() -> str:
@@ -133,7 +135,8 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
         raise UserError("--batch-size must be at least 1")
     cases = select_cases(suite, opts.limit, opts.case_ids)
     settings = settings_for(suite, opts.dtype)
-    convs = [conversation(suite, c) for c in cases]
+    prompt = prompt_for(suite, opts.prompt) if cases or opts.prompt else None  # fails early
+    convs = [prompt.messages(c) for c in cases] if prompt else []
     keys = [cache_key(ref.fingerprint, m, settings) for m in convs]
     tasks: list[dict[str, Any]] = []
     lm_settings = None
@@ -154,6 +157,8 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
     ]
     if lm_settings is not None:  # runs made before lm-eval rode along keep their keys
         blob.append(lm_settings)
+    if opts.prompt != BASE:  # and base-prompt runs keep theirs
+        blob.append({"prompt": opts.prompt})
     run_key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
     return _Plan(cases, convs, keys, settings, tasks, lm_settings, run_key)
 
@@ -192,8 +197,9 @@ def evaluate_suite(
     cached = sum(1 for r in rows if r["cached"])
     generated = counts["generated"]
     return EvalResult(
-        run_id, suite.name, ref.name, summarize(rows), cached, generated, seconds, resumed, extra
-    )
+        run_id, suite.name, ref.name, summarize(rows), cached, generated, seconds, resumed, extra,
+        prompt=opts.prompt,
+    )  # fmt: skip
 
 
 def _reachable_endpoint(ref: ModelRef, store: Store, plan: _Plan, opts: EvalOptions) -> Any:
@@ -258,7 +264,8 @@ def _generate_cases(
                 "must_pass": cases[i].get("must_pass") is True,
                 "prompt_tokens": g.prompt_tokens,
                 "output_tokens": g.n_tokens,
-                "seconds": None if cached else g.seconds,
+                # A cached answer keeps what generating it cost: the cost of a request.
+                "seconds": g.seconds,
             }
             for i, g, (grade, crit) in zip(indices, gens, graded, strict=True)
         ]
@@ -272,7 +279,8 @@ def _generate_cases(
             Generation(
                 hits[keys[i]]["output"],
                 hits[keys[i]]["n_tokens"],
-                prompt_tokens=hits[keys[i]]["prompt_tokens"],
+                hits[keys[i]]["seconds"],
+                hits[keys[i]]["prompt_tokens"],
             )
             for i in chunk
         ]
@@ -349,7 +357,7 @@ def _start_run(
         "model": ref.name,
         "model_fingerprint": ref.fingerprint,
         "model_kind": ref.kind,
-        "prompt_variant": "",
+        "prompt_variant": opts.prompt,
         "settings": settings,
         "run_key": plan.run_key,
         "status": "running",

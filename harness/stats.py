@@ -7,7 +7,8 @@ run thousands of comparisons at once through exactly the code the verdict uses.
   discordant pairs against 1/2 (b01 = fail -> pass, b10 = pass -> fail).
 - `sign_test(improved, regressed)`: exact two-sided sign test on ordinal grades (ties dropped).
 - `paired_bootstrap(a, b)`: percentile interval for mean(b) - mean(a), resampling cases (pairs);
-  `bootstrap_mean(x)` the same for one sample (a preference share).
+  `bootstrap_mean(x)` the same for one sample (a preference share); `ratio_bootstrap(a, b)`
+  for mean(b) / mean(a) (what an answer costs, B against A).
 - `cohen_kappa(pairs)`: agreement beyond chance between two raters (a judge and human labels).
 - `mcnemar_power` / `mde`: power of the exact McNemar test and the smallest detectable effect.
 """
@@ -81,6 +82,30 @@ def bootstrap_mean(
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return float(d.mean()), float(low), float(high)
+
+
+def ratio_bootstrap(
+    a: ArrayLike, b: ArrayLike, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float] | None:
+    """(ratio, low, high): mean(b) / mean(a) with a percentile interval over resampled pairs;
+    None when mean(a) is 0. Resamples where A's mean is 0 are dropped (they have no ratio)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.ndim != 1 or x.shape != y.shape or x.size == 0:
+        raise ValueError("ratio_bootstrap needs two equal-length, non-empty 1-D samples")
+    if x.sum() <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    ratios = []
+    chunk = max(1, 2_000_000 // x.size)  # resampled indices held at once: bounded memory
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        weights = rng.multinomial(x.size, np.full(x.size, 1.0 / x.size), size=size)
+        sa, sb = weights @ x, weights @ y
+        ratios.append(sb[sa > 0] / sa[sa > 0])
+    r = np.concatenate(ratios)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(r, [tail, 1.0 - tail])
+    return float(y.sum() / x.sum()), float(low), float(high)
 
 
 def cohen_kappa(pairs: Sequence[tuple[Any, Any]]) -> float | None:

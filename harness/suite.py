@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class VariantSpec(_Strict):
+    """Another prompt for the same cases: k worked examples and/or other system or user text."""
+
+    shots: int = Field(default=0, ge=0, le=64, description="examples shown before each case")
+    split: str = Field(default="train", description="where the examples come from")
+    seed: int = Field(default=0, description="chooses the examples, once for every case")
+    system: str | None = Field(default=None, description="replaces prompt.system ('' drops it)")
+    user: str | None = Field(default=None, description="replaces prompt.user")
+
+
 class PromptSpec(_Strict):
     system: str | None = None
     user: str | None = None
@@ -45,6 +56,9 @@ class PromptSpec(_Strict):
     )
     assistant: str | None = Field(
         default=None, description="the target answer, used for training data and as the reference"
+    )
+    variants: dict[str, VariantSpec] = Field(
+        default={}, description="prompt-engineering baselines, by name (`eval --prompt NAME`)"
     )
 
     @model_validator(mode="after")
@@ -118,6 +132,7 @@ class Suite:
     files: dict[str, str] = field(default_factory=dict)  # relative name -> sha256
     # What in its lm-eval task files would run code (refused without --trust-suite-code)
     needs_code: list[Problem] = field(default_factory=list)
+    shots: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # variant -> examples
 
     @property
     def name(self) -> str:
@@ -287,6 +302,7 @@ def load_suite(path: str | Path) -> Suite:
     needs_code: list[Problem] = []
     _read_lm_eval(spec, folder, label, where, files, problems, needs_code)
     _check_templates(spec, splits, folder, label, where, problems)
+    shots = _check_variants(spec, splits, folder, label, where, problems)
     if problems:
         raise UserError(problems)
     for rows in splits.values():
@@ -302,6 +318,7 @@ def load_suite(path: str | Path) -> Suite:
         fingerprint=fingerprint,
         files=files,
         needs_code=needs_code,
+        shots=shots,
     )
 
 
@@ -447,6 +464,92 @@ def _check_templates(
             _check_placeholders(templates, rows, data_label, where, label, problems, own)
             if spec.prompt.messages:
                 _check_messages(spec.prompt.messages, rows, data_label, problems)
+
+
+_VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def _check_variants(
+    spec: SuiteSpec, splits: Splits, folder: Path, label: str, where: Callable[[Loc], str],
+    problems: list[Problem],
+) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """Each prompt variant's templates, and the examples a few-shot variant shows: chosen here,
+    once, so that every case of every run of the variant sees the same ones."""
+    shots: dict[str, list[dict[str, Any]]] = {}
+    if spec.prompt is None:
+        return shots
+    for name, v in spec.prompt.variants.items():
+        loc: Loc = ("prompt", "variants", name)
+        before = len(problems)
+
+        def problem(at: Loc, message: str, name: str = name) -> None:
+            problems.append(Problem(label, where(at), f"variant '{name}': {message}"))
+
+        if not _VARIANT_NAME.match(name):
+            problem(loc, "a variant name uses lower-case letters, digits, '-', '_' or '.'")
+        if spec.prompt.messages is not None:
+            problem(loc, "variants need system/user templates; this prompt is each case's messages")
+            continue
+        if not v.shots and v.system is None and v.user is None:
+            problem(loc, "changes nothing: give shots, system or user")
+        overrides: list[Template] = [
+            ((*loc, k), text) for k, text in (("system", v.system), ("user", v.user)) if text
+        ]
+        if splits["test"]:
+            test_label = str(folder / (spec.data.test or ""))
+            _check_placeholders(overrides, splits["test"], test_label, where, label, problems)
+        if not v.shots:
+            continue
+        rows = _shot_rows(spec, v, splits, loc, problem)
+        if rows and v.user:  # the base user template is checked against every split already
+            split_label = str(folder / (getattr(spec.data, v.split) or ""))
+            user: list[Template] = [((*loc, "user"), v.user)]
+            _check_placeholders(user, rows, split_label, where, label, problems)
+        if rows and len(problems) == before:
+            shots[name] = _pick_shots(spec, v, rows, splits["test"] or [], loc, problem)
+    return shots
+
+
+def _shot_rows(
+    spec: SuiteSpec, v: VariantSpec, splits: Splits, loc: Loc, problem: Callable[[Loc, str], None]
+) -> list[dict[str, Any]] | None:
+    """The rows a few-shot variant may take its examples from; None (and a problem) if none."""
+    if v.split not in ("train", "validation"):
+        problem(
+            (*loc, "split"),
+            f"examples come from train or validation, never from '{v.split}' "
+            "(the test cases must stay unseen)",
+        )
+        return None
+    if getattr(spec.data, v.split) is None:
+        problem(
+            (*loc, "shots"),
+            f"takes {v.shots} examples from data.{v.split}, which this suite does not have",
+        )
+        return None
+    if spec.prompt is None or spec.prompt.assistant is None:
+        problem((*loc, "shots"), "examples need prompt.assistant, the answer each one shows")
+        return None
+    return splits[v.split]  # None when the file is missing: reported already
+
+
+def _pick_shots(
+    spec: SuiteSpec, v: VariantSpec, rows: list[dict[str, Any]], cases: list[dict[str, Any]],
+    loc: Loc, problem: Callable[[Loc, str], None],
+) -> list[dict[str, Any]]:  # fmt: skip
+    from harness.prompts import pick_shots
+
+    assert spec.prompt is not None and spec.prompt.assistant is not None
+    user = v.user if v.user is not None else (spec.prompt.user or "")
+    chosen, left_out = pick_shots(rows, v.shots, v.seed, user, spec.prompt.assistant, cases)
+    if len(chosen) < v.shots:
+        why = f" ({left_out} left out: they repeat a test prompt or show no answer)"
+        problem(
+            (*loc, "shots"),
+            f"asks for {v.shots} examples; data.{v.split} has {len(chosen)} usable"
+            + (why if left_out else ""),
+        )
+    return chosen
 
 
 ROLES = ("system", "user", "assistant")

@@ -18,6 +18,7 @@ from typing import Any
 
 import streamlit as st
 
+from harness.prompts import arm
 from harness.store import Store, default_path
 
 # Cached functions take a `version` argument that is never read: it is part of the cache key.
@@ -68,6 +69,7 @@ def runs(db: str, version: Stamp) -> list[dict[str, Any]]:
         per = store.grade_counts()
     for r in rows:
         r["model_kind"] = r["model_kind"] or r["registered_kind"]
+        r["arm"] = arm(r["model"], r["prompt_variant"])  # the model, and its prompt variant
         g = per.get(r["id"], {"bad": 0, "good": 0, "better": 0})
         n = sum(g.values())
         r["grades"], r["n_results"] = g, n
@@ -144,11 +146,12 @@ def default_pair(all_runs: list[dict[str, Any]], suite: str) -> tuple[str | None
 
     The candidate is the newest run of a trained model (kind 'trained', produced by a training run,
     or a checkpoint evaluation); the base is the newest run of that model's base, else the newest
-    run that is not a candidate. Without a candidate: the two newest runs, older first.
+    run that is not a candidate. Without a candidate: the two newest runs, older first. Runs with
+    the base prompt come before prompt-variant runs (the third arm of `loop --prompt-baseline`).
     """
     on_suite = sorted(
         (r for r in all_runs if r["suite"] == suite and r["n_results"]),
-        key=lambda r: r["created_at"],
+        key=lambda r: (not r.get("prompt_variant"), r["created_at"]),
         reverse=True,
     )
     if not on_suite:

@@ -28,9 +28,11 @@ def answers(overrides: dict[str, str] | None = None) -> Callable[[str], str]:
 
 
 def fake_run(
-    store, suite_dir: Path, name: str, answer: Callable[[str], str], limit: int | None = None
-) -> str:
-    """Evaluate a named fake model on a suite folder; returns the run id."""
+    store, suite_dir: Path, name: str, answer: Callable[[str], str], limit: int | None = None,
+    prompt: str = "",
+) -> str:  # fmt: skip
+    """Evaluate a named fake model on a suite folder (with a prompt variant); returns the run
+    id."""
     from harness.models import ModelRef
     from harness.runner import EvalOptions, evaluate_suite
     from harness.suite import load_suite
@@ -39,6 +41,6 @@ def fake_run(
     fingerprint = hashlib.sha256(name.encode()).hexdigest()
     ref = ModelRef(name, name, suite_dir, "local", fingerprint)
     suite = load_suite(suite_dir)
-    opts = EvalOptions(limit=limit, progress=False, dtype="float32")
+    opts = EvalOptions(limit=limit, progress=False, dtype="float32", prompt=prompt)
     result = evaluate_suite(suite, ref, store, opts, backend=FakeBackend(answer))
     return result.run_id

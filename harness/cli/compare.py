@@ -42,6 +42,14 @@ MarkdownOption = Annotated[
 JunitOption = Annotated[
     Path | None, typer.Option("--junit", help="also write JUnit XML (one test per case)")
 ]
+PromptAOption = Annotated[
+    str | None,
+    typer.Option("--prompt-a", help="prompt variant of A's run, when A is a model name"),
+]
+PromptBOption = Annotated[
+    str | None,
+    typer.Option("--prompt-b", help="prompt variant of B's run, when B is a model name"),
+]
 JudgeOption = Annotated[
     str | None,
     typer.Option(
@@ -62,14 +70,15 @@ def _suite_name(suite: str | None) -> str | None:
 
 def _compare(
     a: str, b: str, suite: str | None, force: bool, alpha: float, db: Path | None,
-    judge: str | None = None,
+    judge: str | None = None, prompts: tuple[str | None, str | None] = (None, None),
 ) -> Comparison:  # fmt: skip
     from harness.compare import compare_runs, resolve_run
 
     name = _suite_name(suite)
     # A judge caches its verdicts in the store; without one, comparing never writes.
     with open_store(db, readonly=judge is None) as store:
-        run_a, run_b = resolve_run(store, a, name), resolve_run(store, b, name)
+        run_a = resolve_run(store, a, name, prompts[0])
+        run_b = resolve_run(store, b, name, prompts[1])
         c = compare_runs(store, run_a, run_b, force=force, alpha=alpha)
         if judge is not None:
             from harness.judge import judge_for
@@ -101,12 +110,14 @@ def compare_cmd(
     markdown: MarkdownOption = None,
     junit: JunitOption = None,
     judge: JudgeOption = None,
+    prompt_a: PromptAOption = None,
+    prompt_b: PromptBOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare run B (candidate) with run A (baseline), case by case, with paired statistics;
-    with --judge, also a judge's pairwise preference."""
-    c = _compare(a, b, suite, force, alpha, db, judge)
+    """Compare run B (candidate) with run A (baseline), case by case, with paired statistics and
+    what each answer cost; with --judge, also a judge's pairwise preference."""
+    c = _compare(a, b, suite, force, alpha, db, judge, (prompt_a, prompt_b))
     _write(c, markdown, junit, [])
     if as_json:
         print_json(c.to_json())
@@ -126,6 +137,8 @@ def gate_cmd(
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
     force: ForceOption = False,
+    prompt_a: PromptAOption = None,
+    prompt_b: PromptBOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -133,7 +146,7 @@ def gate_cmd(
     more than --max-regressed cases that dropped a grade; 2 on usage errors."""
     from harness.compare import gate_failures
 
-    c = _compare(a, b, suite, force, alpha, db)
+    c = _compare(a, b, suite, force, alpha, db, prompts=(prompt_a, prompt_b))
     failures = gate_failures(c, max_regressed)
     _write(c, markdown, junit, failures)
     if as_json:
@@ -155,11 +168,14 @@ def gate_cmd(
 
 def show(c: Comparison, *, cases: bool = True) -> None:
     from harness.compare_format import interval, pct, pts
+    from harness.prompts import arm
 
     a, b = c.run_a, c.run_b
+    name_a = escape(arm(str(a["model"]), a.get("prompt_variant")))
+    name_b = escape(arm(str(b["model"]), b.get("prompt_variant")))
     out.print(
         f"[bold]{escape(a['suite'])}[/] v{a['suite_version']} · {c.n} paired cases\n"
-        f"  A  {a['id']}  {escape(str(a['model']))}\n  B  {b['id']}  {escape(str(b['model']))}"
+        f"  A  {a['id']}  {name_a}\n  B  {b['id']}  {name_b}"
     )
     for w in c.warnings:
         out.print(f"[yellow]warning:[/] {escape(w)}")
@@ -167,6 +183,8 @@ def show(c: Comparison, *, cases: bool = True) -> None:
     for name, d in (("pass rate (good or better)", c.pass_rate), ("better rate", c.better_rate)):
         head.add_row(name, pct(d.a), pct(d.b), _signed(pts(d.delta), d.delta), interval(d))
     out.print(head)
+    if c.cost:
+        out.print(cost_table(c))
     if c.preference is not None:
         _preference(c.preference)
     out.print(_transitions(c))
@@ -204,6 +222,20 @@ def show(c: Comparison, *, cases: bool = True) -> None:
         )
     style = VERDICT_STYLE[c.verdict]
     out.print(f"verdict: [{style}]{c.verdict}[/] — {escape(c.explanation)}\n  {c.mde_text()}")
+
+
+def cost_table(c: Comparison) -> Table:
+    from harness.cost import amount, ratio_text
+
+    table = Table(
+        "figure", "A", "B", "B / A  [95% CI]", "cases",
+        title="cost per case (mean; seconds: each answer's share of its batch)",
+    )  # fmt: skip
+    for line in c.cost:
+        table.add_row(
+            line.label, amount(line, line.a), amount(line, line.b), ratio_text(line), str(line.n)
+        )
+    return table
 
 
 def _preference(p: dict[str, Any]) -> None:

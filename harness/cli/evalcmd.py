@@ -12,8 +12,10 @@ from harness.cli import DbOption, JsonOption, TrustOption, open_store, out, prin
 
 
 def summary_table(result: dict[str, Any], sections: dict[str, str]) -> Table:
+    from harness.prompts import arm
+
     n = result["n"]
-    title = f"{result['suite']} · {result['model']} · {n} cases graded"
+    title = f"{result['suite']} · {arm(result['model'], result.get('prompt'))} · {n} cases graded"
     table = Table(title=title, show_lines=False)
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -47,6 +49,12 @@ def eval_cmd(
         ),
     ] = None,
     trust_code: TrustOption = False,
+    prompt: Annotated[
+        str,
+        typer.Option(
+            "--prompt", help="a prompt variant of the suite (prompt.variants; default: the base)"
+        ),
+    ] = "",
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -58,8 +66,13 @@ def eval_cmd(
 
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
     opts = EvalOptions(
-        limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code
-    )
+        limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code,
+        prompt=prompt,
+    )  # fmt: skip
+    if prompt:
+        from harness.prompts import prompt_for
+
+        prompt_for(s, prompt)  # an unknown variant is a usage error: nothing written
     with open_store(db) as store:
         ref = models.resolve(model, store)
         result = evaluate_suite(s, ref, store, opts)

@@ -34,6 +34,7 @@ def list_(
                     "run_id": r["id"],
                     "suite": r["suite"],
                     "model": r["model"],
+                    "prompt": r["prompt_variant"] or None,
                     "status": r["status"],
                     "n": s["n"],
                     "grades": s["grades"],
@@ -48,8 +49,9 @@ def list_(
         print_json(rows)
         return
     table = Table(
-        "run", "suite", "model", "status", "cases", "bad", "good", "better", "pass rate", "when"
-    )
+        "run", "suite", "model", "prompt", "status", "cases", "bad", "good", "better", "pass rate",
+        "when",
+    )  # fmt: skip
     for r in rows:
         g = r["grades"]
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"]))
@@ -57,6 +59,7 @@ def list_(
             r["run_id"],
             r["suite"],
             r["model"] + ("" if r["verified"] else " (served: fingerprint not verified)"),
+            r["prompt"] or "",
             r["status"],
             str(r["n"]),
             str(g["bad"]),
@@ -101,12 +104,16 @@ def show(
                 "run_id": run,
                 "suite": info["suite"],
                 "model": info["model"],
+                "prompt": info["prompt_variant"] or None,
                 "status": info["status"],
                 "cases": cases,
             }
         )
         return
-    out.print(f"run [bold]{run}[/bold]: {info['suite']} · {info['model']} · {info['status']}")
+    from harness.prompts import arm
+
+    name = _escape(arm(info["model"], info["prompt_variant"]))
+    out.print(f"run [bold]{run}[/bold]: {info['suite']} · {name} · {info['status']}")
     table = Table("case", "grade", "output", "failed checks", show_lines=True)
     colour = {"bad": "red", "good": "yellow", "better": "green"}
     for c in cases:

@@ -104,6 +104,11 @@ def show(
             out.print(f"[dim]messages:[/dim] each case's '{s.spec.prompt.messages}' field")
         else:
             out.print(f"[dim]user:[/dim] {s.spec.prompt.user}")
+        from rich.markup import escape
+
+        for name, v in s.spec.prompt.variants.items():
+            what = v.model_dump(exclude_none=True, exclude_defaults=True)
+            out.print(f"[dim]variant {name}:[/dim] {escape(str(what))}")
     g = s.spec.generation
     out.print(
         f"[dim]generation:[/dim] max_new_tokens={g.max_new_tokens} stop={g.stop!r} "

@@ -186,6 +186,16 @@ def train_cmd(
         out.print(_describe(result))
 
 
+PromptBaselineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt-baseline",
+        help="a prompt variant of the suite: also evaluate the base with it (a third arm) and "
+        "compare the candidate with that too",
+    ),
+]
+
+
 def loop_cmd(
     suite: SuiteArg,
     base: BaseOption = "smollm2-135m-instruct",
@@ -199,52 +209,108 @@ def loop_cmd(
         int | None, typer.Option(min=1, help="rows decoded together (default: the engine's)")
     ] = None,
     trust_code: TrustOption = False,
+    prompt_baseline: PromptBaselineOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The whole loop: evaluate the base (cached), train a candidate, evaluate it, compare."""
+    """The whole loop: evaluate the base (cached), train a candidate, evaluate it, compare; with
+    --prompt-baseline, the base with a prompt variant too, and a second verdict against it."""
+    from dataclasses import replace
+
     from harness import models
-    from harness.cli.compare import show
     from harness.compare import compare_runs
+    from harness.prompts import prompt_for
     from harness.runner import EvalOptions, evaluate_suite
     from harness.training import make_job
 
     s, t, hp, cfg = _prepare(suite, trainer, sets)
     if not s.cases:
         raise UserError(f"suite '{s.name}' has no test cases (data.test) to compare on")
+    if prompt_baseline is not None:
+        prompt_for(s, prompt_baseline)  # an unknown variant stops here, before the store
     opts = EvalOptions(
         limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code
     )
+    stages = 5 if prompt_baseline else 4
+    step = iter(range(1, stages + 1))
+
+    def say(text: str) -> None:
+        if not as_json:
+            err.print(f"{next(step)}/{stages} {text}")
+
     with open_store(db) as store:
         job = make_job(s, t, base, hp, cfg, store)
-        if not as_json:
-            err.print(f"1/4 evaluating the base {escape(job.base.name)}")
+        say(f"evaluating the base {escape(job.base.name)}")
         run_a = evaluate_suite(s, job.base, store, opts)
-        if not as_json:
-            err.print("2/4 training")
+        run_p = None
+        if prompt_baseline is not None:
+            say(f"evaluating the base with prompt variant {escape(prompt_baseline)}")
+            run_p = evaluate_suite(s, job.base, store, replace(opts, prompt=prompt_baseline))
+        say("training")
         trained = _train(job, store, eval_checkpoints, as_json, trust_code)
         if not as_json:
             out.print(_describe(trained))
-            err.print(f"3/4 evaluating the candidate {trained.model}")
+        say(f"evaluating the candidate {trained.model}")
         run_b = evaluate_suite(s, models.resolve(trained.model, store), store, opts)
-        if not as_json:
-            err.print("4/4 comparing")
-        comparison = compare_runs(store, run_a.run_id, run_b.run_id)
+        say("comparing")
+        comparisons = [compare_runs(store, run_a.run_id, run_b.run_id)]
+        if run_p is not None:
+            comparisons.append(compare_runs(store, run_p.run_id, run_b.run_id))
     if as_json:
-        c = comparison.to_json()
-        c.pop("pairs", None)
-        print_json(
-            {
-                "verdict": comparison.verdict,
-                "model": trained.model,
-                "base_run": run_a.run_id,
-                "candidate_run": run_b.run_id,
-                "train": trained.to_json(),
-                "comparison": c,
-            }
-        )
+        print_json(_loop_json(trained, run_a.run_id, run_b.run_id, comparisons, prompt_baseline))
+    else:
+        _show_loop(comparisons)
+
+
+def _loop_json(
+    trained: Any, base_run: str, candidate_run: str, comparisons: list[Any], variant: str | None
+) -> dict[str, Any]:
+    def brief(c: Any) -> dict[str, Any]:
+        data: dict[str, Any] = c.to_json()
+        data.pop("pairs", None)
+        return data
+
+    out: dict[str, Any] = {
+        "verdict": comparisons[0].verdict,
+        "model": trained.model,
+        "base_run": base_run,
+        "candidate_run": candidate_run,
+        "train": trained.to_json(),
+        "comparison": brief(comparisons[0]),
+    }
+    if variant is not None:
+        c = comparisons[1]
+        out["prompt_baseline"] = {
+            "prompt": variant,
+            "run": c.run_a["id"],
+            "verdict": c.verdict,
+            "comparison": brief(c),
+        }
+    return out
+
+
+def _show_loop(comparisons: list[Any]) -> None:
+    """Each comparison in full, then the verdicts side by side when there are two."""
+    from harness.cli.compare import VERDICT_STYLE, show
+    from harness.cost import summary
+    from harness.prompts import arm
+
+    for i, c in enumerate(comparisons):
+        if len(comparisons) > 1:
+            out.rule(f"candidate vs {escape(arm(c.run_a['model'], c.run_a['prompt_variant']))}")
+        show(c, cases=False)
+        if i < len(comparisons) - 1:
+            out.print()
+    if len(comparisons) < 2:
         return
-    show(comparison, cases=False)
+    out.rule("verdicts")
+    for c in comparisons:
+        against = arm(c.run_a["model"], c.run_a["prompt_variant"])
+        style = VERDICT_STYLE[c.verdict]
+        d = c.pass_rate
+        rates = f"pass rate {d.a:.1%} → {d.b:.1%}"
+        out.print(f"candidate vs {escape(against)}: [{style}]{c.verdict}[/] ({rates})")
+        out.print(f"  {escape(summary(c.cost, against, 'the candidate'))}")
 
 
 def register(app: typer.Typer) -> None:

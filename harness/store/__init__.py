@@ -231,13 +231,13 @@ class Store:
     # --- the generation cache --------------------------------------------------------------------
 
     def cached_generations(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """key -> {output, n_tokens, prompt_tokens} for the keys the cache holds."""
+        """key -> {output, n_tokens, prompt_tokens, seconds} for the keys the cache holds."""
         out: dict[str, dict[str, Any]] = {}
         for i in range(0, len(keys), _CHUNK):
             chunk = list(keys[i : i + _CHUNK])
             marks = ",".join("?" * len(chunk))
             for r in self._rows(
-                f"SELECT key, output, n_tokens, prompt_tokens FROM generations"
+                f"SELECT key, output, n_tokens, prompt_tokens, seconds FROM generations"
                 f" WHERE key IN ({marks})",
                 chunk,
             ):

@@ -7,6 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from harness.prompts import arm
 from reports import data, suites
 from reports.render import criteria_html, md, prompt_block, text_block
 from reports.widgets import label_line, review_form, reviewer_box
@@ -53,7 +54,7 @@ st.dataframe(
         [
             {
                 "run": r["run_id"],
-                "model": r["model"],
+                "model": arm(r["model"], r["prompt_variant"]),
                 "step": r["step"],
                 "when": dt.datetime.fromtimestamp(r["created_at"]),
                 "grade": r["grade"],
@@ -71,7 +72,8 @@ for r in reversed(rows):  # newest first
     with st.container(border=True):
         step = f" · step {r['step']}" if r["step"] is not None else ""
         lab = labels.get((r["run_id"], case_id))
-        st.markdown(f"**{md(r['model'])}**{step} · `{r['run_id']}` — {label_line(r['grade'], lab)}")
+        name = arm(r["model"], r["prompt_variant"])
+        st.markdown(f"**{md(name)}**{step} · `{r['run_id']}` — {label_line(r['grade'], lab)}")
         cols = st.columns([3, 2])
         with cols[0]:
             text_block(r["output"])

@@ -35,7 +35,7 @@ def run_label(run_id: str) -> str:
     r = by_id[run_id]
     step = f" · step {r['step']}" if r["step"] is not None else ""
     tag = " · candidate" if r["is_candidate"] else ""
-    return f"{r['model']}{step}{tag} · {run_id} ({r['n_results']} cases)"
+    return f"{r['arm']}{step}{tag} · {run_id} ({r['n_results']} cases)"
 
 
 # --- choose the runs ------------------------------------------------------------------------
@@ -169,7 +169,7 @@ st.caption(f"{len(shown)} of {len(c.table)} cases match · page {page_no} of {pa
 # --- side-by-side cards ---------------------------------------------------------------------
 view_a = suites.load(by_id[run_a]["suite_path"])
 labels = data.labels(db)
-side_names = {"A": by_id[run_a]["model"], "B": by_id[run_b]["model"]}
+side_names = {"A": by_id[run_a]["arm"], "B": by_id[run_b]["arm"]}
 for i in shown["i"].iloc[(page_no - 1) * size : page_no * size]:
     p = cmp.pairs[int(i)]
     with st.container(border=True, key=f"card-{i}"):

@@ -37,6 +37,7 @@ for r in all_runs:
             "run": r["id"],
             "suite": r["suite"],
             "model": r["model"],
+            "prompt": r["prompt_variant"],
             "kind": r["model_kind"] or "",
             "candidate": r["is_candidate"],
             "step": r["step"],
