@@ -567,3 +567,20 @@ def test_loop_on_the_packaged_model(
     )
     assert result["comparison"]["n"] == 4 and result["train"]["steps"] == 2
     assert result["base_run"] != result["candidate_run"]
+
+
+def test_recipes_and_the_example_plugin_import_only_the_plugin_surface() -> None:
+    """A trainer imports one module of tuneval: `harness.plugin` (never harness internals)."""
+    import ast
+
+    for path in (REPO / "trainers" / "sft.py", PLUGIN / "tuneval_echo_trainer" / "__init__.py"):
+        tree = ast.parse(path.read_text())
+        imported = {
+            node.module if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+            if not isinstance(node, ast.ImportFrom) or node.module
+        }
+        ours = {m for m in imported if m and m.split(".")[0] in ("harness", "trainers", "reports")}
+        assert ours == {"harness.plugin"}, (path.name, ours)

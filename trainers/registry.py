@@ -12,8 +12,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
-from harness.errors import UserError
-from harness.plugin import Trainer
+from harness.plugin import Trainer, UserError
 
 GROUP = "tuneval.trainers"
 
