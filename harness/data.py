@@ -19,6 +19,7 @@ Importing this module never imports torch or transformers.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -192,22 +193,31 @@ def near_matches(
     queries: Sequence[str], pool: Sequence[str], threshold: float = NEAR_THRESHOLD
 ) -> list[tuple[int, int, float]]:
     """(query index, pool index, Jaccard) of each query's most similar pool entry at or above
-    the threshold. An inverted index of shingles counts the shingles each pool entry shares with
-    the query, so no set is intersected: Jaccard = shared / (|query| + |entry| - shared)."""
+    the threshold.
+
+    Prefix filtering keeps this far from all-pairs even when every prompt shares a template: order
+    each shingle set rarest first (by frequency in the pool); two sets with Jaccard >= t share at
+    least ceil(t * |A|) shingles, so their first |A| - ceil(t * |A|) + 1 shingles in that order
+    must meet. Only those prefixes are indexed and looked up; candidates are then scored exactly.
+    """
     pool_sh = [shingles(t) for t in pool]
-    sizes = [len(sh) for sh in pool_sh]
+    freq = Counter(s for sh in pool_sh for s in sh)
+
+    def prefix(sh: frozenset[str]) -> list[str]:
+        need = math.ceil(threshold * len(sh) - 1e-9)  # 0.8 * 5 is 4.000000000000001
+        return sorted(sh, key=lambda s: (freq.get(s, 0), s))[: len(sh) - need + 1]
+
     index: dict[str, list[int]] = {}
     for j, sh in enumerate(pool_sh):
-        for s in sh:
+        for s in prefix(sh):
             index.setdefault(s, []).append(j)
     found = []
     for i, text in enumerate(queries):
         sh = shingles(text)
-        shared: Counter[int] = Counter()
-        for s in sh:
-            shared.update(index.get(s, ()))
-        n = len(sh)
-        best = max(((c / (n + sizes[j] - c), j) for j, c in shared.items()), default=None)
+        candidates = {j for s in prefix(sh) for j in index.get(s, ())}
+        best = max(
+            ((len(sh & pool_sh[j]) / len(sh | pool_sh[j]), j) for j in candidates), default=None
+        )
         if best and best[0] >= threshold:
             found.append((i, best[1], round(best[0], 3)))
     return found
@@ -293,9 +303,7 @@ def check_report(suite: Suite, threshold: float = NEAR_THRESHOLD) -> dict[str, A
         "empty_answers": empty,
         "exact_examples": [pair(i, j) for i, j in exact[:5]],
         "near_examples": [pair(i, j, s) for i, j, s in near[:5]],
-        "train_diversity": diversity.report(
-            train, train_p[: len(train)], answers[: len(train)]
-        ),
+        "train_diversity": diversity.report(train, train_p[: len(train)], answers[: len(train)]),
     }
 
 
