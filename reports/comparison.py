@@ -6,7 +6,7 @@ into a table that filters in milliseconds on thousands of cases."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -36,7 +36,20 @@ class Compared:
     cmp: Any
     table: pd.DataFrame
     criteria: list[str]
-    charts: dict[str, dict[str, Any]]  # Vega-Lite specs, built once: altair validation is slow
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def charts(self) -> dict[str, dict[str, Any]]:
+        """Vega-Lite specs, built once on first use: altair and its validation take a second,
+        which the Overview, needing no chart, does not pay."""
+        if not self.specs:
+            from reports import charts
+
+            self.specs.update(
+                transitions=charts.transitions(self.cmp.transitions).to_dict(),
+                criteria=charts.criteria(self.cmp.criteria, self.cmp.sections).to_dict(),
+            )
+        return self.specs
 
 
 @st.cache_resource(show_spinner="Comparing the two runs…", max_entries=8)
@@ -44,15 +57,10 @@ def compared(
     db: str, run_a: str, run_b: str, force: bool, version_a: Stamp, version_b: Stamp
 ) -> Compared:
     from harness.compare import compare_runs
-    from reports import charts
 
     with reader(db) as store:
         cmp = compare_runs(store, run_a, run_b, force=force)
-    specs = {
-        "transitions": charts.transitions(cmp.transitions).to_dict(),
-        "criteria": charts.criteria(cmp.criteria, cmp.sections).to_dict(),
-    }
-    return Compared(cmp, pair_table(cmp.pairs), criterion_ids(cmp.pairs), specs)
+    return Compared(cmp, pair_table(cmp.pairs), criterion_ids(cmp.pairs))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -25,7 +25,7 @@ def rstore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ReportStore:
     return rs
 
 
-def open_page(page: str, **query: str | list[str]):
+def open_page(page: str, /, **query: str | list[str]):
     """The app on `page`, the URL's query string holding `query`."""
     from streamlit.testing.v1 import AppTest
 

@@ -152,3 +152,29 @@ def test_a_file_that_is_not_a_store_is_one_line_on_every_page(
         at = open_page(page)
         assert [e.value for e in at.error] and "is not a tuneval store" in at.error[0].value
         assert not at.exception
+
+
+def test_pages_of_rows_above_and_below_follow_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.store import Store
+    from tests.compare_helpers import fake_run
+    from tests.conftest import write_suite
+
+    cases = [{"id": f"c{i:02d}", "function": f"fn{i}", "module": "mod"} for i in range(60)]
+    suite = write_suite(tmp_path / "many", cases=cases)
+    with Store(tmp_path / "many.db") as store:
+        fake_run(store, suite, "base", lambda p: "no idea")
+        fake_run(store, suite, "cand", lambda p: "mod")
+    monkeypatch.setenv("TUNEVAL_DB", str(tmp_path / "many.db"))
+    at = open_page("compare")
+    assert len(rows(at)) == 25 and rows(at)[0] == "c00"
+    top, bottom = at.get("pagination")
+    bottom.select(3).run()  # the bottom pager turns the page, and the top one follows
+    assert rows(at) == [f"c{i}" for i in range(50, 60)]
+    assert [p.value for p in at.get("pagination")] == [3, 3]
+    assert at.query_params["page"] == "3"
+    at.text_input(key="compare-search").input("fn1").run()  # a new filter starts at page 1
+    assert "page" not in at.query_params and rows(at)[0] == "c01"
+    again = open_page("compare", page="2")
+    assert rows(again)[0] == "c25"

@@ -81,7 +81,7 @@ headline(c, db, (run_a, run_b), force, versions, leaks, suites.leak_note(view, b
 
 # --- filters --------------------------------------------------------------------------------
 def first_page() -> None:
-    st.session_state["compare-page"] = 1
+    st.session_state["compare-page"] = 1  # the page shown; not a widget key (see turn_page)
 
 
 def pick_cell() -> None:
@@ -97,7 +97,7 @@ def pick_cell() -> None:
 
 st.subheader("Cases")
 grid, filters = st.columns([2, 5])
-with grid:
+with grid.container(key="transition-grid"):
     st.vega_lite_chart(
         c.charts["transitions"],
         key="chart-transitions",
@@ -170,7 +170,6 @@ urlstate.seed("compare-page", "page", 1, parse=int)
 case_ids = c.table["case_id"].tolist() if not c.table.empty else []
 urlstate.seed("compare-open", "case", None, options=case_ids)
 st.session_state["compare-page"] = min(max(1, int(st.session_state["compare-page"])), pages)
-st.session_state["compare-page-bottom"] = st.session_state["compare-page"]
 page_no = st.session_state["compare-page"]
 urlstate.publish(
     published
@@ -188,8 +187,16 @@ urlstate.publish(
 )
 
 
-def to_top() -> None:
-    st.session_state["compare-page"] = st.session_state["compare-page-bottom"]
+def turn_page(key: str) -> None:
+    st.session_state["compare-page"] = st.session_state[key]
+
+
+def pager(where: str) -> None:
+    """Page numbers; above and below the rows, both showing the page in "compare-page". Their
+    keys name that page, so a turn (or a filter that starts again at 1) makes new widgets with
+    the right default, instead of writing into a widget's state."""
+    key = f"compare-pages-{where}-{page_no}-{pages}"
+    st.pagination(pages, default=page_no, key=key, on_change=turn_page, args=(key,))
 
 
 def opened(case_id: str) -> None:
@@ -205,7 +212,7 @@ def opened(case_id: str) -> None:
 
 st.caption(f"{len(shown)} of {len(c.table)} cases match · page {page_no} of {pages}")
 if pages > 1:
-    st.pagination(pages, key="compare-page")
+    pager("top")
 open_case = st.session_state["compare-open"]
 if open_case is not None:
     st.session_state.setdefault(f"row-{open_case}", True)
@@ -232,4 +239,4 @@ for i in shown["i"].iloc[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE]:
                 leak=leaks.get(cid),
             )
 if pages > 1:
-    st.pagination(pages, key="compare-page-bottom", on_change=to_top)
+    pager("bottom")
