@@ -255,6 +255,14 @@ def test_report_command_fails_cleanly_without_a_store(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "no store at" in proc.stderr
+    (tmp_path / "notes.db").write_text("not a database\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", "from harness.cli import main; main()", "report", "--db",
+         str(tmp_path / "notes.db")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "is not a tuneval store" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_help_does_not_import_streamlit() -> None:
