@@ -19,7 +19,9 @@ Importing this module never imports torch or transformers.
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -191,16 +193,28 @@ def near_matches(
     queries: Sequence[str], pool: Sequence[str], threshold: float = NEAR_THRESHOLD
 ) -> list[tuple[int, int, float]]:
     """(query index, pool index, Jaccard) of each query's most similar pool entry at or above
-    the threshold. An inverted index of shingles keeps this far from all-pairs."""
+    the threshold.
+
+    Prefix filtering keeps this far from all-pairs even when every prompt shares a template: order
+    each shingle set rarest first (by frequency in the pool); two sets with Jaccard >= t share at
+    least ceil(t * |A|) shingles, so their first |A| - ceil(t * |A|) + 1 shingles in that order
+    must meet. Only those prefixes are indexed and looked up; candidates are then scored exactly.
+    """
     pool_sh = [shingles(t) for t in pool]
+    freq = Counter(s for sh in pool_sh for s in sh)
+
+    def prefix(sh: frozenset[str]) -> list[str]:
+        need = math.ceil(threshold * len(sh) - 1e-9)  # 0.8 * 5 is 4.000000000000001
+        return sorted(sh, key=lambda s: (freq.get(s, 0), s))[: len(sh) - need + 1]
+
     index: dict[str, list[int]] = {}
     for j, sh in enumerate(pool_sh):
-        for s in sh:
+        for s in prefix(sh):
             index.setdefault(s, []).append(j)
     found = []
     for i, text in enumerate(queries):
         sh = shingles(text)
-        candidates = {j for s in sh for j in index.get(s, ())}
+        candidates = {j for s in prefix(sh) for j in index.get(s, ())}
         best = max(
             ((len(sh & pool_sh[j]) / len(sh | pool_sh[j]), j) for j in candidates), default=None
         )
@@ -209,14 +223,17 @@ def near_matches(
     return found
 
 
-def check_report(suite: Suite, threshold: float = NEAR_THRESHOLD) -> dict[str, Any]:
-    """Train/test leakage (exact and near-duplicate prompts), duplicates and empty answers."""
+def overlaps(
+    suite: Suite, threshold: float = NEAR_THRESHOLD
+) -> tuple[list[str], list[str], list[tuple[int, int]], list[tuple[int, int, float]]]:
+    """(training prompts, test prompts, exact (test, train) index pairs, near (test, train,
+    Jaccard) triples): every test prompt that also appears, or nearly, among the training and
+    validation prompts. A test prompt counts once, as exact when it is."""
     if not suite.train:
         raise UserError(f"suite '{suite.name}' has no train data (data.train) to check")
     if suite.spec.prompt is None:
         raise UserError(f"suite '{suite.name}' has no prompt")
-    train_rows = list(suite.train) + list(suite.validation or [])
-    train_p = prompt_texts(suite, train_rows)
+    train_p = prompt_texts(suite, list(suite.train) + list(suite.validation or []))
     test_p = prompt_texts(suite, suite.cases)
     train_norm = {normalize(t): i for i, t in enumerate(train_p)}
     exact = [
@@ -227,11 +244,33 @@ def check_report(suite: Suite, threshold: float = NEAR_THRESHOLD) -> dict[str, A
     near = [
         (rest[i], j, s) for i, j, s in near_matches([test_p[k] for k in rest], train_p, threshold)
     ]
+    return train_p, test_p, exact, near
 
+
+def leaked_cases(suite: Suite, threshold: float = NEAR_THRESHOLD) -> dict[str, dict[str, Any]]:
+    """case id -> {"kind": "exact" | "near", "train": the training prompt, "jaccard"} for every
+    test case whose prompt the training data holds, or nearly; {} for a suite without train
+    data or prompt."""
+    if not suite.train or suite.spec.prompt is None:
+        return {}
+    train_p, _, exact, near = overlaps(suite, threshold)
+    out: dict[str, dict[str, Any]] = {}
+    for i, j in exact:
+        out[str(suite.cases[i]["id"])] = {"kind": "exact", "train": train_p[j], "jaccard": 1.0}
+    for i, j, score in near:
+        out[str(suite.cases[i]["id"])] = {"kind": "near", "train": train_p[j], "jaccard": score}
+    return out
+
+
+def check_report(suite: Suite, threshold: float = NEAR_THRESHOLD) -> dict[str, Any]:
+    """Train/test leakage (exact and near-duplicate prompts), duplicates and empty answers."""
+    train_p, test_p, exact, near = overlaps(suite, threshold)  # raises without train data
+    train = list(suite.train or [])
+    train_rows = train + list(suite.validation or [])
     answers = chat_answers(suite, train_rows)
     seen: dict[str, int] = {}
     duplicates, conflicts = 0, 0
-    for i, text in enumerate(prompt_texts(suite, suite.train)):
+    for i, text in enumerate(prompt_texts(suite, train)):
         key = normalize(text)
         if key in seen:
             same = normalize(answers[seen[key]]) == normalize(answers[i])
@@ -240,9 +279,9 @@ def check_report(suite: Suite, threshold: float = NEAR_THRESHOLD) -> dict[str, A
         else:
             seen[key] = i
     test_norm = [normalize(t) for t in test_p]
-    empty = {"train": sum(1 for a in answers[: len(suite.train)] if not a.strip())}
+    empty = {"train": sum(1 for a in answers[: len(train)] if not a.strip())}
     if suite.validation:
-        empty["validation"] = sum(1 for a in answers[len(suite.train) :] if not a.strip())
+        empty["validation"] = sum(1 for a in answers[len(train) :] if not a.strip())
 
     def pair(i: int, j: int, score: float | None = None) -> dict[str, Any]:
         d = {"test_id": suite.cases[i]["id"], "test": test_p[i], "train": train_p[j]}
@@ -253,7 +292,7 @@ def check_report(suite: Suite, threshold: float = NEAR_THRESHOLD) -> dict[str, A
     return {
         "suite": suite.name,
         "test": len(test_p),
-        "train": len(suite.train),
+        "train": len(train),
         "validation": len(suite.validation or []),
         "exact_overlap": len(exact),
         "near_overlap": len(near),
@@ -264,9 +303,7 @@ def check_report(suite: Suite, threshold: float = NEAR_THRESHOLD) -> dict[str, A
         "empty_answers": empty,
         "exact_examples": [pair(i, j) for i, j in exact[:5]],
         "near_examples": [pair(i, j, s) for i, j, s in near[:5]],
-        "train_diversity": diversity.report(
-            suite.train, train_p[: len(suite.train)], answers[: len(suite.train)]
-        ),
+        "train_diversity": diversity.report(train, train_p[: len(train)], answers[: len(train)]),
     }
 
 

@@ -1,4 +1,5 @@
-"""tuneval report: `tuneval report [--db PATH]`, or `streamlit run reports/app.py -- --db PATH`."""
+"""tuneval report: `tuneval report [--db PATH]`, or `streamlit run reports/app.py -- --db PATH`
+(then pass `--browser.gatherUsageStats false` yourself; `tuneval report` does)."""
 
 from __future__ import annotations
 
@@ -13,50 +14,29 @@ if str(HERE.parent) not in sys.path:  # `streamlit run` puts reports/ itself on 
     sys.path.insert(0, str(HERE.parent))
 
 from reports import data  # noqa: E402
+from reports.render import md  # noqa: E402
 
-st.set_page_config(page_title="tuneval report", page_icon=":material/science:", layout="wide")
+# An emoji icon is drawn in the page; a ":material/…:" favicon is fetched from Google's servers,
+# and the report makes no request beyond 127.0.0.1.
+st.set_page_config(page_title="tuneval report", page_icon="🧪", layout="wide")
+st.set_option("client.toolbarMode", "minimal")  # no Deploy button, no developer menu
+
+
+def page(file: str, title: str, icon: str, url_path: str, default: bool = False) -> st.Page:
+    return st.Page(
+        HERE / "views" / file, title=title, icon=icon, url_path=url_path, default=default
+    )
+
 
 PAGES = [
-    st.Page(
-        HERE / "views" / "runs.py",
-        title="Runs and models",
-        icon=":material/table_rows:",
-        url_path="runs",
-        default=True,
-    ),
-    st.Page(
-        HERE / "views" / "compare.py",
-        title="Compare",
-        icon=":material/compare_arrows:",
-        url_path="compare",
-    ),
-    st.Page(
-        HERE / "views" / "leaderboard.py",
-        title="Leaderboard",
-        icon=":material/leaderboard:",
-        url_path="leaderboard",
-    ),
-    st.Page(
-        HERE / "views" / "cases.py",
-        title="Case explorer",
-        icon=":material/search:",
-        url_path="cases",
-    ),
-    st.Page(
-        HERE / "views" / "training.py",
-        title="Training",
-        icon=":material/show_chart:",
-        url_path="training",
-    ),
-    st.Page(
-        HERE / "views" / "suite.py", title="Suite", icon=":material/menu_book:", url_path="suite"
-    ),
-    st.Page(
-        HERE / "views" / "grading.py",
-        title="Human grading",
-        icon=":material/rate_review:",
-        url_path="grading",
-    ),
+    page("overview.py", "Overview", ":material/dashboard:", "overview", default=True),
+    page("compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    page("grading.py", "Human grading", ":material/rate_review:", "grading"),
+    page("cases.py", "Case explorer", ":material/search:", "cases"),
+    page("runs.py", "Runs and models", ":material/table_rows:", "runs"),
+    page("leaderboard.py", "Leaderboard", ":material/leaderboard:", "leaderboard"),
+    page("training.py", "Training", ":material/show_chart:", "training"),
+    page("suite.py", "Suite", ":material/menu_book:", "suite"),
 ]
 
 
@@ -76,10 +56,11 @@ def _warm_imports() -> threading.Thread:
 
 
 _warm_imports()
-page = st.navigation(PAGES)
+current = st.navigation(PAGES)
 db = data.db_path()
 st.sidebar.caption(f"store: `{db}`")
-if not Path(db).exists():
-    st.error(f"No store at {db}. Evaluate a model first: `tuneval eval SUITE`.")
+problem = data.store_problem(db)
+if problem:  # missing, not a SQLite file, a newer schema: one line on every page, no traceback
+    st.error(md(problem))
     st.stop()
-page.run()
+current.run()

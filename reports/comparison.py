@@ -5,12 +5,14 @@ into a table that filters in milliseconds on thousands of cases."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from harness.grading import GRADES
 from reports.data import Stamp, reader
 
 CHANGES = ("regressed", "improved", "unchanged")
@@ -19,6 +21,12 @@ CRITERION_STATES = {
     "fails_b": "fails in B",
     "fails_a": "fails in A",
 }
+LEAK_FILTERS = {
+    "all": "all cases",
+    "leaked": "only prompts in the training data",
+    "clean": "only prompts not in the training data",
+}
+CELLS = [f"{a}→{b}" for a in GRADES for b in GRADES]  # transition cells, "grade A→grade B"
 
 
 @dataclass
@@ -28,7 +36,20 @@ class Compared:
     cmp: Any
     table: pd.DataFrame
     criteria: list[str]
-    charts: dict[str, dict[str, Any]]  # Vega-Lite specs, built once: altair validation is slow
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def charts(self) -> dict[str, dict[str, Any]]:
+        """Vega-Lite specs, built once on first use: altair and its validation take a second,
+        which the Overview, needing no chart, does not pay."""
+        if not self.specs:
+            from reports import charts
+
+            self.specs.update(
+                transitions=charts.transitions(self.cmp.transitions).to_dict(),
+                criteria=charts.criteria(self.cmp.criteria, self.cmp.sections).to_dict(),
+            )
+        return self.specs
 
 
 @st.cache_resource(show_spinner="Comparing the two runs…", max_entries=8)
@@ -36,15 +57,26 @@ def compared(
     db: str, run_a: str, run_b: str, force: bool, version_a: Stamp, version_b: Stamp
 ) -> Compared:
     from harness.compare import compare_runs
-    from reports import charts
 
     with reader(db) as store:
         cmp = compare_runs(store, run_a, run_b, force=force)
-    specs = {
-        "transitions": charts.transitions(cmp.transitions).to_dict(),
-        "criteria": charts.criteria(cmp.criteria).to_dict(),
-    }
-    return Compared(cmp, pair_table(cmp.pairs), criterion_ids(cmp.pairs), specs)
+    return Compared(cmp, pair_table(cmp.pairs), criterion_ids(cmp.pairs))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def without(
+    db: str, run_a: str, run_b: str, force: bool, versions: tuple[Stamp, Stamp],
+    leaked: frozenset[str],
+) -> Any:  # fmt: skip
+    """The same comparison on the cases whose prompts are not in the training data: how much of
+    the verdict the leaked cases carry. None when no case is left."""
+    from harness.compare import compare_rows
+
+    c = compared(db, run_a, run_b, force, *versions)
+    kept = [p for p in c.cmp.pairs if str(p.case_id) not in leaked]
+    if not kept:
+        return None
+    return compare_rows(c.cmp.run_a, c.cmp.run_b, [p.a for p in kept], [p.b for p in kept])
 
 
 def criterion_ids(pairs: list[Any]) -> list[str]:
@@ -92,16 +124,37 @@ def filter_pairs(
     criterion: str | None = None,
     state: str = "changed",
     search: str = "",
+    *,
+    cell: str | None = None,
+    leaked: Collection[str] = (),
+    leak: str = "all",
 ) -> pd.DataFrame:
-    """Rows matching every given filter; `changes` None or empty keeps all changes."""
+    """Rows matching every given filter; `changes` None or empty keeps all changes. `cell` is a
+    transition 'good→bad'; `leak` keeps all cases, only the `leaked` ones, or only the others."""
     if table.empty:
         return table
     mask = pd.Series(True, index=table.index)
     if changes:
         mask &= table["change"].isin(changes)
+    if cell:
+        a, b = cell.split("→")
+        mask &= (table["grade_a"] == a) & (table["grade_b"] == b)
     if criterion:
         mask &= table[state].map(lambda s: criterion in s)
+    if leak != "all":
+        inside = table["case_id"].isin(set(leaked))
+        mask &= inside if leak == "leaked" else ~inside
     if search.strip():
         needle = search.strip().casefold()
         mask &= table["text"].str.contains(needle, regex=False)
     return table[mask]
+
+
+def ordered(shown: pd.DataFrame) -> pd.DataFrame:
+    """Regressions first, then improvements, then the rest; suite order inside each."""
+    if shown.empty:
+        return shown
+    order = {ch: i for i, ch in enumerate(CHANGES)}
+    return shown.sort_values(
+        by=["change", "i"], key=lambda s: s.map(order) if s.name == "change" else s
+    )

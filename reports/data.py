@@ -81,6 +81,18 @@ def runs(db: str, version: Stamp) -> list[dict[str, Any]]:
     return rows
 
 
+def store_problem(db: str) -> str | None:
+    """Why the store cannot be read (missing, not SQLite, a newer schema), in one line; None
+    when it can."""
+    from harness.errors import UserError
+
+    try:
+        with reader(db):
+            return None
+    except UserError as e:
+        return " ".join(e.lines())
+
+
 def run_by_id(db: str, run_id: str) -> dict[str, Any] | None:
     return next((r for r in runs(db, stamp(db)) if r["id"] == run_id), None)
 
@@ -139,6 +151,32 @@ def labels(db: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Human labels, uncached: they change under the reviewer's hand and are few."""
     with reader(db) as store:
         return {(r["run_id"], r["case_id"]): dict(r) for r in store.labels()}
+
+
+def default_suite(all_runs: list[dict[str, Any]]) -> str | None:
+    """The suite to open first: the one of the newest candidate run (what `tuneval loop` just
+    evaluated), else the newest suite with two runs to compare, else the newest suite."""
+    with_results = [r for r in all_runs if r["n_results"]]  # newest first
+    for r in with_results:
+        if r["is_candidate"]:
+            return str(r["suite"])
+    seen: dict[str, int] = {}
+    for r in with_results:
+        seen[r["suite"]] = seen.get(r["suite"], 0) + 1
+        if seen[r["suite"]] == 2:
+            return str(r["suite"])
+    return str(with_results[0]["suite"]) if with_results else None
+
+
+def latest_runs(all_runs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(model, suite) -> the newest complete run. Checkpoint evaluations are left out: their
+    models (`name@step`) were never registered, unlike the trained model they led to."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in all_runs:  # newest first
+        checkpoint = r["train_run"] and not r["registered_kind"]
+        if r["status"] == "complete" and r["n_results"] and not checkpoint:
+            out.setdefault((r["model"], r["suite"]), r)
+    return out
 
 
 def default_pair(all_runs: list[dict[str, Any]], suite: str) -> tuple[str | None, str | None]:

@@ -48,6 +48,47 @@ def load(path: str) -> SuiteView:
     return suite_view(path, version)
 
 
+def for_run(run: dict[str, Any]) -> SuiteView:
+    """The suite a run was evaluated on: its recorded folder, or, when that folder has moved,
+    a folder of the same name under ./suites whose files have the run's fingerprint."""
+    view = load(run["suite_path"])
+    if view.suite is not None:
+        return view
+    moved = Path("suites") / str(run["suite"])
+    if moved.is_dir():
+        other = load(str(moved.resolve()))
+        if other.suite is not None and other.suite.fingerprint == run["suite_fingerprint"]:
+            return other
+    return view
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _leaks(path: str, fingerprint: str) -> dict[str, dict[str, Any]]:
+    from harness.data import leaked_cases
+
+    view = load(path)
+    return leaked_cases(view.suite) if view.suite is not None else {}
+
+
+def leaks(view: SuiteView) -> dict[str, dict[str, Any]]:
+    """case id -> how its prompt appears in the training data (`harness.data.leaked_cases`);
+    cached per suite fingerprint, so an edited train split is checked again."""
+    if view.suite is None:
+        return {}
+    return _leaks(view.path, view.suite.fingerprint)
+
+
+def leak_note(view: SuiteView, run: dict[str, Any]) -> str:
+    """Why leakage flags may be missing or stale for this run, or ''."""
+    if view.suite is None:
+        return f"Leakage not checked: {view.problem}."
+    if view.suite.train is None:
+        return ""
+    if view.suite.fingerprint != run["suite_fingerprint"]:
+        return "Leakage checked against the suite folder as it is now; it changed since this run."
+    return ""
+
+
 def reference(view: SuiteView, case_id: str) -> str | None:
     """The case's target answer: the suite's prompt.assistant filled from the case, else a field
     named `answer` or `reference`."""

@@ -1,14 +1,49 @@
-"""Interactive pieces shared by pages: the human-grade form and the label line."""
+"""Pieces shared by pages: run and model names, percentage columns, the human-grade form and the
+label line."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from harness.grading import GRADES
+from harness.prompts import arm
 from reports import labels as label_store
 from reports.render import badge, md
+
+# One way to show a share in a table: a percentage with one decimal ("53.1%"), from a 0-100
+# column (`as_percent`); bars are blue, since a pass rate of 75% is not an alarm.
+PERCENT = st.column_config.NumberColumn(format="%.1f%%")
+RATE_BAR = st.column_config.ProgressColumn(
+    format="%.1f%%", min_value=0.0, max_value=100.0, color="blue"
+)
+
+
+def as_percent(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Shares (0-1) as percentages (0-100) for PERCENT and RATE_BAR columns."""
+    out = frame.copy()
+    for c in columns:
+        out[c] = pd.to_numeric(out[c], errors="coerce") * 100
+    return out
+
+
+def model_label(run: dict[str, Any]) -> str:
+    """The model of a run as every page names it: with its prompt variant when it has one, and
+    marked when it is served (its fingerprint is only the endpoint's word)."""
+    name = arm(str(run["model"]), run.get("prompt_variant") or None)
+    if run.get("model_kind") == "served":
+        name += " (served, not verified)"
+    return name
+
+
+def run_label(run: dict[str, Any]) -> str:
+    """A short, whole name for a run picker: model, step, when, cases, the end of its id."""
+    step = f" @ step {run['step']}" if run.get("step") is not None else ""
+    when = dt.datetime.fromtimestamp(run["created_at"]).strftime("%m-%d %H:%M")
+    return f"{model_label(run)}{step} · {when} · {run['n_results']} cases · …{run['id'][-6:]}"
 
 
 def label_line(auto: str, label: dict[str, Any] | None) -> str:

@@ -11,7 +11,7 @@ from harness.models import ModelRef
 from harness.runner import EvalOptions, evaluate_suite
 from harness.store import Store
 from harness.suite import load_suite
-from tests.conftest import FakeBackend, write_suite
+from tests.conftest import TRAIN, FakeBackend, write_suite
 
 SCRIPT = "<script>alert(1)</script>"
 
@@ -33,6 +33,8 @@ CANDIDATE = {
     "deepcopy": "copy",
 }
 CHECKPOINT = {**BASE, "dumps": "json"}
+# Training rows that leak two test prompts, both of them regressed cases: e exactly, d nearly.
+LEAKS = [{"function": "choice", "module": "random"}, {"function": "sqrts", "module": "math"}]
 
 
 @dataclass
@@ -59,7 +61,7 @@ def _answer(table: dict[str, str]) -> FakeBackend:
 
 def build(folder: Path) -> ReportStore:
     folder.mkdir(parents=True, exist_ok=True)
-    suite = load_suite(write_suite(folder / "mini"))
+    suite = load_suite(write_suite(folder / "mini", train=TRAIN + LEAKS))
     db = folder / "tuneval.db"
     train_run = "train-test-1"
     with Store(db) as store:
@@ -95,6 +97,7 @@ def build(folder: Path) -> ReportStore:
         for step in range(1, 11):
             data = {"loss": 2.5 / step, "lr": 2e-4, "tokens_per_s": 900.0}
             store.log_train(train_run, step, "log", data)
+        store.log_train(train_run, 10, "log", {"val_loss": 0.4})  # the last line: no lr in it
         kw = {"progress": False, "dtype": "float32"}
         base = evaluate_suite(
             suite, _ref("base-model", "local"), store, EvalOptions(**kw), backend=_answer(BASE)

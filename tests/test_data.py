@@ -97,6 +97,44 @@ def test_near_matches_threshold() -> None:
     assert near_matches(["nothing shared at all"], pool) == []
 
 
+def test_near_matches_finds_what_all_pairs_finds() -> None:
+    """The prefix filter only skips pairs that cannot reach the threshold: on template-like
+    prompts (every one shares most shingles) it returns what comparing every pair returns."""
+    import random
+
+    from harness.data import shingles
+
+    rng = random.Random(3)
+    words = "sort list dict path json time os sys open read write split join".split()
+
+    def prompt() -> str:
+        n = rng.randint(1, 4)
+        return f"What does {' '.join(rng.choice(words) for _ in range(n))} {rng.randint(0, 9)} do?"
+
+    queries, pool = [prompt() for _ in range(150)], [prompt() for _ in range(150)]
+    for threshold in (0.5, 0.8, 0.95):
+        expected = []
+        for i, q in enumerate(queries):
+            sq, sets = shingles(q), [shingles(p) for p in pool]
+            best = max((len(sq & sp) / len(sq | sp), j) for j, sp in enumerate(sets))
+            if best[0] >= threshold:
+                expected.append((i, best[1], round(best[0], 3)))
+        assert near_matches(queries, pool, threshold) == expected
+
+
+def test_leaked_cases_name_each_test_case(tmp_path: Path) -> None:
+    from harness.data import leaked_cases
+
+    train = [*TRAIN, dict(TRAIN[0], function="dedent"), dict(TRAIN[0], function="dedents")]
+    suite = load_suite(write_suite(tmp_path / "s", cases=CASES[:2], train=train))
+    assert leaked_cases(suite) == {
+        "a": {"kind": "exact", "train": "Which module holds dedent?", "jaccard": 1.0},
+    }
+    cases = [dict(CASES[0], function="dedentx")]
+    near = leaked_cases(load_suite(write_suite(tmp_path / "n", cases=cases, train=train)))
+    assert near["a"]["kind"] == "near" and near["a"]["jaccard"] >= 0.8
+
+
 def test_cli_check_exit_codes(tmp_path: Path) -> None:
     clean = write_suite(tmp_path / "clean")
     r = cli("data", "check", str(clean), "--json", cwd=tmp_path)

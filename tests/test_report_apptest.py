@@ -1,9 +1,11 @@
 """Every report page through Streamlit's AppTest, on a store with a base, a checkpoint and a
-candidate run; human labels written from the Compare page and exported as training data."""
+candidate run. The flows across pages (URL state, the grading queue, leakage flags) are in
+test_report_flows.py."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from tests.report_store import CANDIDATE, SCRIPT, ReportStore, build
 
 APP = Path(__file__).resolve().parents[1] / "reports" / "app.py"
-PAGES = ["runs", "compare", "cases", "training", "suite", "grading"]
+PAGES = ["overview", "runs", "compare", "cases", "training", "suite", "grading", "leaderboard"]
 
 
 @pytest.fixture
@@ -23,12 +25,14 @@ def rstore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ReportStore:
     return rs
 
 
-def open_page(page: str):
+def open_page(page: str, /, **query: str | list[str]):
+    """The app on `page`, the URL's query string holding `query`."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
-    if page != "runs":
+    at.query_params.update(query)
+    if page != "overview" or query:
         at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -36,6 +40,17 @@ def open_page(page: str):
 
 def texts(at, kind: str) -> list[str]:
     return [str(e.value) for e in getattr(at, kind)]
+
+
+def rows(at) -> list[str]:
+    """Case ids of the compact rows on Compare, top to bottom."""
+    return [e.label.split("**")[1] for e in at.expander if e.label.startswith("**")]
+
+
+def open_row(at, case_id: str):
+    """Open a compact row as a click would (AppTest cannot click an expander)."""
+    at.session_state[f"row-{case_id}"] = True
+    return at.run()
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -48,13 +63,17 @@ def test_every_page_renders(rstore: ReportStore, page: str) -> None:
 def test_runs_page_lists_runs_and_lineage(rstore: ReportStore) -> None:
     at = open_page("runs")
     runs = at.dataframe[0].value
+    assert list(runs.columns[:3]) == ["suite", "model", "pass rate"]  # run ids come last
     assert set(runs["run"]) == {rstore.base_run, rstore.checkpoint_run, rstore.candidate_run}
     cand = runs[runs["run"] == rstore.candidate_run].iloc[0]
-    assert cand["candidate"] and cand["step"] == 10 and cand["bad"] == pytest.approx(1 / 6)
+    assert cand["candidate"] and cand["step"] == "10" and cand["bad"] == pytest.approx(100 / 6)
+    assert list(runs[runs["run"] == rstore.base_run]["step"]) == ["—"]  # no "None" cells
     assert "base-model  →  mini-sft — sft (train-test-1)" in texts(at, "text")
+    models = at.dataframe[1].value
+    assert "settings" not in models.columns
 
 
-def test_compare_defaults_headline_and_cards(rstore: ReportStore) -> None:
+def test_compare_defaults_headline_and_rows(rstore: ReportStore) -> None:
     at = open_page("compare")
     assert at.selectbox(key="compare-a").value == rstore.base_run
     assert at.selectbox(key="compare-b").value == rstore.candidate_run
@@ -63,37 +82,41 @@ def test_compare_defaults_headline_and_cards(rstore: ReportStore) -> None:
     )
     labels = [m.label for m in at.metric]
     assert "Pass rate" in labels and "Better rate" in labels
-    assert len(at.get("vega_lite_chart")) == 2  # transitions heatmap, criteria deltas
-    # default filter: regressed and improved cases, regressions first
-    headers = [t for t in texts(at, "markdown") if t.startswith("#### case")]
-    assert [h.split()[2] for h in headers] == ["d", "e", "b", "c"]
+    assert len(at.get("vega_lite_chart")) == 2  # transitions grid, criteria deltas
+    # default filter: regressed and improved cases, regressions first, one compact row each
+    assert rows(at) == ["d", "e", "b", "c"]
+    d = at.expander[0].label
+    assert ":red-badge[▼ regressed]" in d and "✗ bare" in d and "A: math" in d
+    assert not at.code  # closed rows render nothing but their line
 
 
 def test_filter_to_regressed_shows_both_outputs(rstore: ReportStore) -> None:
     at = open_page("compare")
     at.pills(key="compare-changes").set_value(["regressed"]).run()
-    headers = [t for t in texts(at, "markdown") if t.startswith("#### case")]
-    assert [h.split()[2] for h in headers] == ["d", "e"]
+    assert rows(at) == ["d", "e"]
+    open_row(at, "d")
+    open_row(at, "e")
     codes = texts(at, "code")
     for out in ("math", CANDIDATE["sqrt"], "The random module has choice.", SCRIPT):
         assert out in codes
     # criterion filter and text search narrow further
     at.selectbox(key="compare-criterion").set_value("names-module").run()
-    headers = [t for t in texts(at, "markdown") if t.startswith("#### case")]
-    assert [h.split()[2] for h in headers] == ["e"]
-    at.selectbox(key="compare-criterion").set_value(None)
+    assert rows(at) == ["e"]
+    at.selectbox(key="compare-criterion").set_value("")
     at.text_input(key="compare-search").input("library").run()
-    headers = [t for t in texts(at, "markdown") if t.startswith("#### case")]
-    assert [h.split()[2] for h in headers] == ["d"]
+    assert rows(at) == ["d"]
 
 
 def test_model_output_is_never_markup(rstore: ReportStore) -> None:
-    at = open_page("compare")
+    at = open_page("compare", case="e")
     assert SCRIPT in texts(at, "code")  # literal text in a code block
     htmls = texts(at, "html")
     assert htmls and not any("<script" in h or "<b>not sure" in h for h in htmls)
     assert any("&lt;script&gt;alert(1)&lt;/script&gt;" in h for h in htmls)  # the diff
     assert not any("<script" in t for t in texts(at, "markdown"))
+    # row labels are markdown: every "<" of an output is escaped there
+    assert not any(re.search(r"(?<!\\)<", e.label) for e in at.expander)
+    assert any("\\<script\\>" in e.label for e in at.expander)
 
 
 def test_case_explorer_shows_a_case_across_runs(rstore: ReportStore) -> None:
@@ -111,15 +134,25 @@ def test_training_page_curves_and_checkpoints(rstore: ReportStore) -> None:
     assert len(at.get("vega_lite_chart")) == 2  # loss, grade shares
     grades = at.dataframe[0].value
     assert list(grades["step"]) == [5, 10]
-    assert list(grades["pass rate"]) == pytest.approx([5 / 6, 5 / 6])
+    assert list(grades["pass rate"]) == pytest.approx([500 / 6, 500 / 6])
+    metrics = {m.label: m.value for m in at.metric}
+    # the last log line is a validation loss: lr and tokens/s come from the last line with them
+    assert metrics == {"Learning rate (last)": "2.00e-04", "Tokens/s (last)": "900",
+                       "Steps trained": "10"}  # fmt: skip
+    assert any("validation loss at 1 step" in t for t in texts(at, "caption"))
+    checkpoints = at.dataframe[1].value
+    assert list(checkpoints["on disk"]) == ["deleted", "deleted"]
+    links = at.get("page_link")
+    assert any(link.proto.page == "compare" for link in links)
 
 
 def test_suite_page_shows_rubric_and_cases(rstore: ReportStore) -> None:
     at = open_page("suite")
-    rubric = [df.value for df in at.dataframe]
-    ids = [i for df in rubric[:3] for i in df["id"]]
+    rubric = [t.value for t in at.table]
+    ids = [i for frame in rubric for i in frame.index]
     assert ids == ["empty", "repetitive", "names-module", "bare"]
-    assert len(rubric[3]) == 6  # the cases
+    assert rubric[0].loc["repetitive", "parameters"] == "max_ratio: 0.5"
+    assert len(at.dataframe[0].value) == 6  # the cases
     assert "{module}" in texts(at, "code")  # the assistant template: the reference
 
 
@@ -129,43 +162,8 @@ def test_suite_page_survives_a_missing_folder(rstore: ReportStore) -> None:
     shutil.rmtree(rstore.suite)
     at = open_page("suite")
     assert any("no longer exists" in w for w in texts(at, "warning"))
-    at = open_page("compare")
-    assert any("no longer exists" in t for t in texts(at, "caption"))  # no reference
-
-
-def test_human_label_from_compare_is_stored_shown_and_exported(rstore: ReportStore) -> None:
-    from harness.store import Store
-    from reports.labels import corrected_pairs
-
-    at = open_page("compare")
-    key = f"lab-B-{rstore.candidate_run}-e"
-    at.toggle(key=f"review-{rstore.base_run}-{rstore.candidate_run}-e").set_value(True).run()
-    at.radio(key=f"{key}-grade").set_value("bad")
-    at.text_input(key=f"{key}-note").input("script tag instead of an answer")
-    at.text_area(key=f"{key}-corrected").input("random")
-    save = [b for b in at.button if b.label == "Save label" and b.form_id == f"{key}-form"]
-    save[0].click().run()
-    assert not at.exception
-    with Store(rstore.db, readonly=True) as s:
-        rows = [dict(r) for r in s.labels()]
-    assert len(rows) == 1
-    assert rows[0]["run_id"] == rstore.candidate_run and rows[0]["grade"] == "bad"
-    assert rows[0]["corrected_output"] == "random"
-    assert any("human :red-badge[bad] ✓" in t for t in texts(at, "markdown"))
-
-    # agreement and export on the grading page
-    at.switch_page("views/grading.py").run()
-    assert not at.exception
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Labelled cases"] == "1" and metrics["Agreement"] == "100%"
-    assert at.get("download_button")
-    with Store(rstore.db, readonly=True) as s:
-        (example,) = corrected_pairs(s)
-    assert example["messages"] == [
-        {"role": "system", "content": "Answer briefly."},
-        {"role": "user", "content": "Which module holds choice?"},
-        {"role": "assistant", "content": "random"},
-    ]
+    at = open_page("compare", case="e")
+    assert any("no longer exists" in t for t in texts(at, "caption"))  # no reference, no leaks
 
 
 def test_agreement_and_export_rules(rstore: ReportStore) -> None:
@@ -214,6 +212,10 @@ def test_diff_escapes_and_marks_changes() -> None:
     assert "<b>" not in out and "<script" not in out
     assert "&lt;b&gt;os&lt;/b&gt;" in out and "&lt;script&gt;x&lt;/script&gt;" in out
     assert '<del style="' in out and '<ins style="' in out
+    # a replaced word and its replacement never run together
+    words = diff_html("sqrt is in the math module", "sqrt is defines the math module")
+    assert ">in</del> <ins" in words and ">defines</ins>" in words
+    assert ">.</del> <ins" in diff_html("Python.", "Python the")
     table = criteria_html({"x": {"section": "good", "passed": False, "detail": "<img src=x>"}})
     assert "<img" not in table and "&lt;img src=x&gt;" in table
 
@@ -253,6 +255,14 @@ def test_report_command_fails_cleanly_without_a_store(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "no store at" in proc.stderr
+    (tmp_path / "notes.db").write_text("not a database\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", "from harness.cli import main; main()", "report", "--db",
+         str(tmp_path / "notes.db")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "is not a tuneval store" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_help_does_not_import_streamlit() -> None:
@@ -275,4 +285,5 @@ def test_report_command_line() -> None:
     joined = " ".join(cmd)
     assert "--server.address 127.0.0.1" in joined and "--server.port 9000" in joined
     assert "--server.headless true" in joined and "--browser.gatherUsageStats false" in joined
+    assert "--client.toolbarMode minimal" in joined  # no Deploy button
     assert cmd[-2:] == ["--db", "/x/t.db"]

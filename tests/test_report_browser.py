@@ -1,8 +1,9 @@
 """End to end: the real app under `streamlit run`, driven in Debian's headless Chromium.
 
-Opens Compare on a store with a base and a candidate run, filters to regressed cases, checks that
-both outputs are on the page and that an output holding `<script>` shows as literal text, and saves
-a screenshot to test-artifacts/."""
+Opens Compare from a URL that holds a filter and an open case, checks that both outputs are on the
+page and that an output holding `<script>` shows as literal text, filters by clicking a cell of the
+transition grid, grades three cases with the keyboard in the queue, saves a screenshot of every
+page to test-artifacts/, and checks that no request left 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+PAGES = ["overview", "compare", "grading", "cases", "runs", "leaderboard", "training", "suite"]
 
 
 def free_port() -> int:
@@ -86,43 +89,97 @@ def served(tmp_path: Path) -> Iterator[tuple[str, ReportStore]]:
         log.close()
 
 
-def case_headers(page) -> list[str]:
-    return [t.split()[1] for t in page.locator("h4").all_inner_texts() if t.startswith("case ")]
+def row_ids(page) -> list[str]:
+    """Case ids of the compact rows on Compare, top to bottom."""
+    label = page.locator('[data-testid="stExpander"] summary [data-testid="stMarkdownContainer"]')
+    return [t.split()[0] for t in label.all_inner_texts()]
 
 
-def test_compare_in_a_real_browser(served: tuple[str, ReportStore]) -> None:
+def settle(page) -> None:
+    """Wait until Streamlit has finished its rerun (its status widget says 'Running')."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=60_000)
+
+
+def test_report_in_a_real_browser(served: tuple[str, ReportStore]) -> None:
     from playwright.sync_api import expect, sync_playwright
+
+    from harness.store import Store
 
     url, rs = served
     expect.set_options(timeout=60_000)  # the first run imports scipy and altair: seconds
     ARTIFACTS.mkdir(exist_ok=True)
     dialogs: list[str] = []
+    requests: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2800})
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
             page.set_default_timeout(60_000)
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(f"{url}/compare")
+            page.on("request", lambda r: requests.append(r.url))
+
+            # --- Compare from a link: regressed cases only, case e open ---------------------
+            query = urllib.parse.urlencode(
+                {"a": rs.base_run, "b": rs.candidate_run, "change": "regressed", "case": "e"}
+            )
+            page.goto(f"{url}/compare?{query}")
             expect(page.get_by_text("Verdict:")).to_be_visible()
-            expect(page.locator("h4", has_text="case b")).to_be_visible()
-
-            page.get_by_role("button", name="improved (2)").click()  # leave regressed only
-            expect(page.locator("h4", has_text="case b")).to_have_count(0)
-            expect(page.locator("h4", has_text="case e")).to_be_visible()
-            assert case_headers(page) == ["d", "e"]
-
+            expect(page.locator("code", has_text=SCRIPT).first).to_be_visible()
+            settle(page)
+            assert row_ids(page) == ["d", "e"]
             body = page.locator("body").inner_text()
-            for output in ("math", CANDIDATE["sqrt"], "The random module has choice.", SCRIPT):
+            for output in ("The random module has choice.", SCRIPT, CANDIDATE["sqrt"]):
                 assert output in body, output
             # the <script> output is text on the page, not an element, and it never ran
-            expect(page.locator("code", has_text=SCRIPT).first).to_be_visible()
             planted = page.evaluate(
                 "() => [...document.querySelectorAll('script')]"
                 ".some(s => s.textContent.includes('alert(1)'))"
             )
             assert not planted and not dialogs
-            page.wait_for_timeout(500)  # let charts finish drawing
-            page.screenshot(path=str(ARTIFACTS / "report-compare.png"), full_page=True)
+            assert "change=regressed" in page.url and "case=e" in page.url
+
+            # --- a click on the grid's bad → better cell lists that cell's case -------------
+            cells = page.locator(".st-key-transition-grid .mark-rect path")
+            expect(cells).to_have_count(9)
+            cells.nth(2).click()  # row bad (top), column better (right)
+            expect(page.locator('[data-testid="stExpander"] summary')).to_have_count(1)
+            settle(page)
+            assert row_ids(page) == ["c"]
+            assert "cell=bad" in urllib.parse.unquote(page.url)
+            page.screenshot(path=str(ARTIFACTS / "report-compare-cell.png"), full_page=True)
+
+            # --- grade three cases with the keyboard --------------------------------------
+            page.goto(f"{url}/grading")
+            expect(page.get_by_text("0 of 6 cases graded")).to_be_visible()
+            settle(page)
+            for n, (left, right) in enumerate((("3", "8"), ("2", "9"), ("1", "7")), start=1):
+                page.locator("h1").first.click()  # focus the page, not an input
+                page.keyboard.press(left)
+                settle(page)
+                page.keyboard.press(right)
+                expect(page.get_by_text(f"{n} of 6 cases graded")).to_be_visible()
+                settle(page)
+            with Store(rs.db, readonly=True) as s:
+                labels = {(r["run_id"], r["case_id"]): r["grade"] for r in s.labels()}
+            assert len(labels) == 6
+            assert labels[(rs.base_run, "d")] == "better"
+            assert labels[(rs.candidate_run, "d")] == "good"
+
+            # --- every page, as a reviewer sees it at 1400 px -----------------------------
+            page.set_viewport_size({"width": 1400, "height": 1800})
+            for name in PAGES:
+                page.goto(f"{url}/{name}")
+                expect(page.locator("h1").first).to_be_visible()
+                settle(page)
+                page.wait_for_timeout(500)  # let charts finish drawing
+                page.screenshot(path=str(ARTIFACTS / f"report-{name}.png"), full_page=True)
+                assert not page.locator('[data-testid="stException"]').count(), name
         finally:
             browser.close()
+    outside = [
+        u
+        for u in requests
+        if not u.startswith(("data:", "blob:")) and urllib.parse.urlparse(u).hostname != "127.0.0.1"
+    ]
+    assert outside == [], outside

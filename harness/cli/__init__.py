@@ -66,6 +66,19 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def quiet_libraries() -> None:
+    """Deprecation notices from transformers, torch or peft speak to the authors of code that
+    calls those libraries, not to someone reading an eval: keep them out of the output, unless
+    the user asked for warnings (-W or PYTHONWARNINGS)."""
+    if sys.warnoptions:
+        return
+    import warnings
+
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 def main() -> None:
     # tuneval never downloads weights or data; fail fast instead of waiting on a network.
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -73,6 +86,7 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Spinning OpenMP threads cut throughput ~10x on a shared CPU; set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    quiet_libraries()
     from harness.launch import die_with_parent
 
     die_with_parent()

@@ -119,10 +119,11 @@ def _print_check(r: dict[str, Any]) -> None:
 
     out.print(f"[bold]{r['suite']}[/bold]: {r['test']} test, {r['train']} train, "
               f"{r['validation']} validation rows")  # fmt: skip
-    out.print(f"  test prompts also in train/validation (exact): {mark(r['exact_overlap'])}")
+    of = f" of {r['test']}"
+    out.print(f"  test prompts also in train/validation (exact): {mark(r['exact_overlap'])}{of}")
     out.print(
         f"  test prompts near-duplicating one (character 5-gram Jaccard >= {r['near_threshold']}): "
-        f"{mark(r['near_overlap'], 'yellow')}"
+        f"{mark(r['near_overlap'], 'yellow')}{of}"
     )
     out.print(f"  duplicate pairs inside train: {mark(r['train_duplicates'], 'yellow')}")
     out.print(f"  same prompt, different answers in train: {mark(r['train_conflicts'], 'yellow')}")

@@ -16,6 +16,8 @@ import typer
 from harness.cli import DbOption, out
 from harness.errors import UserError
 
+PRIMARY = "#1c6dd0"
+
 
 def app_file() -> Path:
     spec = importlib.util.find_spec("reports")
@@ -39,6 +41,12 @@ def streamlit_command(app: Path, db: Path, port: int) -> list[str]:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        # No Deploy button or developer menu: a reviewer's report, not a dev server.
+        "--client.toolbarMode",
+        "minimal",
+        # Streamlit's red accent made selected "improved" filters red; blue carries no verdict.
+        "--theme.primaryColor",
+        PRIMARY,
         "--",
         "--db",
         str(db),
@@ -59,11 +67,12 @@ def report(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1", min=1, max=65535)] = 8501,
 ) -> None:
     """Open the report: runs, side-by-side comparisons, training curves, human grading."""
-    from harness.store import default_path
+    from harness.store import Store, default_path
 
     path = (db or default_path()).resolve()
     if not path.is_file():
         raise UserError(f"no store at {path}: evaluate a model first (`tuneval eval SUITE`)")
+    Store(path, readonly=True).close()  # not a store, or a newer schema: one line, exit 2
     if importlib.util.find_spec("streamlit") is None:
         raise UserError("streamlit is not installed: pip install streamlit")
     if not _port_free(port):

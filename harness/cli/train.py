@@ -126,9 +126,11 @@ def _show_plan(p: dict[str, Any]) -> None:
         f"{p['examples']}), about {p['tokens']:,} tokens" + (budget if p["token_budget"] else "")
     )
     if p["leaked_exact"] or p["leaked_near"]:
+        leaked = p["leaked_exact"] + p["leaked_near"]
         err.print(
-            f"[yellow]warning:[/] of {p['test_prompts']} test prompts, {p['leaked_exact']} appear "
-            f"in the training data and {p['leaked_near']} more nearly: see `tuneval data check`"
+            f"[yellow]warning:[/] {leaked} of {p['test_prompts']} test prompts appear in the "
+            f"training data ({p['leaked_exact']} exactly, {p['leaked_near']} nearly): their "
+            "grades overstate the candidate; see `tuneval data check`"
         )
 
 

@@ -7,10 +7,10 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from harness.prompts import arm
-from reports import data, suites
-from reports.render import criteria_html, md, prompt_block, text_block
-from reports.widgets import label_line, review_form, reviewer_box
+from reports import data, suites, urlstate
+from reports.caseview import leak_badge, leak_warning
+from reports.render import criteria_html, md, prompt_block, step_text, text_block
+from reports.widgets import label_line, model_label, review_form, reviewer_box
 
 db = data.db_path()
 version = data.stamp(db)
@@ -22,18 +22,25 @@ if not all_runs:
     st.stop()
 
 suite_names = sorted({r["suite"] for r in all_runs})
-if st.session_state.get("cases-suite") not in suite_names:
-    st.session_state["cases-suite"] = all_runs[0]["suite"]
+first_suite = data.default_suite(all_runs)
+urlstate.seed("cases-suite", "suite", first_suite, options=suite_names)
+urlstate.keep("cases-suite", suite_names, first_suite)
 top = st.columns([1, 3])
 suite = top[0].selectbox("Suite", suite_names, key="cases-suite")
 ids = data.case_ids(db, suite, version)
+first_case = ids[0] if ids else None
+urlstate.seed("cases-case", "case", first_case, options=ids)
+urlstate.keep("cases-case", ids, first_case)
 case_id = top[1].selectbox("Case", ids, key="cases-case", placeholder="type to search case ids")
+urlstate.publish({"suite": suite, "case": case_id})
 if case_id is None:
     st.stop()
 
 rows = data.case_across_runs(db, suite, case_id, version)
 newest = next(r for r in all_runs if r["suite"] == suite)
-view = suites.load(newest["suite_path"])
+view = suites.for_run(newest)
+leak = suites.leaks(view).get(case_id)
+leak_warning(leak)
 left, right = st.columns(2)
 with left:
     st.markdown("**Prompt**")
@@ -47,6 +54,8 @@ with right:
         text_block(ref, empty="(empty reference)")
     if suites.must_pass(view, case_id):
         st.markdown(":violet-badge[must pass]")
+    if leak:
+        st.markdown(leak_badge(leak))
 
 labels = data.labels(db)
 st.dataframe(
@@ -54,8 +63,8 @@ st.dataframe(
         [
             {
                 "run": r["run_id"],
-                "model": arm(r["model"], r["prompt_variant"]),
-                "step": r["step"],
+                "model": model_label(r),
+                "step": step_text(r["step"]),
                 "when": dt.datetime.fromtimestamp(r["created_at"]),
                 "grade": r["grade"],
                 "human": (labels.get((r["run_id"], case_id)) or {}).get("grade", ""),
@@ -72,8 +81,8 @@ for r in reversed(rows):  # newest first
     with st.container(border=True):
         step = f" · step {r['step']}" if r["step"] is not None else ""
         lab = labels.get((r["run_id"], case_id))
-        name = arm(r["model"], r["prompt_variant"])
-        st.markdown(f"**{md(name)}**{step} · `{r['run_id']}` — {label_line(r['grade'], lab)}")
+        who = md(model_label(r))
+        st.markdown(f"**{who}**{step} · `{r['run_id']}` — {label_line(r['grade'], lab)}")
         cols = st.columns([3, 2])
         with cols[0]:
             text_block(r["output"])

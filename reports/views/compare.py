@@ -1,208 +1,242 @@
-"""Compare two runs case by case: headline deltas, transitions, criteria, side-by-side cards."""
+"""Compare two runs case by case: the verdict with its intervals and leakage, the transition grid
+(click a cell to list its cases), per-criterion changes, and one compact row per case that opens
+in place. Every choice on the page is in the URL."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import streamlit as st
 
 from harness.errors import UserError
-from reports import charts, data, suites
-from reports.comparison import CHANGES, CRITERION_STATES, compared, filter_pairs
-from reports.render import (
-    CHANGE_COLOUR,
-    badge,
-    criteria_html,
-    diff_html,
-    md,
-    pct,
-    prompt_block,
-    text_block,
+from reports import charts, data, suites, urlstate
+from reports.caseview import details, row_label
+from reports.comparison import (
+    CELLS,
+    CHANGES,
+    CRITERION_STATES,
+    LEAK_FILTERS,
+    compared,
+    filter_pairs,
+    ordered,
 )
-from reports.widgets import label_line, review_form, reviewer_box
+from reports.headline import headline
+from reports.render import CHANGE_MARK, md
+from reports.widgets import run_label
 
+PAGE_SIZE = 25
 db = data.db_path()
 all_runs = [r for r in data.runs(db, data.stamp(db)) if r["n_results"]]
 by_id = {r["id"]: r for r in all_runs}
 st.title("Compare")
-reviewer_box()
 if len(all_runs) < 2:
     st.info("Comparing needs two runs with results on the same suite.")
     st.stop()
 
-
-def run_label(run_id: str) -> str:
-    r = by_id[run_id]
-    step = f" · step {r['step']}" if r["step"] is not None else ""
-    tag = " · candidate" if r["is_candidate"] else ""
-    return f"{r['arm']}{step}{tag} · {run_id} ({r['n_results']} cases)"
-
-
 # --- choose the runs ------------------------------------------------------------------------
 suite_names = sorted({r["suite"] for r in all_runs})
-newest_suite = all_runs[0]["suite"]  # runs come newest first
-if st.session_state.get("compare-suite") not in suite_names:
-    st.session_state["compare-suite"] = newest_suite
+first_suite = data.default_suite(all_runs)
+urlstate.seed("compare-suite", "suite", first_suite, options=suite_names)
+urlstate.keep("compare-suite", suite_names, first_suite)
 pick = st.columns([1, 2, 2])
 suite = pick[0].selectbox("Suite", suite_names, key="compare-suite")
 options = [r["id"] for r in all_runs if r["suite"] == suite]
-base_default, cand_default = data.default_pair(all_runs, suite)
-for side, default in (("a", base_default), ("b", cand_default)):
-    if st.session_state.get(f"compare-{side}") not in options:
-        st.session_state[f"compare-{side}"] = default
-run_a = pick[1].selectbox("A (base)", options, format_func=run_label, key="compare-a")
-run_b = pick[2].selectbox("B (candidate)", options, format_func=run_label, key="compare-b")
-if not run_a or not run_b:
-    st.info("This suite has a single run: evaluate another model on it to compare.")
-    st.stop()
-if run_a == run_b:
-    st.warning("Pick two different runs.")
+defaults = dict(zip("ab", data.default_pair(all_runs, suite), strict=True))
+for side in "ab":
+    urlstate.seed(f"compare-{side}", side, defaults[side], options=options)
+    urlstate.keep(f"compare-{side}", options, defaults[side])
+
+
+def label(run_id: str) -> str:
+    return run_label(by_id[run_id])
+
+
+run_a = pick[1].selectbox("A (base)", options, format_func=label, key="compare-a")
+run_b = pick[2].selectbox("B (candidate)", options, format_func=label, key="compare-b")
+urlstate.seed("compare-force", "force", False, parse=lambda v: v == "1")
+published = {"suite": suite, "a": run_a, "b": run_b}
+if not run_a or not run_b or run_a == run_b:
+    urlstate.publish(published)  # even a page that asks for two runs can be linked
+    if run_a == run_b:
+        st.warning("Pick two different runs.")
+    else:
+        st.info("This suite has a single run: evaluate another model on it to compare.")
     st.stop()
 
 force = False
 if by_id[run_a]["suite_fingerprint"] != by_id[run_b]["suite_fingerprint"]:
     st.warning("The two runs used different versions of the suite (cases or rubric changed).")
     force = st.checkbox("Compare anyway", key="compare-force")
+versions = (data.run_version(by_id[run_a], db), data.run_version(by_id[run_b], db))
 try:
-    c = compared(
-        db,
-        run_a,
-        run_b,
-        force,
-        data.run_version(by_id[run_a], db),
-        data.run_version(by_id[run_b], db),
-    )
+    c = compared(db, run_a, run_b, force, *versions)
 except UserError as e:
+    urlstate.publish(published)
     st.error("These runs cannot be compared as they are:\n\n" + "\n\n".join(map(md, e.lines())))
     st.stop()
 cmp = c.cmp
+view = suites.for_run(by_id[run_a])
+leaks = suites.leaks(view)
+leaked = frozenset(str(p.case_id) for p in cmp.pairs if str(p.case_id) in leaks)
+headline(c, db, (run_a, run_b), force, versions, leaks, suites.leak_note(view, by_id[run_a]))
 
-# --- headline -------------------------------------------------------------------------------
-verdict_box = {"improved": st.success, "regressed": st.error}.get(cmp.verdict, st.info)
-explanation = getattr(cmp, "explanation", "")
-verdict_box(
-    f"Verdict: **{cmp.verdict}** · {len(cmp.pairs)} paired cases"
-    + (f"  \n{md(explanation)}" if explanation else "")
-)
-if cmp.must_pass_broken:
-    broken = ", ".join(md(str(x)) for x in cmp.must_pass_broken)
-    st.error(f"must_pass cases that stopped passing: {broken}")
-for warning in getattr(cmp, "warnings", []):
-    st.warning(md(warning))
-cols = st.columns(4)
-for col, (name, d) in zip(
-    cols, (("Pass rate", cmp.pass_rate), ("Better rate", cmp.better_rate)), strict=False
-):
-    col.metric(
-        name,
-        pct(d.b),
-        f"{d.delta * 100:+.1f} pts",
-        border=True,
-        help=f"A {pct(d.a)} → B {pct(d.b)}; 95% paired bootstrap interval of the change",
-    )
-    col.caption(f"95% CI [{d.low * 100:+.1f}, {d.high * 100:+.1f}] pts · A {pct(d.a)}")
-
-
-def _p(test: dict[str, Any]) -> str:
-    p = test.get("p_value", test.get("p"))
-    return "—" if p is None else f"{p:.3g}"
-
-
-cols[2].metric("McNemar p (pass/fail)", _p(cmp.mcnemar), border=True)
-cols[3].metric("Sign test p (grades)", _p(cmp.sign_test), border=True)
-mde_text = getattr(cmp, "mde_text", None)
-st.caption(mde_text() if callable(mde_text) else f"minimum detectable effect: {cmp.mde:.3f}")
-
-charts_cols = st.columns(2)
-with charts_cols[0]:
-    st.markdown("**Grade transitions** (rows: A, columns: B)")
-    st.vega_lite_chart(
-        c.charts["transitions"], key="chart-transitions", height=charts.HEATMAP_HEIGHT
-    )
-with charts_cols[1]:
-    st.markdown("**Per-criterion pass-rate change** (B − A, 95% CI)")
-    st.vega_lite_chart(
-        c.charts["criteria"],
-        key="chart-criteria",
-        height=charts.criteria_height(len(cmp.criteria)),
-    )
 
 # --- filters --------------------------------------------------------------------------------
+def first_page() -> None:
+    st.session_state["compare-page"] = 1  # the page shown; not a widget key (see turn_page)
+
+
+def pick_cell() -> None:
+    """A click on the transition grid lists that cell's cases, whatever their change."""
+    state = st.session_state.get("chart-transitions") or {}
+    chosen = (state.get("selection") or {}).get(charts.CELL) or []
+    cell = f"{chosen[0]['A']}→{chosen[0]['B']}" if chosen else ""
+    st.session_state["compare-cell"] = cell
+    if cell:
+        st.session_state["compare-changes"] = []
+    first_page()
+
+
 st.subheader("Cases")
+grid, filters = st.columns([2, 5])
+with grid.container(key="transition-grid"):
+    st.vega_lite_chart(
+        c.charts["transitions"],
+        key="chart-transitions",
+        height=charts.HEATMAP_HEIGHT,
+        on_select=pick_cell,
+        selection_mode=charts.CELL,
+    )
+    st.caption("Rows: grade in A; columns: grade in B. Click a cell to list its cases.")
 counts = c.table["change"].value_counts().to_dict() if not c.table.empty else {}
-changes = st.pills(
-    "Change",
-    CHANGES,
-    selection_mode="multi",
-    default=["regressed", "improved"],
-    key="compare-changes",
-    format_func=lambda ch: f"{ch} ({counts.get(ch, 0)})",
-)
-f = st.columns([2, 2, 3])
-criterion = f[0].selectbox(
-    "Criterion",
-    [None, *c.criteria],
-    key="compare-criterion",
-    format_func=lambda x: "any" if x is None else x,
-)
-state = f[1].selectbox(
-    "…which",
-    list(CRITERION_STATES),
-    key="compare-crit-state",
-    format_func=CRITERION_STATES.get,
-    disabled=criterion is None,
-)
-search = f[2].text_input("Search prompt, outputs, case id", key="compare-search")
-shown = filter_pairs(c.table, changes, criterion, state, search)
-order = {ch: i for i, ch in enumerate(CHANGES)}
-shown = shown.sort_values(
-    by=["change", "i"], key=lambda s: s.map(order) if s.name == "change" else s
+cells = {f"{a}→{b}": n for a, row in cmp.transitions.items() for b, n in row.items()}
+urlstate.seed("compare-changes", "change", ["regressed", "improved"], options=CHANGES, many=True)
+# "" stands for "any": a selectbox shows None as an empty choice, not as a word.
+urlstate.seed("compare-cell", "cell", "", options=CELLS)
+urlstate.seed("compare-criterion", "criterion", "", options=c.criteria)
+urlstate.seed("compare-crit-state", "which", "changed", options=CRITERION_STATES)
+urlstate.seed("compare-search", "q", "")
+urlstate.seed("compare-leak", "leak", "all", options=LEAK_FILTERS)
+with filters:
+    changes = st.pills(
+        "Change",
+        CHANGES,
+        selection_mode="multi",
+        key="compare-changes",
+        format_func=lambda ch: f"{CHANGE_MARK[ch]} {ch} ({counts.get(ch, 0)})",
+        on_change=first_page,
+    )
+    f = st.columns(2)
+    cell = f[0].selectbox(
+        "Transition (or click the grid)",
+        ["", *CELLS],
+        key="compare-cell",
+        format_func=lambda x: f"{x} ({cells.get(x, 0)})" if x else "any",
+        on_change=first_page,
+    )
+    leak = f[1].selectbox(
+        "Training data",
+        list(LEAK_FILTERS),
+        key="compare-leak",
+        format_func=lambda k: f"{LEAK_FILTERS[k]}" + (f" ({len(leaked)})" if k == "leaked" else ""),
+        on_change=first_page,
+        disabled=not leaked,
+        help="test prompts that the suite's train or validation split holds, or nearly",
+    )
+    f = st.columns(2)
+    criterion = f[0].selectbox(
+        "Criterion",
+        ["", *c.criteria],
+        key="compare-criterion",
+        format_func=lambda x: x or "any",
+        on_change=first_page,
+    )
+    state = f[1].selectbox(
+        "…which",
+        list(CRITERION_STATES),
+        key="compare-crit-state",
+        format_func=CRITERION_STATES.get,
+        disabled=not criterion,
+        on_change=first_page,
+    )
+    search = st.text_input(
+        "Search prompt, outputs, case id", key="compare-search", on_change=first_page
+    )
+shown = ordered(
+    filter_pairs(c.table, changes, criterion, state, search, cell=cell, leaked=leaked, leak=leak)
 )
 
-size = 10
-pages = max(1, -(-len(shown) // size))
-page_no = 1
-if pages > 1:  # keyed by the match count, so a new filter starts again at page 1
-    page_no = int(st.pagination(pages, key=f"compare-page-{len(shown)}"))
+# --- pages of compact rows ------------------------------------------------------------------
+pages = max(1, -(-len(shown) // PAGE_SIZE))
+urlstate.seed("compare-page", "page", 1, parse=int)
+case_ids = c.table["case_id"].tolist() if not c.table.empty else []
+urlstate.seed("compare-open", "case", None, options=case_ids)
+st.session_state["compare-page"] = min(max(1, int(st.session_state["compare-page"])), pages)
+page_no = st.session_state["compare-page"]
+urlstate.publish(
+    published
+    | {
+        "force": "1" if force else None,
+        "change": None if changes == ["regressed", "improved"] else changes,
+        "cell": cell,
+        "leak": None if leak == "all" else leak,
+        "criterion": criterion,
+        "which": state if criterion and state != "changed" else None,
+        "q": search.strip() or None,
+        "page": page_no if page_no > 1 else None,
+        "case": st.session_state["compare-open"],
+    }
+)
+
+
+def turn_page(key: str) -> None:
+    st.session_state["compare-page"] = st.session_state[key]
+
+
+def pager(where: str) -> None:
+    """Page numbers; above and below the rows, both showing the page in "compare-page". Their
+    keys name that page, so a turn (or a filter that starts again at 1) makes new widgets with
+    the right default, instead of writing into a widget's state."""
+    key = f"compare-pages-{where}-{page_no}-{pages}"
+    st.pagination(pages, default=page_no, key=key, on_change=turn_page, args=(key,))
+
+
+def opened(case_id: str) -> None:
+    """One open row at a time: opening a row closes the one open before."""
+    before = st.session_state.get("compare-open")
+    if st.session_state.get(f"row-{case_id}"):
+        if before and before != case_id:
+            st.session_state[f"row-{before}"] = False
+        st.session_state["compare-open"] = case_id
+    elif before == case_id:
+        st.session_state["compare-open"] = None
+
+
 st.caption(f"{len(shown)} of {len(c.table)} cases match · page {page_no} of {pages}")
-
-# --- side-by-side cards ---------------------------------------------------------------------
-view_a = suites.load(by_id[run_a]["suite_path"])
+if pages > 1:
+    pager("top")
+open_case = st.session_state["compare-open"]
+if open_case is not None:
+    st.session_state.setdefault(f"row-{open_case}", True)
+names = {"A": by_id[run_a]["model"], "B": by_id[run_b]["model"]}
 labels = data.labels(db)
-side_names = {"A": by_id[run_a]["arm"], "B": by_id[run_b]["arm"]}
-for i in shown["i"].iloc[(page_no - 1) * size : page_no * size]:
+for i in shown["i"].iloc[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE]:
     p = cmp.pairs[int(i)]
-    with st.container(border=True, key=f"card-{i}"):
-        flag = " · :violet-badge[must pass]" if suites.must_pass(view_a, str(p.case_id)) else ""
-        st.markdown(f"#### case {md(str(p.case_id))} {badge(p.change, CHANGE_COLOUR)}{flag}")
-        top = st.columns(2)
-        with top[0]:
-            st.markdown("**Prompt**")
-            prompt_block(p.a.get("prompt") or p.b.get("prompt") or "[]")
-        with top[1]:
-            st.markdown("**Reference**")
-            ref = suites.reference(view_a, str(p.case_id))
-            if ref is None:
-                st.caption(view_a.problem or "no reference answer for this case")
-            else:
-                text_block(ref, empty="(empty reference)")
-        sides = st.columns(2)
-        for col, tag, run_id, row in ((sides[0], "A", run_a, p.a), (sides[1], "B", run_b, p.b)):
-            with col:
-                lab = labels.get((run_id, str(p.case_id)))
-                st.markdown(f"**{tag} · {md(side_names[tag])}** — {label_line(row['grade'], lab)}")
-                text_block(row.get("output", ""))
-        st.html(diff_html(p.a.get("output", ""), p.b.get("output", "")))
-        st.html(criteria_html(p.a.get("criteria", {}), p.b.get("criteria", {})))
-        if st.toggle("Human grade", key=f"review-{run_a}-{run_b}-{p.case_id}"):
-            grade_cols = st.columns(2)
-            for col, tag, run_id in ((grade_cols[0], "A", run_a), (grade_cols[1], "B", run_b)):
-                with col:
-                    st.caption(f"{tag} · {side_names[tag]}")
-                    review_form(
-                        db,
-                        run_id,
-                        str(p.case_id),
-                        labels.get((run_id, str(p.case_id))),
-                        key=f"lab-{tag}-{run_id}-{p.case_id}",
-                    )
+    cid = str(p.case_id)
+    box = st.expander(
+        row_label(p, must_pass=suites.must_pass(view, cid), leak=leaks.get(cid)),
+        key=f"row-{cid}",
+        on_change=opened,
+        args=(cid,),
+    )
+    if box.open:  # rows render their details only when opened: a page stays quick
+        with box:
+            details(
+                p,
+                view=view,
+                suite=suite,
+                runs={"A": run_a, "B": run_b},
+                names=names,
+                labels=labels,
+                leak=leaks.get(cid),
+            )
+if pages > 1:
+    pager("bottom")

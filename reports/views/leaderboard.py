@@ -10,7 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from harness.errors import UserError
-from reports import data
+from reports import data, urlstate
+from reports.widgets import RATE_BAR, as_percent
 
 db = data.db_path()
 version = data.stamp(db)
@@ -29,7 +30,10 @@ suites = sorted({r["suite"] for r in data.runs(db, version) if r["status"] == "c
 if not suites:
     st.info("No complete runs yet. Evaluate models with `tuneval eval SUITE --model SPEC`.")
     st.stop()
+urlstate.seed("leaderboard-suite", "suite", suites[0], options=suites)
+urlstate.keep("leaderboard-suite", suites, suites[0])
 suite = st.selectbox("Suite", suites, key="leaderboard-suite")
+urlstate.publish({"suite": suite})
 try:
     result = board(db, suite, version)
 except UserError as e:
@@ -55,9 +59,9 @@ rows = [
     for i, m in enumerate(result["models"], start=1)
 ]
 st.dataframe(
-    pd.DataFrame(rows),
+    as_percent(pd.DataFrame(rows), ["pass rate"]),
     hide_index=True,
-    column_config={"pass rate": st.column_config.ProgressColumn(format="percent")},
+    column_config={"pass rate": RATE_BAR},
     key="leaderboard-table",
 )
 frame = pd.DataFrame(result["models"])

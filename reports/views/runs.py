@@ -9,6 +9,8 @@ import streamlit as st
 
 from reports import data
 from reports.labels import agreement
+from reports.render import step_text
+from reports.widgets import PERCENT, RATE_BAR, as_percent, model_label
 
 db = data.db_path()
 all_runs = data.runs(db, data.stamp(db))
@@ -32,32 +34,31 @@ rows = []
 for r in all_runs:
     n = r["n_results"]
     g = r["grades"]
+    # What a reader looks for first (suite, model, pass rate) on the left: run ids are long.
     rows.append(
         {
-            "run": r["id"],
             "suite": r["suite"],
-            "model": r["model"],
-            "prompt": r["prompt_variant"],
-            "kind": r["model_kind"] or "",
-            "candidate": r["is_candidate"],
-            "step": r["step"],
-            "when": _when(r["created_at"]),
-            "status": r["status"],
-            "cases": n,
+            "model": model_label(r),
+            "pass rate": r["pass_rate"],
+            "prompt": r["prompt_variant"] or "—",
             "bad": g["bad"] / n if n else None,
             "good": g["good"] / n if n else None,
             "better": g["better"] / n if n else None,
-            "pass rate": r["pass_rate"],
+            "cases": n,
+            "step": step_text(r["step"]),
+            "when": _when(r["created_at"]),
+            "candidate": r["is_candidate"],
+            "kind": r["model_kind"] or "",
             "labels": len(per_run.get(r["id"], [])),
+            "status": r["status"],
+            "run": r["id"],
         }
     )
-frame = pd.DataFrame(rows)
+frame = as_percent(pd.DataFrame(rows), ["pass rate", "bad", "good", "better"])
 
 suites = sorted(frame["suite"].unique())
 chosen = st.multiselect("Suites", suites, default=suites, key="runs-suites")
 shown = frame[frame["suite"].isin(chosen)] if chosen else frame
-share = st.column_config.NumberColumn(format="percent")
-rate = st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)
 event = st.dataframe(
     shown,
     hide_index=True,
@@ -66,20 +67,20 @@ event = st.dataframe(
     selection_mode="multi-row",
     column_config={
         "when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        "bad": share,
-        "good": share,
-        "better": share,
-        "pass rate": rate,
+        "bad": PERCENT,
+        "good": PERCENT,
+        "better": PERCENT,
+        "pass rate": RATE_BAR,
         "candidate": st.column_config.CheckboxColumn(help="a trained model or a checkpoint"),
+        "step": st.column_config.TextColumn(help="training step of a checkpoint evaluation"),
     },
 )
 picked = [shown.iloc[i]["run"] for i in event.selection.rows] if event else []
 if len(picked) == 2:
     a, b = sorted(picked, key=lambda rid: next(r["created_at"] for r in all_runs if r["id"] == rid))
     if st.button(f"Compare {a} → {b}", type="primary"):
-        st.session_state["compare-a"], st.session_state["compare-b"] = a, b
-        st.session_state["compare-suite"] = next(r["suite"] for r in all_runs if r["id"] == a)
-        st.switch_page("views/compare.py")
+        suite = next(r["suite"] for r in all_runs if r["id"] == a)
+        st.switch_page("views/compare.py", query_params={"suite": suite, "a": a, "b": b})
 else:
     st.caption("Select two rows to compare them.")
 
@@ -98,17 +99,17 @@ if labels:
     for run_id, labs in per_run.items():
         pairs = [(h, results_grade.get(run_id, {}).get(cid, "")) for h, cid in labs]
         ag = agreement([(h, a) for h, a in pairs if a])
+        kappa = ag["kappa"]
         agree_rows.append(
-            {"run": run_id, "labels": ag["n"], "agree": ag["share"], "Cohen's kappa": ag["kappa"]}
+            {
+                "run": run_id,
+                "labels": ag["n"],
+                "agree": None if ag["share"] is None else ag["share"] * 100,
+                # undefined below two labels or when both raters gave one grade throughout
+                "Cohen's kappa": "—" if kappa is None else f"{kappa:.2f}",
+            }
         )
-    st.dataframe(
-        pd.DataFrame(agree_rows),
-        hide_index=True,
-        column_config={
-            "agree": share,
-            "Cohen's kappa": st.column_config.NumberColumn(format="%.2f"),
-        },
-    )
+    st.dataframe(pd.DataFrame(agree_rows), hide_index=True, column_config={"agree": PERCENT})
 
 # --- models and lineage ---------------------------------------------------------------------
 st.subheader("Models")
@@ -116,20 +117,16 @@ ms = data.models(db, data.stamp(db))
 if not ms:
     st.caption("No registered models (runs name their model spec directly).")
 else:
+    # Training settings live on the Training page, under the run named in "trained by".
     st.dataframe(
         pd.DataFrame(
             [
                 {
                     "model": m["name"],
-                    "kind": m["kind"],
+                    "kind": "served (not verified)" if m["kind"] == "served" else m["kind"],
                     "base": m["base"] or "",
                     "trained by": m["produced_by"] or "",
                     "trainer": m["trainer"] or "",
-                    "settings": ", ".join(
-                        f"{k}={v}"
-                        for k, v in m["train_config"].items()
-                        if not isinstance(v, dict | list)
-                    ),
                     "fingerprint": (m["fingerprint"] or "")[:12],
                     "path": m["path"] or "",
                 }

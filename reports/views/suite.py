@@ -8,8 +8,20 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from reports import data, suites
-from reports.render import md, text_block
+from reports import data, suites, urlstate
+from reports.render import md, plural, text_block
+
+
+def params_text(params: dict[str, object]) -> str:
+    """`value: {module} · min: 0.5`: strings as they are, other values as JSON."""
+    return (
+        " · ".join(
+            f"{k}: {v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
+            for k, v in params.items()
+        )
+        or "—"
+    )
+
 
 db = data.db_path()
 all_runs = data.runs(db, data.stamp(db))
@@ -27,7 +39,11 @@ if not known:
     st.info("No suites: no runs in the store and no ./suites folder.")
     st.stop()
 
+first = data.default_suite(all_runs) or sorted(known)[0]
+urlstate.seed("suite-name", "suite", first, options=known)
+urlstate.keep("suite-name", list(known), first)
 name = st.selectbox("Suite", sorted(known), key="suite-name")
+urlstate.publish({"suite": name})
 view = suites.load(known[name])
 st.caption(f"folder: {view.path}")
 if view.suite is None:
@@ -64,18 +80,11 @@ for col, (section, specs) in zip(cols, spec.rubric.sections(), strict=True):
         if not specs:
             st.caption("(none)")
             continue
-        st.dataframe(
+        # A static table wraps its cells: parameters are read whole, not cut at a column edge.
+        st.table(
             pd.DataFrame(
-                [
-                    {
-                        "id": c.id,
-                        "type": c.type,
-                        "params": json.dumps(c.params(), ensure_ascii=False),
-                    }
-                    for c in specs
-                ]
-            ),
-            hide_index=True,
+                [{"id": c.id, "type": c.type, "parameters": params_text(c.params())} for c in specs]
+            ).set_index("id")
         )
 
 if spec.prompt:
@@ -95,7 +104,7 @@ if suite.cases:
     frame = pd.DataFrame([{k: v for k, v in c.items() if k != "__line__"} for c in suite.cases])
     st.dataframe(frame.fillna("").astype(str), hide_index=True)
 if suite.train is not None:
-    st.caption(f"training split: {len(suite.train)} examples")
+    st.caption(f"training split: {plural(len(suite.train), 'example')}")
 
 readme = Path(view.path) / "README.md"
 if readme.is_file():

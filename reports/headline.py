@@ -1,0 +1,94 @@
+"""The top of the Compare page: the verdict with its reason and what leaked test prompts carry of
+it, the headline deltas with their intervals, and the per-criterion changes by rubric section."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from reports.comparison import Compared, without
+from reports.data import Stamp
+from reports.render import md, pct, plural, points
+
+
+def _p(test: dict[str, Any]) -> str:
+    p = test.get("p_value", test.get("p"))
+    return "—" if p is None else f"{p:.3g}"
+
+
+def _interval(d: Any) -> str:
+    return f"95% CI [{d.low * 100:+.1f}, {d.high * 100:+.1f}] pts"
+
+
+def leak_line(
+    c: Compared, leaks: dict[str, dict[str, Any]], db: str, runs: tuple[str, str], force: bool,
+    versions: tuple[Stamp, Stamp],
+) -> str:  # fmt: skip
+    """How many paired cases leaked, how many of the moved cases are among them, and the verdict
+    on the others."""
+    cmp = c.cmp
+    leaked = frozenset(str(p.case_id) for p in cmp.pairs if str(p.case_id) in leaks)
+    exact = sum(1 for cid in leaked if leaks[cid]["kind"] == "exact")
+    moved = []
+    for change in ("regressed", "improved"):
+        pairs = cmp.changed(change)
+        inside = sum(1 for p in pairs if str(p.case_id) in leaked)
+        moved.append(f"{inside} of {len(pairs)} {change}")
+    text = (
+        f"⚠ **{len(leaked)} of {cmp.n} paired cases have prompts in the training data** "
+        f"({exact} exactly, {len(leaked) - exact} nearly); {' and '.join(moved)} cases are among "
+        "them."
+    )
+    rest = without(db, *runs, force, versions, leaked)
+    if rest is None:
+        return text + " No case is left without them."
+    d = rest.pass_rate
+    return text + (
+        f" Without them ({plural(rest.n, 'case')}): **{rest.verdict}**, pass rate "
+        f"{pct(d.a)} → {pct(d.b)} ({points(d.delta)}, {_interval(d)})."
+    )
+
+
+def headline(
+    c: Compared, db: str, runs: tuple[str, str], force: bool, versions: tuple[Stamp, Stamp],
+    leaks: dict[str, dict[str, Any]], leak_note: str,
+) -> None:  # fmt: skip
+    cmp = c.cmp
+    lines = [f"Verdict: **{cmp.verdict}** · {plural(cmp.n, 'paired case')}"]
+    if cmp.explanation:
+        lines.append(md(cmp.explanation))
+    if any(str(p.case_id) in leaks for p in cmp.pairs):
+        lines.append(leak_line(c, leaks, db, runs, force, versions))
+    box = {"improved": st.success, "regressed": st.error}.get(cmp.verdict, st.info)
+    box("  \n".join(lines))
+    if leak_note:
+        st.caption(leak_note)
+    if cmp.must_pass_broken:
+        broken = ", ".join(md(str(x)) for x in cmp.must_pass_broken)
+        st.error(f"must_pass cases that stopped passing: {broken}")
+    for warning in cmp.warnings:
+        st.warning(md(warning))
+
+    left, right = st.columns([3, 4])
+    with left:
+        cols = st.columns(2)
+        for col, (name, d) in zip(
+            cols, (("Pass rate", cmp.pass_rate), ("Better rate", cmp.better_rate)), strict=True
+        ):
+            col.metric(
+                name,
+                pct(d.b),
+                points(d.delta),
+                delta_color="normal" if round(d.delta * 1000) else "off",  # no arrow for ±0.0
+                border=True,
+                help=f"A {pct(d.a)} → B {pct(d.b)}; 95% paired bootstrap interval of the change",
+            )
+            col.caption(f"{_interval(d)} · A {pct(d.a)}")
+        cols = st.columns(2)
+        cols[0].metric("McNemar p (pass/fail)", _p(cmp.mcnemar), border=True)
+        cols[1].metric("Sign test p (grades)", _p(cmp.sign_test), border=True)
+        st.caption(cmp.mde_text())
+    with right:
+        st.markdown("**Per-criterion pass-rate change** (B − A, 95% CI; faint: CI holds 0)")
+        st.vega_lite_chart(c.charts["criteria"], key="chart-criteria", width="content")
