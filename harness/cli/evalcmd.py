@@ -71,6 +71,8 @@ def eval_cmd(
     note = f"{result.cached} from cache, {result.generated} generated"
     if result.resumed:
         note += ", resumed an interrupted run"
+    if result.extra.get("shared"):
+        note = "computed meanwhile by another tuneval process on this store"
     out.print(f"run [bold]{result.run_id}[/bold]  ({note}, {result.seconds:.1f}s)")
 
 
