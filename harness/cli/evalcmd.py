@@ -42,6 +42,7 @@ def eval_cmd(
         int | None,
         typer.Option(
             min=1,
+            max=65_536,
             help="rows decoded together (default: the engine's; for a served "
             "model, requests in flight)",
         ),
