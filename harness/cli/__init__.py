@@ -96,7 +96,9 @@ def main() -> None:
             err.print(f"[red]error:[/red] {escape(line)}", highlight=False)
         sys.exit(2)
     except sqlite3.DatabaseError as e:  # damage that opening the store could not see
-        err.print(f"[red]error:[/red] the store cannot be read (SQLite says: {e})", highlight=False)
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] the store cannot be read (SQLite says: {escape(str(e))})")
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
