@@ -126,3 +126,39 @@ def test_the_time_limit_puts_back_an_earlier_timer() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+class _Reply:
+    def __init__(self, text: str):
+        self.text = text
+
+    def json(self) -> object:
+        return json.loads(self.text)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('{"choices": [{"message": {"content": "ok\\ud800"}}]}', "ok?"),
+        ('{"choices": [{"message": {"content": 5}}]}', None),
+        (
+            '{"choices": [{"message": {"content": "x"}}], "usage": {"completion_tokens": "many"}}',
+            None,
+        ),
+        ('{"choices": []}', None),
+    ],
+)
+def test_a_served_answer_that_is_not_text(body: str, expected: str | None) -> None:
+    """A hostile endpoint: a lone surrogate is marked (no database could store it), anything
+    that is not a chat completion is one line naming the model."""
+    from harness.errors import UserError
+    from harness.generate import GenSettings
+    from harness.served import ServedBackend
+
+    backend = ServedBackend("stub", None)  # type: ignore[arg-type]
+    if expected is None:
+        with pytest.raises(UserError, match="served model 'stub': not a chat completion"):
+            backend._parse(_Reply(body), GenSettings(), 0.0)
+    else:
+        gen = backend._parse(_Reply(body), GenSettings(), 0.0)
+        assert gen.output == "ok?" and gen.output.encode("utf-8")

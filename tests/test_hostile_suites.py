@@ -222,3 +222,14 @@ def test_a_file_inside_a_suite_is_not_the_suite(
 ) -> None:
     code, _, err = run_cli("eval", str(mini_suite / "test.jsonl"), capsys=capsys)
     assert code == 2 and "a file inside a suite, not the suite folder" in err
+
+
+@pytest.mark.parametrize("size", ["0", "-1", "1000000000000"])
+def test_eval_batch_size_out_of_range(
+    tmp_path: Path, mini_suite: Path, size: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "tuneval.db"
+    code, _, err = run_cli(
+        "eval", str(mini_suite), "--batch-size", size, "--db", str(db), capsys=capsys
+    )
+    assert code == 2 and "--batch-size" in err and "Traceback" not in err and not db.exists()
