@@ -15,7 +15,7 @@ true/false are booleans (`version: yes` stays the text "yes"), and `1:20` is not
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.constructor import ConstructorError
@@ -34,7 +34,15 @@ class LimitError(yaml.MarkedYAMLError):
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class StrictLoader(_Base):  # type: ignore[valid-type,misc]
+if TYPE_CHECKING:
+    _Mixin = yaml.SafeLoader
+else:
+    _Mixin = object
+
+
+class Strict(_Mixin):
+    """The checks, mixed into a loader in front of whichever parser it brings."""
+
     _depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
@@ -76,6 +84,10 @@ class StrictLoader(_Base):  # type: ignore[valid-type,misc]
             ) from None  # fmt: skip
 
 
+class StrictLoader(Strict, _Base):  # type: ignore[valid-type,misc]
+    pass
+
+
 def _reason(e: Exception) -> str:
     return "not a value of this type" if isinstance(e, KeyError) else str(e)
 
@@ -106,7 +118,7 @@ def _core_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
 Core12Loader.add_constructor("tag:yaml.org,2002:int", _core_int)
 
 
-def load(text: str, loader: type[StrictLoader] = Core12Loader) -> tuple[Node | None, Any]:
+def load(text: str, loader: type[Strict] = Core12Loader) -> tuple[Node | None, Any]:
     """The document's node tree (to locate keys) and its value, both from one parse."""
     reader = loader(text)
     try:

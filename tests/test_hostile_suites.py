@@ -233,3 +233,19 @@ def test_eval_batch_size_out_of_range(
         "eval", str(mini_suite), "--batch-size", size, "--db", str(db), capsys=capsys
     )
     assert code == 2 and "--batch-size" in err and "Traceback" not in err and not db.exists()
+
+
+def test_without_libyaml_the_composer_is_bounded_too() -> None:
+    """PyYAML built without libyaml composes in Python, one recursion per level."""
+    import yaml
+
+    from harness import yamlsafe
+
+    class PurePython(yamlsafe.Strict, yaml.SafeLoader):
+        pass
+
+    with pytest.raises(yaml.YAMLError, match="nested more than 64 levels"):
+        yamlsafe.load("x: " + "[" * 5000 + "]" * 5000, PurePython)
+    with pytest.raises(yaml.YAMLError, match="duplicate key 'a'"):
+        yamlsafe.load("a: 1\na: 2\n", PurePython)
+    assert yamlsafe.load("a: [1, {b: c}]\n", PurePython)[1] == {"a": [1, {"b": "c"}]}
