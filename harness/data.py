@@ -61,10 +61,13 @@ def render_parts(tokenizer: Any, conversation: Messages) -> tuple[str, str]:
     if answer["role"] != "assistant":
         raise ValueError("the last message of a training conversation must be the assistant's")
     if getattr(tokenizer, "chat_template", None):
+        from harness.chat_template import apply
+
+        name = str(getattr(tokenizer, "name_or_path", ""))
         prompt = str(
-            tokenizer.apply_chat_template(prompt_msgs, tokenize=False, add_generation_prompt=True)
+            apply(tokenizer, prompt_msgs, name, tokenize=False, add_generation_prompt=True)
         )
-        full = str(tokenizer.apply_chat_template(conversation, tokenize=False))
+        full = str(apply(tokenizer, conversation, name, tokenize=False))
         if full.startswith(prompt):
             return prompt, full[len(prompt) :]
         # Templates that rewrite earlier turns (e.g. strip reasoning) break the prefix property;

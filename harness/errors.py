@@ -28,4 +28,6 @@ class UserError(Exception):
         super().__init__("\n".join(str(p).lstrip(": ") for p in problems))
 
     def lines(self) -> list[str]:
-        return [str(p) if p.file else p.message for p in self.problems]
+        """One line per problem: a message quoting a library's multi-line text is joined up."""
+        texts = [str(p) if p.file else p.message for p in self.problems]
+        return [" ".join(part.strip() for part in t.splitlines() if part.strip()) for t in texts]

@@ -57,14 +57,25 @@ def _flat(rows: list[dict[str, Any]]) -> Any:
     return pd.DataFrame(flat)
 
 
-def write(rows: list[dict[str, Any]], fmt: str, out: Path | None) -> None:
-    """Write to `out`, or to stdout (JSONL and CSV only)."""
+def write(
+    rows: list[dict[str, Any]], fmt: str, out: Path | None, store: Path | None = None
+) -> None:
+    """Write to `out` (whole or not at all, never over the store), or to stdout (JSONL and CSV
+    only)."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}' ({', '.join(FORMATS)})")
     if fmt == "parquet" and out is None:
         raise UserError("parquet is binary: give --out FILE")
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
+    if out is None:
+        _write(rows, fmt, None)
+        return
+    from harness import outfile
+
+    with outfile.replacing(out, store) as tmp:
+        _write(rows, fmt, tmp)
+
+
+def _write(rows: list[dict[str, Any]], fmt: str, out: Path | None) -> None:
     if fmt == "jsonl":
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         if out is None:

@@ -101,7 +101,10 @@ def eos_ids(model: Any, tok: Any) -> set[int]:
 def render(tok: Any, messages: Messages) -> str:
     """A conversation as the model sees it: its chat template with the assistant header."""
     if getattr(tok, "chat_template", None):
-        return str(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        from harness.chat_template import apply
+
+        name = str(getattr(tok, "name_or_path", ""))
+        return str(apply(tok, messages, name, tokenize=False, add_generation_prompt=True))
     return "\n\n".join(m["content"] for m in messages) + "\n\n"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 _OURS = ("--nproc", "--torchrun")
 
@@ -48,15 +48,28 @@ def relaunch(nproc: int, extra: Sequence[str]) -> None:
 
 def die_with_parent() -> None:
     """Under torchrun: be killed when the launcher is, instead of training on as an orphan."""
-    if "LOCAL_RANK" not in os.environ or not sys.platform.startswith("linux"):
-        return
+    if "LOCAL_RANK" in os.environ:
+        child_dies_with_parent(os.getppid())()
+
+
+def child_dies_with_parent(parent: int | None = None) -> Callable[[], None]:
+    """A function that asks the kernel to kill the calling process when its parent dies
+    (PR_SET_PDEATHSIG; Linux only, elsewhere it does nothing). Made in the parent, so that as a
+    `preexec_fn` the child runs no import or library lookup between fork and exec; given the
+    parent's pid, it also exits at once if the parent is already gone."""
+    if not sys.platform.startswith("linux"):
+        return lambda: None
     import ctypes
     import signal
 
     try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except OSError:
-        pass
-    if os.getppid() == 1:  # the parent died before the request took effect
-        os._exit(1)
+        return lambda: None
+
+    def request() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1 or (parent is not None and os.getppid() != parent):
+            os._exit(1)  # orphaned before the request took effect
+
+    return request

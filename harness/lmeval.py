@@ -61,8 +61,6 @@ def task_configs(suite: Suite, trust_code: bool = False) -> list[dict[str, Any]]
             kwargs["data_files"] = _absolute(path.parent, files)
         cfg["dataset_kwargs"] = kwargs
         configs.append(cfg)
-    if not trust_code:
-        _check_metrics(configs, suite)
     return configs
 
 
@@ -73,21 +71,6 @@ def _trusted_config(path: Path) -> dict[str, Any]:
         return dict(load_yaml(path))
     except Exception as e:  # lm-eval raises plain exceptions for broken task files
         raise UserError(f"{path}: lm-eval cannot read this task: {e}") from None
-
-
-def _check_metrics(configs: list[dict[str, Any]], suite: Suite) -> None:
-    """A metric lm-eval does not define itself would be fetched as an `evaluate` script."""
-    import lm_eval.api.metrics  # noqa: F401 - fills the registry
-    from lm_eval.api.registry import metric_registry
-
-    for cfg in configs:
-        for m in cfg.get("metric_list") or []:
-            name = m.get("metric") if isinstance(m, dict) else None
-            if isinstance(name, str) and name not in metric_registry:
-                raise UserError(
-                    f"{suite.path}: task '{cfg['task']}': metric '{name}' is not one lm-eval "
-                    f"defines, so it would load an `evaluate` script ({TRUST_FLAG} allows it)"
-                )
 
 
 @contextlib.contextmanager

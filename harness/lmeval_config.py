@@ -19,8 +19,11 @@ from typing import Any
 
 import yaml
 
+from harness import suite_files
 from harness.errors import Problem
 from harness.yamlpos import where
+from harness.yamlsafe import StrictLoader
+from harness.yamlsafe import load as load_yaml
 
 # `datasets` builders that read local files and run no script.
 LOCAL_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
@@ -38,8 +41,8 @@ class CodeRef:
     line: int
 
 
-class _RecordingLoader(yaml.SafeLoader):
-    pass
+class _RecordingLoader(StrictLoader):
+    """YAML 1.1 scalars, as lm-eval reads its task files; bounded like every suite file."""
 
 
 def _record(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> CodeRef:
@@ -78,6 +81,7 @@ def read_task(path: Path, folder: Path) -> TaskFile:
     if "task" not in config:
         task.problems.append(Problem(str(path), "", "an lm-eval task file needs a 'task' name"))
     _find_code_refs(config, task)
+    _check_shapes(config, task)
     _check_code_keys(config, task)
     _check_data(config, folder, task)
     _check_kind(config, task)
@@ -92,11 +96,13 @@ def _load(path: Path, folder: Path, task: TaskFile, seen: set[Path]) -> dict[str
         return {}
     seen.add(resolved)
     try:
-        text = path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=_RecordingLoader)  # noqa: S506 - records tags only
-        data = yaml.load(text, Loader=_RecordingLoader)  # noqa: S506 - records tags only
-    except (OSError, UnicodeDecodeError) as e:
-        task.problems.append(Problem(str(path), "", f"cannot read: {e}"))
+        text = suite_files.read(path, suite_files.YAML_LIMIT).decode("utf-8")
+        root, data = load_yaml(text, _RecordingLoader)  # records tags, imports nothing
+    except suite_files.FileProblem as e:
+        task.problems.append(Problem(str(path), "", str(e)))
+        return {}
+    except UnicodeDecodeError as e:
+        task.problems.append(Problem(str(path), "", f"not UTF-8 text ({e.reason})"))
         return {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -120,10 +126,10 @@ def _load(path: Path, folder: Path, task: TaskFile, seen: set[Path]) -> dict[str
                         f"includes '{name}', outside the suite folder ({TRUST_FLAG} allows it)")
             )  # fmt: skip
             continue
-        if not inc.is_file():
-            task.problems.append(
-                Problem(str(path), where(root, ("include",)), f"included file '{name}' not found")
-            )
+        try:
+            suite_files.locate(path.parent, str(name))
+        except suite_files.FileProblem as e:
+            task.problems.append(Problem(str(path), where(root, ("include",)), f"included {e}"))
             continue
         sub = _load(inc, folder, task, seen)
         sub.pop("task_list", None)
@@ -133,7 +139,10 @@ def _load(path: Path, folder: Path, task: TaskFile, seen: set[Path]) -> dict[str
 
 
 def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a name too long, a symlink loop: not inside, not readable
+        return False
 
 
 def _find_code_refs(value: Any, task: TaskFile) -> None:
@@ -161,7 +170,7 @@ def _check_code_keys(config: dict[str, Any], task: TaskFile) -> None:
     for key in ("class", "custom_dataset"):
         if key in config:
             flag((key,), f"'{key}' names Python code to run")
-    for i, metric in enumerate(config.get("metric_list") or []):
+    for i, metric in enumerate(_list(config, "metric_list")):
         if not isinstance(metric, dict):
             continue
         name = metric.get("metric")
@@ -169,14 +178,44 @@ def _check_code_keys(config: dict[str, Any], task: TaskFile) -> None:
             flag(("metric_list", i, "hf_evaluate"), "an `evaluate` metric is a script it runs")
         elif isinstance(name, str) and not name.replace("_", "").replace("-", "").isalnum():
             flag(("metric_list", i, "metric"), f"metric '{name}' would load a metric script")
-    for i, pipeline in enumerate(config.get("filter_list") or []):
+        elif isinstance(name, str) and name not in _lm_eval_metrics():
+            flag(
+                ("metric_list", i, "metric"),
+                f"metric '{name}' is not one lm-eval defines, so it would load an `evaluate` "
+                "script",
+            )
+    for i, pipeline in enumerate(_list(config, "filter_list")):
         steps = pipeline.get("filter") if isinstance(pipeline, dict) else None
-        for j, step in enumerate(steps or []):
+        for j, step in enumerate(steps if isinstance(steps, list) else []):
             if isinstance(step, dict) and step.get("function") == "custom":
                 flag(("filter_list", i, "filter", j, "function"), "a 'custom' filter runs code")
     kwargs = config.get("dataset_kwargs") or {}
     if isinstance(kwargs, dict) and kwargs.get("trust_remote_code"):
         flag(("dataset_kwargs", "trust_remote_code"), "trust_remote_code runs a dataset script")
+
+
+def _lm_eval_metrics() -> set[str]:
+    """The metrics lm-eval defines itself; any other name is fetched as an `evaluate` script."""
+    import lm_eval.api.metrics  # noqa: F401 - fills the registry
+    from lm_eval.api.registry import metric_registry
+
+    return set(metric_registry)
+
+
+def _list(config: dict[str, Any], key: str) -> list[Any]:
+    """A list-valued key; anything else counts as absent (`_check_shapes` reports it)."""
+    value = config.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _check_shapes(config: dict[str, Any], task: TaskFile) -> None:
+    for key in ("metric_list", "filter_list"):
+        if config.get(key) is not None and not isinstance(config[key], list):
+            task.problems.append(Problem(str(task.path), task.where(key), f"{key} must be a list"))
+    kwargs = config.get("dataset_kwargs")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        where = task.where("dataset_kwargs")
+        task.problems.append(Problem(str(task.path), where, "dataset_kwargs must be a mapping"))
 
 
 def _check_data(config: dict[str, Any], folder: Path, task: TaskFile) -> None:
@@ -190,20 +229,34 @@ def _check_data(config: dict[str, Any], folder: Path, task: TaskFile) -> None:
         )  # fmt: skip
     kwargs = config.get("dataset_kwargs") or {}
     files = kwargs.get("data_files") if isinstance(kwargs, dict) else None
-    names = files.values() if isinstance(files, dict) else [files] if files else []
-    for entry in names:
-        for name in [entry] if isinstance(entry, str) else list(entry or []):
-            file = task.path.parent / str(name)
-            loc = task.where("dataset_kwargs", "data_files")
-            if not _inside(file, folder):
-                task.code.append(
-                    Problem(str(task.path), loc,
-                            f"data file '{name}' is outside the suite folder ({TRUST_FLAG})")
-                )  # fmt: skip
-            elif not file.is_file():
-                task.problems.append(Problem(str(task.path), loc, f"data file '{name}' not found"))
-            else:
-                task.data_files[str(Path(str(name)))] = file
+    loc = task.where("dataset_kwargs", "data_files")
+    for name in _file_names(files):
+        if not isinstance(name, str):
+            task.problems.append(
+                Problem(str(task.path), loc, f"data_files: {name!r} is not a file name")
+            )
+            continue
+        file = task.path.parent / name
+        if not _inside(file, folder):
+            task.code.append(
+                Problem(str(task.path), loc,
+                        f"data file '{name}' is outside the suite folder ({TRUST_FLAG})")
+            )  # fmt: skip
+            continue
+        try:
+            suite_files.locate(task.path.parent, name)
+        except suite_files.FileProblem as e:
+            task.problems.append(Problem(str(task.path), loc, f"data file {e}"))
+            continue
+        task.data_files[str(Path(name))] = file
+
+
+def _file_names(files: Any) -> list[Any]:
+    """`data_files` as `datasets` accepts it: a name, a list, or a split -> name(s) mapping."""
+    if files is None:
+        return []
+    entries = list(files.values()) if isinstance(files, dict) else [files]
+    return [n for e in entries for n in (e if isinstance(e, list) else [e])]
 
 
 def _check_kind(config: dict[str, Any], task: TaskFile) -> None:
@@ -222,7 +275,7 @@ def _check_kind(config: dict[str, Any], task: TaskFile) -> None:
         task.problems.append(
             Problem(str(task.path), task.where("repeats"), "repeats > 1 is not supported")
         )
-    metrics = [m.get("metric") for m in config.get("metric_list") or [] if isinstance(m, dict)]
+    metrics = [m.get("metric") for m in _list(config, "metric_list") if isinstance(m, dict)]
     if kind == "generate_until":
         other = [m for m in metrics if m != "exact_match" and not isinstance(m, CodeRef)]
         if other:

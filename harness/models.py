@@ -231,13 +231,29 @@ def load(ref: ModelRef, dtype: str | None = None) -> tuple[Any, Any]:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, ref.path).merge_and_unload()
-    except (OSError, ValueError) as e:
-        raise UserError(f"model '{ref.name}' does not load from {ref.path}: {e}") from None
+    except Exception as e:  # whatever broken files raise: safetensors, pickle, torch, peft
+        raise UserError(f"model '{ref.name}' does not load from {ref.path}: {why(e)}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.to(device())
     model.eval()
     return model, tok
+
+
+def why(e: Exception) -> str:
+    """A loading library's exception in one line, with what it means for the common cases."""
+    text = str(e)
+    if "Weights only load failed" in text or type(e).__name__ == "UnpicklingError":
+        return (
+            "its .bin weights are a pickle holding more than tensors, refused because loading "
+            "it could run code (convert the weights to safetensors)"
+        )
+    if "mismatched_sizes" in text:
+        return "the weights' shapes do not match config.json"
+    if type(e).__name__ == "SafetensorError":
+        return f"a broken safetensors file ({text})"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(e).__name__)
+    return first if len(first) <= 300 else first[:299] + "…"
 
 
 def load_tokenizer(ref: ModelRef) -> Any:
@@ -248,7 +264,11 @@ def load_tokenizer(ref: ModelRef) -> Any:
         if (ref.path / "tokenizer_config.json").exists()
         else (ref.base.path if ref.base else ref.path)
     )
-    tok = AutoTokenizer.from_pretrained(src)
+    try:
+        tok = AutoTokenizer.from_pretrained(src)
+    except Exception as e:  # a broken tokenizer.json or config
+        message = f"model '{ref.name}': its tokenizer does not load from {src}: {why(e)}"
+        raise UserError(message) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

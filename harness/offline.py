@@ -27,24 +27,20 @@ KIND = "outputs"
 
 
 def read_outputs(path: Path) -> dict[str, str]:
-    """id -> output, every problem located by line."""
+    """id -> output, every problem located by line. Read like a suite's data: a regular file under
+    the size limit, each line a JSON object holding text (`harness.suite_files`)."""
+    from harness import suite_files
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read ({e})") from None
+        data = suite_files.read(path)
+    except suite_files.FileProblem as e:
+        raise UserError(f"{path}: {e}") from None
     outputs: dict[str, str] = {}
     lines: dict[str, int] = {}
     problems: list[Problem] = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"line {n}"
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            problems.append(Problem(str(path), where, f"invalid JSON: {e}"))
-            continue
-        if not isinstance(row, dict) or "id" not in row or "output" not in row:
+    for row in suite_files.read_jsonl(data, str(path), problems):
+        where = f"line {row['__line__']}"
+        if "id" not in row or "output" not in row:
             problems.append(Problem(str(path), where, 'each line needs {"id": ..., "output": ...}'))
             continue
         if not isinstance(row["output"], str):
@@ -55,7 +51,7 @@ def read_outputs(path: Path) -> dict[str, str]:
             again = f"id '{case_id}' again (first on line {lines[case_id]})"
             problems.append(Problem(str(path), where, again))
             continue
-        lines[case_id] = n
+        lines[case_id] = row["__line__"]
         outputs[case_id] = row["output"]
     if problems:
         raise UserError(problems)

@@ -5,7 +5,9 @@ A suite's generation cases (data.test) and its lm-eval tasks land in one run, so
 pairs both. Generations are cached and committed per batch; lm-eval tasks are scored whole and
 cached per task. A run is identified by what it evaluates (suite fingerprint, model fingerprint,
 settings, cases): running the same command after a crash or `kill -9` resumes the unfinished run,
-finished cases are kept, and each case is stored exactly once.
+finished cases are kept, and each case is stored exactly once. Two processes evaluating the
+same run key on one store at once (two terminals, two CI jobs) do not both compute it: the second
+waits on a claim (`Store.claim`) and takes the run the first completed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -173,33 +176,59 @@ def evaluate_suite(
 ) -> EvalResult:
     """Evaluate `ref` on everything the suite holds and store one run; resumes an interrupted
     run of the same command."""
-    t0 = time.perf_counter()
+    t0, began = time.perf_counter(), time.time()
     plan = _plan(suite, ref, opts)
     if backend is None and ref.kind == "served":
         backend = _reachable_endpoint(ref, store, plan, opts)
-    run_id, resumed = _start_run(store, suite, ref, plan, opts)
-    done = store.result_ids(run_id)
-    try:
-        counts = _generate_cases(store, suite, ref, plan, opts, backend, run_id, done)
-        metrics = _score_tasks(store, suite, ref, plan, opts, run_id, done)
-    except BaseException:
-        store.set_run_status(run_id, "failed")
-        raise
-    seconds = time.perf_counter() - t0
-    rows = store.results(run_id)
-    timings: dict[str, Any] = {"seconds": seconds, **counts}
-    extra: dict[str, Any] = {}
-    if metrics:
-        timings["lm_eval"] = extra["lm_eval"] = metrics
-    if "served" in counts:
-        extra["served"] = counts["served"]
-    store.finish_run(run_id, timings)
+    # One process evaluates a run key at a time; one that waited takes the run the other made.
+    with store.claim(f"run:{plan.run_key}", on_wait=lambda: _say_waiting(opts)) as waited:
+        shared = _finished_since(store, plan.run_key, began) if waited else None
+        if shared is not None:
+            rows = store.results(shared)
+            return EvalResult(
+                shared, suite.name, ref.name, summarize(rows), len(rows), 0,
+                time.perf_counter() - t0, extra={"shared": True},
+            )  # fmt: skip
+        run_id, resumed = _start_run(store, suite, ref, plan, opts)
+        done = store.result_ids(run_id)
+        try:
+            counts = _generate_cases(store, suite, ref, plan, opts, backend, run_id, done)
+            metrics = _score_tasks(store, suite, ref, plan, opts, run_id, done)
+        except BaseException:
+            store.set_run_status(run_id, "failed")
+            raise
+        seconds = time.perf_counter() - t0
+        rows = store.results(run_id)
+        timings: dict[str, Any] = {"seconds": seconds, **counts}
+        extra: dict[str, Any] = {}
+        if metrics:
+            timings["lm_eval"] = extra["lm_eval"] = metrics
+        if "served" in counts:
+            extra["served"] = counts["served"]
+        store.finish_run(run_id, timings)
     cached = sum(1 for r in rows if r["cached"])
     generated = counts["generated"]
     return EvalResult(
         run_id, suite.name, ref.name, summarize(rows), cached, generated, seconds, resumed, extra,
         prompt=opts.prompt,
     )  # fmt: skip
+
+
+def _say_waiting(opts: EvalOptions) -> None:
+    if opts.progress:
+        sys.stderr.write(
+            "waiting: another tuneval process is evaluating this model on this suite; "
+            "its run will be taken when it finishes\n"
+        )
+
+
+def _finished_since(store: Store, run_key: str, since: float) -> str | None:
+    """The run of this key that another process completed while this one waited for it."""
+    run_id = store.complete_run(run_key)
+    run = store.run(run_id) if run_id else None
+    if run is not None and (run["finished_at"] or 0) >= since:
+        return run_id
+    return None
 
 
 def _reachable_endpoint(ref: ModelRef, store: Store, plan: _Plan, opts: EvalOptions) -> Any:

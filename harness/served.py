@@ -238,11 +238,16 @@ class ServedBackend:
             data = r.json()
             text = data["choices"][0]["message"]["content"] or ""
             usage = data.get("usage") or {}
-        except (ValueError, KeyError, IndexError, TypeError):
+            if not isinstance(text, str) or not isinstance(usage, dict):
+                raise TypeError
+            n = int(usage.get("completion_tokens") or 0)
+            prompt = usage.get("prompt_tokens")
+            prompt = int(prompt) if prompt is not None else None
+        except (ValueError, KeyError, IndexError, TypeError, OverflowError):
             raise UserError(
                 f"served model '{self.name}': not a chat completion: {r.text[:300]}"
             ) from None
-        n = int(usage.get("completion_tokens") or 0)
-        prompt = usage.get("prompt_tokens")
+        # JSON can spell a lone surrogate ("\ud800"), which no database can store: mark it
+        text = text.encode("utf-8", "replace").decode("utf-8")
         out = apply_stop(text, settings.stop).strip()
-        return Generation(out, n, seconds, int(prompt) if prompt is not None else None)
+        return Generation(out, n, seconds, prompt)

@@ -24,12 +24,14 @@ from pydantic import (
     model_validator,
 )
 
-from harness import criteria
+from harness import criteria, suite_files, yamlsafe
 from harness.errors import Problem, UserError
+from harness.suite_files import FileProblem, read_jsonl
 from harness.templating import Loc, fill, placeholders, walk_strings
 from harness.yamlpos import where as yaml_where
 
 SUITE_FILE = "suite.yaml"
+MAX_SHOWN = 50  # schema problems listed from one file; 50,000 stray keys make one line more
 
 
 class _Strict(BaseModel):
@@ -104,7 +106,7 @@ class RubricSpec(_Strict):
 
 class SuiteSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, strict=True)  # `version: yes` is not 1
     description: str = ""
     prompt: PromptSpec | None = None
     generation: GenerationSpec = GenerationSpec()
@@ -148,31 +150,6 @@ def _sha(data: bytes) -> str:
 
 def _where(root: yaml.Node | None, loc: tuple[int | str, ...]) -> str:
     return yaml_where(root, loc)
-
-
-def read_jsonl(path: Path, label: str, problems: list[Problem]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        problems.append(Problem(label, "", f"not UTF-8 text ({e.reason} at byte {e.start})"))
-        return rows
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            problems.append(
-                Problem(label, f"line {n}", f"invalid JSON: {e.msg} (column {e.colno})")
-            )
-            continue
-        if not isinstance(row, dict):
-            problems.append(Problem(label, f"line {n}", "each line must be a JSON object"))
-            continue
-        row["__line__"] = n
-        rows.append(row)
-    return rows
 
 
 def _check_ids(rows: list[dict[str, Any]], label: str, problems: list[Problem]) -> None:
@@ -284,9 +261,11 @@ def _check_cases(
 def load_suite(path: str | Path) -> Suite:
     """Load and validate a suite folder (or its suite.yaml)."""
     folder = _suite_folder(Path(path))
-    yaml_file = folder / SUITE_FILE
-    label = str(yaml_file)
-    raw_bytes = yaml_file.read_bytes()
+    label = str(folder / SUITE_FILE)
+    try:
+        raw_bytes = suite_files.read(suite_files.locate(folder, SUITE_FILE), suite_files.YAML_LIMIT)
+    except FileProblem as e:
+        raise UserError([Problem(label, "", str(e))]) from None
     files = {SUITE_FILE: _sha(raw_bytes)}
     root, spec = _read_spec(raw_bytes, label)
 
@@ -324,20 +303,22 @@ def load_suite(path: str | Path) -> Suite:
 
 def _suite_folder(path: Path) -> Path:
     """The suite folder a path names: the folder itself, or the folder of its suite.yaml."""
-    if path.is_file() and path.name == SUITE_FILE:
-        return path.parent
-    if not (path / SUITE_FILE).is_file():
-        what = "a file inside a suite, not the suite folder" if path.is_file() else "not a suite"
-        raise UserError([Problem(str(path), "", f"no {SUITE_FILE} here: {what}")])
+    try:
+        if path.is_file() and path.name == SUITE_FILE:
+            return path.parent
+        if not (path / SUITE_FILE).is_file():
+            inside = path.is_file()
+            what = "a file inside a suite, not the suite folder" if inside else "not a suite"
+            raise UserError([Problem(str(path), "", f"no {SUITE_FILE} here: {what}")])
+    except OSError as e:  # a name too long, no permission
+        raise UserError([Problem(str(path)[:200], "", e.strerror or str(e))]) from None
     return path
 
 
 def _read_spec(raw_bytes: bytes, label: str) -> tuple[yaml.Node | None, SuiteSpec]:
     """suite.yaml parsed and validated against the schema; every problem located."""
     try:
-        text = raw_bytes.decode("utf-8")
-        root = yaml.compose(text)
-        raw = yaml.safe_load(text)
+        root, raw = yamlsafe.load(raw_bytes.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise UserError([Problem(label, "", f"not UTF-8 text ({e.reason})")]) from None
     except yaml.YAMLError as e:
@@ -347,12 +328,20 @@ def _read_spec(raw_bytes: bytes, label: str) -> tuple[yaml.Node | None, SuiteSpe
         raise UserError([Problem(label, where, f"broken YAML: {msg}")]) from None
     if not isinstance(raw, dict):
         raise UserError([Problem(label, "", "must be a YAML mapping (name, version, prompt, ...)")])
+    wrong = suite_files.value_problem(raw)
+    if wrong:
+        raise UserError([Problem(label, "", wrong)])
     try:
         return root, SuiteSpec.model_validate(raw)
     except ValidationError as e:
-        raise UserError(
-            [Problem(label, _where(root, tuple(err["loc"])), err["msg"]) for err in e.errors()]
-        ) from None
+        errors = e.errors()
+        problems = [
+            Problem(label, _where(root, tuple(err["loc"])), err["msg"])
+            for err in errors[:MAX_SHOWN]
+        ]
+        if len(errors) > MAX_SHOWN:
+            problems.append(Problem(label, "", f"and {len(errors) - MAX_SHOWN} more problems"))
+        raise UserError(problems) from None
 
 
 def _check_layout(
@@ -389,14 +378,18 @@ def _read_splits(
         splits[split] = None
         if name is None:
             continue
-        file = folder / name
-        if not file.is_file():
-            problems.append(
-                Problem(label, where(("data", split)), f"data file '{name}' not found in {folder}")
-            )
+        try:
+            file = suite_files.locate(folder, name)
+            data = suite_files.read(file)
+        except FileProblem as e:
+            problems.append(Problem(label, where(("data", split)), f"data file {e}"))
             continue
-        files[name] = _sha(file.read_bytes())
-        rows = read_jsonl(file, str(file), problems)
+        files[name] = _sha(data)
+        before = len(problems)
+        rows = read_jsonl(data, str(file), problems)
+        if not rows and len(problems) == before:
+            what = "cases" if split == "test" else "examples"
+            problems.append(Problem(str(file), "", f"no {what}: the file holds no JSON lines"))
         if split == "test":
             _check_ids(rows, str(file), problems)
         splits[split] = rows
@@ -411,19 +404,21 @@ def _read_lm_eval(
     what would run code is recorded in `needs_code` instead of being imported."""
     from harness.lmeval_config import read_task
 
-    for name in spec.lm_eval:
-        file = folder / name
-        if not file.is_file():
-            problems.append(
-                Problem(label, where(("lm_eval",)), f"lm-eval task file '{name}' not found")
-            )
+    for i, name in enumerate(spec.lm_eval):
+        try:
+            file = suite_files.locate(folder, name)
+            files[name] = _sha(suite_files.read(file, suite_files.YAML_LIMIT))
+        except FileProblem as e:
+            problems.append(Problem(label, where(("lm_eval", i)), f"lm-eval task file {e}"))
             continue
-        files[name] = _sha(file.read_bytes())
         task = read_task(file, folder)
         problems.extend(task.problems)
         needs_code.extend(task.code)
         for data_name, data_file in task.data_files.items():
-            files[data_name] = _sha(data_file.read_bytes())
+            try:
+                files[data_name] = _sha(suite_files.read(data_file))
+            except FileProblem as e:
+                problems.append(Problem(str(file), task.where("dataset_kwargs"), f"data file {e}"))
 
 
 def _check_templates(

@@ -294,7 +294,9 @@ def synthesize(
     return clean, counts
 
 
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]], store: Path | None = None) -> None:
+    """Whole or not at all, never over the store (`harness.outfile`)."""
+    from harness import outfile
+
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    path.write_text(text, encoding="utf-8")
+    outfile.write_text(path, text, store)

@@ -25,6 +25,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long fuzz run only when asked for: `-m fuzz`, or TUNEVAL_FUZZ=long. A plain `pytest`
+    (what `make test` runs) keeps the bounded one."""
+    if "fuzz" in (config.getoption("markexpr") or "") or os.environ.get("TUNEVAL_FUZZ") == "long":
+        return
+    skip = pytest.mark.skip(reason="the long fuzz run: select it with -m fuzz")
+    for item in items:
+        if "fuzz" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def store(tmp_path: Path):
     from harness.store import Store

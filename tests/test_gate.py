@@ -116,6 +116,7 @@ def test_differing_suites_refused_then_forced(tuneval, store, tmp_path):
 
 def test_junit_and_markdown_files(tuneval, store, runs, tmp_path):
     junit, md = tmp_path / "ci" / "gate.xml", tmp_path / "ci" / "gate.md"
+    junit.parent.mkdir()  # output folders are not created: a typo would make a tree
     r = tuneval(store.path, "gate", "base", "must", "--junit", str(junit), "--markdown", str(md))
     assert r.returncode == 1
     root = ET.parse(junit).getroot()

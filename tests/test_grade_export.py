@@ -78,7 +78,8 @@ def test_unknown_ids_and_bad_lines_write_nothing(
     broken = tmp_path / "b.jsonl"
     broken.write_text(
         '{"id": "a", "output": "x"}\nnot json\n{"id": "b"}\n{"id": "a", "output": 1}\n'
-        '{"id": "a", "output": "again"}\n'
+        '{"id": "a", "output": "again"}\n{"id": "c", "output": "\\ud800"}\n'
+        '{"id": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
     )
     code, _, err = run_cli("grade", str(mini_suite), "--outputs", str(broken), "--name", "n",
                            "--db", str(db), capsys=capsys)  # fmt: skip
@@ -88,8 +89,13 @@ def test_unknown_ids_and_bad_lines_write_nothing(
         "b.jsonl:line 3: each line needs",
         "b.jsonl:line 4: 'output' must be text",
         "b.jsonl:line 5: id 'a' again",
+        "b.jsonl:line 6: text with a lone surrogate",
+        "b.jsonl:line 7: invalid JSON: nested too deeply",
     ):
         assert expected in err, err  # fmt: skip
+    code, _, err = run_cli("grade", str(mini_suite), "--outputs", str(tmp_path), "--name", "n",
+                           "--db", str(db), capsys=capsys)  # fmt: skip
+    assert code == 2 and "no such file" in err  # a folder
     from harness.store import Store
 
     with Store(db) as store:

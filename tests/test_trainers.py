@@ -363,6 +363,12 @@ def test_every_trainer_and_its_defaults_load(with_plugin: None) -> None:
         (sets("max_steps=ten"), "max_steps: Input should be a valid integer"),
         (sets("method=qlora"), "method: Input should be 'lora' or 'full'"),
         (sets("batch_size"), "expected key=value"),
+        (sets("batch_size=1000000000000"), "batch_size: Input should be less than or equal to"),
+        (sets("batch_size=0"), "batch_size: Input should be greater than or equal to 1"),
+        (sets("seed=99999999999999999999999"), "seed: Input should be less than"),
+        (sets("lora_r=1000000"), "lora_r: Input should be less than or equal to 4096"),
+        (sets("learning_rate=inf"), "learning_rate: Input should be a finite number"),
+        (sets("max_grad_norm=inf"), "max_grad_norm: Input should be a finite number"),
         (["--trainer", "nope"], "unknown trainer 'nope'"),
     ],
 )
@@ -426,6 +432,21 @@ def test_base_that_does_not_load_exits_2(
 
     with Store(db) as s:
         assert s.train_runs() == []
+
+
+def test_lora_settings_checked_against_the_model(
+    tiny_model_dir: Path, mini_suite: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for setting, message in (
+        ("lora_targets=nonexistent_module", "no Linear module named nonexistent_module"),
+        ("lora_r=64", "larger than the model's width"),
+    ):
+        code, _, err = run_cli(
+            "train", str(mini_suite), "--base", str(tiny_model_dir), "--db", str(db),
+            *sets(setting, "max_steps=2"), capsys=capsys,
+        )  # fmt: skip
+        assert code == 2 and message in err and "Traceback" not in err, err
+    assert models_in(db) == []
 
 
 def test_full_finetune_of_a_dequantized_gguf_export(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from importlib import import_module
 from pathlib import Path
@@ -107,6 +108,11 @@ def main() -> None:
 
         for line in e.lines():
             err.print(f"[red]error:[/red] {escape(line)}", highlight=False)
+        sys.exit(2)
+    except sqlite3.DatabaseError as e:  # damage that opening the store could not see
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] the store cannot be read (SQLite says: {escape(str(e))})")
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -88,17 +88,30 @@ def _compare(
         return c
 
 
-def _write(c: Comparison, markdown: Path | None, junit: Path | None, failures: list[str]) -> None:
+def _check_outputs(db: Path | None, *paths: Path | None) -> None:
+    """Before any work: each output file can be written, and none of them is the store."""
+    from harness import outfile
+    from harness.store import default_path
+
+    for path in paths:
+        if path is not None:
+            outfile.check(path, db or default_path())
+
+
+def _write(
+    c: Comparison, markdown: Path | None, junit: Path | None, failures: list[str], db: Path | None
+) -> None:
+    from harness import outfile
     from harness.compare_format import junit as junit_xml
     from harness.compare_format import markdown as markdown_text
+    from harness.store import default_path
 
     for path, text in (
         (markdown, markdown_text(c) if markdown else ""),
         (junit, junit_xml(c, failures) if junit else ""),
     ):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            outfile.write_text(path, text, db or default_path())
 
 
 def compare_cmd(
@@ -117,8 +130,9 @@ def compare_cmd(
 ) -> None:
     """Compare run B (candidate) with run A (baseline), case by case, with paired statistics and
     what each answer cost; with --judge, also a judge's pairwise preference."""
+    _check_outputs(db, markdown, junit)
     c = _compare(a, b, suite, force, alpha, db, judge, (prompt_a, prompt_b))
-    _write(c, markdown, junit, [])
+    _write(c, markdown, junit, [], db)
     if as_json:
         print_json(c.to_json())
     else:
@@ -146,9 +160,10 @@ def gate_cmd(
     more than --max-regressed cases that dropped a grade; 2 on usage errors."""
     from harness.compare import gate_failures
 
+    _check_outputs(db, markdown, junit)
     c = _compare(a, b, suite, force, alpha, db, prompts=(prompt_a, prompt_b))
     failures = gate_failures(c, max_regressed)
-    _write(c, markdown, junit, failures)
+    _write(c, markdown, junit, failures, db)
     if as_json:
         print_json({"passed": not failures, "failures": failures, "comparison": c.to_json()})
     else:

@@ -167,9 +167,12 @@ def synth(
 ) -> None:
     """Turn plain text into question/answer pairs (template or model), dedupe them, drop those
     that leak into the suite's test split, mark them generated, and say what each step kept."""
+    from harness import outfile
+    from harness.store import default_path
     from harness.suite import load_suite
     from harness.synth import synthesize, write_jsonl
 
+    outfile.check(out_file, db or default_path())  # before the work, not after
     s = load_suite(suite)
     if model is None:
         rows, counts = synthesize(s, sources)
@@ -178,7 +181,7 @@ def synth(
 
         with open_store(db) as store:  # model answers are cached like generations
             rows, counts = synthesize(s, sources, model=model, store=store)
-    write_jsonl(out_file, rows)
+    write_jsonl(out_file, rows, db or default_path())
     if as_json:
         print_json({"out": str(out_file), "counts": counts})
         return

@@ -44,6 +44,7 @@ def eval_cmd(
         int | None,
         typer.Option(
             min=1,
+            max=65_536,
             help="rows decoded together (default: the engine's; for a served "
             "model, requests in flight)",
         ),
@@ -84,6 +85,8 @@ def eval_cmd(
     note = f"{result.cached} from cache, {result.generated} generated"
     if result.resumed:
         note += ", resumed an interrupted run"
+    if result.extra.get("shared"):
+        note = "computed meanwhile by another tuneval process on this store"
     out.print(f"run [bold]{result.run_id}[/bold]  ({note}, {result.seconds:.1f}s)")
 
 

@@ -15,6 +15,7 @@ import typer
 
 from harness.cli import DbOption, out
 from harness.errors import UserError
+from harness.launch import child_dies_with_parent
 
 PRIMARY = "#1c6dd0"
 
@@ -80,23 +81,41 @@ def report(
     url = f"http://127.0.0.1:{port}"
     out.print(f"tuneval report: {url}  (store {path}; Ctrl+C to stop)")
     env = {**os.environ, "TUNEVAL_DB": str(path)}
-    proc = subprocess.Popen(streamlit_command(app_file(), path, port), env=env)
+    # The server dies with us however we end, `kill -9` included: the kernel kills it when its
+    # parent goes (PR_SET_PDEATHSIG), and it leads its own process group, which we stop whole.
+    proc = subprocess.Popen(
+        streamlit_command(app_file(), path, port), env=env, start_new_session=True,
+        preexec_fn=child_dies_with_parent(os.getpid()),
+    )  # fmt: skip
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)  # so that `kill` stops the server too, not just us
+    signal.signal(signal.SIGHUP, stop)  # the terminal closed
+    rc = 0
     try:
         rc = proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        rc = 0
+        pass
+    finally:
+        _stop_group(proc)
     if rc:
         raise typer.Exit(rc)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it has not gone within 10 s."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def register(app: typer.Typer) -> None:

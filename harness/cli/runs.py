@@ -143,7 +143,7 @@ def export(
 
     with open_store(db, readonly=True) as store:
         rows = export_rows(store, run)
-    write(rows, fmt, out_file)
+    write(rows, fmt, out_file, store.path)
 
 
 def _escape(text: str) -> str:

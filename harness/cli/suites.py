@@ -31,6 +31,8 @@ def list_(
     """List the suites below a folder."""
     from harness.suite import find_suites, load_suite
 
+    if root is not None and not root.is_dir():
+        raise UserError(f"{root}: no such folder")
     rows: list[dict[str, Any]] = []
     for folder in find_suites(root or shipped_root()):
         try:

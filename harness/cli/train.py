@@ -208,7 +208,8 @@ def loop_cmd(
     ] = None,
     eval_checkpoints: EvalCheckpointsOption = 0,
     batch_size: Annotated[
-        int | None, typer.Option(min=1, help="rows decoded together (default: the engine's)")
+        int | None,
+        typer.Option(min=1, max=65_536, help="rows decoded together (default: the engine's)"),
     ] = None,
     trust_code: TrustOption = False,
     prompt_baseline: PromptBaselineOption = None,

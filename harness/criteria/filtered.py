@@ -12,13 +12,14 @@ passes.
 
 from __future__ import annotations
 
-import re
 import string
 from typing import Any
 
+from harness import saferegex
 from harness.criteria import Case, Result, Scorer, criterion, per_output
 from harness.templating import fill_values
 
+_DEFAULT = r"#### (\-?[0-9\.\,]+)"  # lm-eval's default regex_pattern
 STEPS = ("regex", "take_first", "lowercase", "uppercase", "remove_whitespace", "map")
 
 
@@ -30,7 +31,7 @@ def _check_steps(filters: list[dict[str, Any]]) -> None:
         if name == "take_first" and i != len(filters) - 1:
             raise ValueError("take_first must be the last step of a pipeline")
         if name == "regex":
-            re.compile(step.get("regex_pattern", r"#### (\-?[0-9\.\,]+)"))
+            saferegex.compile(step.get("regex_pattern", _DEFAULT))
         if name == "map":
             mapping = step.get("mapping_dict") or {}
             default = step.get("default_value")
@@ -40,9 +41,9 @@ def _check_steps(filters: list[dict[str, Any]]) -> None:
 
 
 def _regex(text: str, step: dict[str, Any]) -> str:
-    pattern = step.get("regex_pattern", r"#### (\-?[0-9\.\,]+)")
+    pattern = step.get("regex_pattern", _DEFAULT)
     fallback = step.get("fallback", "[invalid]")
-    found = re.compile(pattern).findall(text)
+    found = saferegex.findall(saferegex.compile(pattern), text)
     if not found:
         return str(fallback)
     match = found[int(step.get("group_select", 0))]
@@ -84,8 +85,9 @@ def exact_match(
     preds = [prediction] * len(references)
     refs = list(references)
     for pattern in regexes_to_ignore or []:
-        preds = [re.sub(pattern, "", x) for x in preds]
-        refs = [re.sub(pattern, "", x) for x in refs]
+        rx = saferegex.compile(pattern)
+        preds = [saferegex.sub(rx, "", x) for x in preds]
+        refs = [saferegex.sub(rx, "", x) for x in refs]
     p, r = np.asarray(preds), np.asarray(refs)
     if ignore_case:
         p, r = np.char.lower(p), np.char.lower(r)
@@ -110,14 +112,17 @@ def filtered_match(
     """An lm-eval filter pipeline extracts the answer; lm-eval's exact_match compares it."""
     _check_steps(filters)
     for pattern in regexes_to_ignore or []:
-        re.compile(pattern)
+        saferegex.compile(pattern)
 
     def check(output: str, case: Case) -> Result:
-        answer = apply_pipeline(output, filters)
         refs = fill_values(reference, case)
-        ok = exact_match(
-            answer, refs, regexes_to_ignore, ignore_case, ignore_punctuation, ignore_numbers
-        )
+        try:
+            answer = apply_pipeline(output, filters)
+            ok = exact_match(
+                answer, refs, regexes_to_ignore, ignore_case, ignore_punctuation, ignore_numbers
+            )
+        except saferegex.RegexTimeout as e:
+            return Result(False, 0.0, str(e))
         if ok:
             return Result(True, 1.0, f"answer '{answer}'")
         expected = refs[0] if len(refs) == 1 else " or ".join(refs)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
+from harness import saferegex
 from harness.criteria import Case, Result, Scorer, criterion, per_output
 
 MAX_OBJECT = 100_000  # characters scanned from each "{", as promptfoo limits it
@@ -168,7 +169,7 @@ def json_match(
 
         if isinstance(schema, dict):
             Draft7Validator.check_schema(schema)
-        validator = Draft7Validator(schema)
+        validator = timed_validator()(schema)
     if equals is not None and mode != "whole":
         raise ValueError("equals compares the whole output: use mode: whole")
 
@@ -183,11 +184,66 @@ def json_match(
             if not values:
                 return Result(False, 0.0, "no JSON object in the output")
         if validator is not None:
-            if not any(validator.is_valid(v) for v in values):
-                error = next(iter(validator.iter_errors(values[0])), None)
-                return Result(False, 0.0, f"schema: {error.message[:80] if error else 'invalid'}")
+            try:
+                if not any(validator.is_valid(v) for v in values):
+                    error = next(iter(validator.iter_errors(values[0])), None)
+                    shown = error.message[:80] if error else "invalid"
+                    return Result(False, 0.0, f"schema: {shown}")
+            except saferegex.RegexTimeout as e:
+                return Result(False, 0.0, f"schema: {e}")
         if equals is not None and not same_json(equals, values[0]):
             return Result(False, 0.0, "JSON differs from the expected value")
         return Result(True, 1.0, "valid JSON" if mode == "whole" else "contains JSON")
 
     return per_output(check)
+
+
+def timed_validator() -> Any:
+    """Draft 7 with its three regex keywords matched by `saferegex` (a time limit per match):
+    jsonschema's own call `re.search`, which a backtracking pattern keeps busy for hours."""
+    from jsonschema import Draft7Validator, ValidationError, validators
+
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+        rx = saferegex.compile(patrn)
+        if validator.is_type(instance, "string") and not saferegex.search(rx, instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    def pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any, _: Any) -> Any:
+        if not validator.is_type(instance, "object"):
+            return
+        for patrn, subschema in patterns.items():
+            rx = saferegex.compile(patrn)
+            for key, value in instance.items():
+                if saferegex.search(rx, key):
+                    yield from validator.descend(value, subschema, path=key, schema_path=patrn)
+
+    def additional_properties(validator: Any, allowed: Any, instance: Any, schema: Any) -> Any:
+        if not validator.is_type(instance, "object"):
+            return
+        known, patterns = schema.get("properties", {}), schema.get("patternProperties", {})
+        compiled = [saferegex.compile(p) for p in patterns]
+        extras = sorted(
+            (k for k in instance
+             if k not in known and not any(saferegex.search(rx, k) for rx in compiled)),
+            key=str,
+        )  # fmt: skip
+        if validator.is_type(allowed, "object"):
+            for extra in extras:
+                yield from validator.descend(instance[extra], allowed, path=extra)
+        elif not allowed and extras:
+            joined = ", ".join(repr(k) for k in extras)
+            if patterns:
+                verb = "does" if len(extras) == 1 else "do"
+                names = ", ".join(repr(p) for p in sorted(patterns))
+                yield ValidationError(f"{joined} {verb} not match any of the regexes: {names}")
+            else:
+                verb = "was" if len(extras) == 1 else "were"
+                yield ValidationError(
+                    f"Additional properties are not allowed ({joined} {verb} unexpected)"
+                )
+
+    return validators.extend(
+        Draft7Validator,
+        {"pattern": pattern, "patternProperties": pattern_properties,
+         "additionalProperties": additional_properties},
+    )  # fmt: skip

@@ -6,6 +6,7 @@ import json as jsonlib
 import re
 from typing import Any, Literal
 
+from harness import saferegex
 from harness.criteria import Case, Result, Scorer, criterion, per_output
 from harness.templating import fill, fill_values
 
@@ -71,7 +72,11 @@ def contains(
     return per_output(check)
 
 
-_FLAGS = {"ignorecase": re.IGNORECASE, "multiline": re.MULTILINE, "dotall": re.DOTALL}
+_FLAGS = {
+    "ignorecase": saferegex.IGNORECASE,
+    "multiline": saferegex.MULTILINE,
+    "dotall": saferegex.DOTALL,
+}
 
 
 @criterion("regex")
@@ -80,15 +85,22 @@ def regex(
     flags: list[Literal["ignorecase", "multiline", "dotall"]] = [],  # noqa: B006 (pydantic copies)
     match: Literal["search", "fullmatch"] = "search",
 ) -> Scorer:
-    """The output matches a regular expression; `{field}` values are inserted escaped."""
+    """The output matches a regular expression; `{field}` values are inserted escaped. A match
+    that runs past the time limit (a pattern that backtracks exponentially) fails the check."""
     bits = 0
     for f in flags:
         bits |= _FLAGS[f]
-    re.compile(fill(pattern, _Blank(), escape=re.escape), bits)  # fail at load time, not mid-run
+    saferegex.compile(fill(pattern, _Blank(), escape=re.escape), bits)  # fail at load time
 
     def check(output: str, case: Case) -> Result:
-        rx = re.compile(fill(pattern, case, escape=re.escape), bits)
-        m = rx.search(output) if match == "search" else rx.fullmatch(output.strip())
+        rx = saferegex.compile(fill(pattern, case, escape=re.escape), bits)
+        try:
+            if match == "search":
+                m = saferegex.search(rx, output)
+            else:
+                m = saferegex.fullmatch(rx, output.strip())
+        except saferegex.RegexTimeout as e:
+            return Result(False, None, str(e))
         if m:
             return Result(True, None, f"matched '{_short(m.group(0))}'")
         return Result(False, None, f"no match for /{_short(rx.pattern)}/")

@@ -11,12 +11,14 @@ Read-only commands open the store with `readonly=True`: it must exist, and nothi
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -124,6 +126,29 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def claim(self, key: str, on_wait: Callable[[], None] | None = None) -> Iterator[bool]:
+        """Hold `key` against every other process using this store; yields whether it had to
+        wait for another holder first (calling `on_wait` as it starts waiting).
+
+        A byte-range lock in `<store>.lock`, at an offset derived from the key: the kernel
+        releases it when its holder exits, `kill -9` included, so a crashed holder never leaves a
+        stale claim behind. Claims are per process: do not nest two in one."""
+        offset = int(hashlib.sha256(key.encode()).hexdigest()[:15], 16)
+        with open(self.path.with_name(self.path.name + ".lock"), "a+b") as f:
+            try:
+                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+                waited = False
+            except OSError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.lockf(f, fcntl.LOCK_EX, 1, offset)
+                waited = True
+            try:
+                yield waited
+            finally:
+                fcntl.lockf(f, fcntl.LOCK_UN, 1, offset)
 
     @property
     def version(self) -> int:
