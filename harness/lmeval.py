@@ -45,8 +45,7 @@ from harness.suite import Suite
 def task_configs(suite: Suite, trust_code: bool = False) -> list[dict[str, Any]]:
     """The suite's task YAMLs as lm-eval config dicts, local data paths made absolute. Refuses
     a task that would run code unless `trust_code` (the user's --trust-suite-code)."""
-    if suite.needs_code and not trust_code:
-        raise UserError(suite.needs_code)
+    suite.check_trust(trust_code)
     configs = []
     for name in suite.spec.lm_eval:
         path = suite.path / name

@@ -64,9 +64,13 @@ def read_outputs(path: Path) -> dict[str, str]:
     return outputs
 
 
-def grade_outputs(suite: Suite, path: Path, name: str, store: Store) -> EvalResult:
-    """Grade an outputs file against the suite and store it as a run of model `name`."""
+def grade_outputs(
+    suite: Suite, path: Path, name: str, store: Store, *, trust_code: bool = False
+) -> EvalResult:
+    """Grade an outputs file against the suite and store it as a run of model `name`;
+    `trust_code` is the user's --trust-suite-code (a `metric` criterion runs code)."""
     t0 = time.perf_counter()
+    suite.check_trust(trust_code)
     if not suite.cases:
         raise UserError(f"suite '{suite.name}' has no test cases (data.test) to grade outputs for")
     outputs = read_outputs(path)

@@ -39,7 +39,7 @@ class EvalOptions:
     progress: bool = True  # progress bars on stderr
     train_run: str | None = None  # set for checkpoint evaluations
     step: int | None = None
-    trust_code: bool = False  # --trust-suite-code: lm-eval task files may run code
+    trust_code: bool = False  # --trust-suite-code: the suite may run code (metrics, lm-eval tasks)
     prompt: str = BASE  # a prompt variant of the suite (`prompt.variants`), or the base prompt
 
 
@@ -127,6 +127,7 @@ class _Plan:
 
 
 def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
+    suite.check_trust(opts.trust_code)  # criteria and lm-eval tasks that run code
     if not suite.cases and not suite.spec.lm_eval:
         raise UserError(f"suite '{suite.name}' has neither test cases nor lm-eval tasks")
     if opts.limit is not None and opts.limit < 1:
