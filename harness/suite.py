@@ -431,8 +431,8 @@ def _read_lm_eval(
         task = read_task(file, folder)
         problems.extend(task.problems)
         needs_code.extend(task.code)
-        for data_name, data_file in task.data_files.items():
-            files[data_name] = _sha(data_file.read_bytes())
+        for read_name, read_file in task.files.items():  # includes, data, local modules
+            files[read_name] = _sha(read_file.read_bytes())
 
 
 def _check_code(
