@@ -65,10 +65,12 @@ def read_outputs(path: Path) -> dict[str, str]:
 
 
 def grade_outputs(
-    suite: Suite, path: Path, name: str, store: Store, *, trust_code: bool = False
-) -> EvalResult:
+    suite: Suite, path: Path, name: str, store: Store, *, trust_code: bool = False,
+    progress: bool = False,
+) -> EvalResult:  # fmt: skip
     """Grade an outputs file against the suite and store it as a run of model `name`;
-    `trust_code` is the user's --trust-suite-code (a `metric` criterion runs code)."""
+    `trust_code` is the user's --trust-suite-code (a `metric` criterion runs code). Judges are
+    resolved and cached through the store, as in any run."""
     t0 = time.perf_counter()
     suite.check_trust(trust_code)
     if not suite.cases:
@@ -95,7 +97,8 @@ def grade_outputs(
         "missing": len(suite.cases) - len(cases),
         "must_pass": "recorded",
     }
-    graded = Grader(suite)([outputs[c["id"]] for c in cases], cases)  # before anything is stored
+    grader = Grader(suite, store, progress)
+    graded = grader([outputs[c["id"]] for c in cases], cases)  # before the run is stored
     run_id = _insert_run(store, suite, name, sha, settings, len(cases))
     results: list[ResultRow] = [
         {

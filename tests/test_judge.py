@@ -196,3 +196,42 @@ def test_judge_without_output_placeholder_is_refused() -> None:
         criteria.get("judge")(model="m", prompt="Is it good?")
     with pytest.raises(ValueError, match="set reference"):
         criteria.get("judge")(model="m", prompt="{output} vs {reference}")
+
+
+def test_grade_resolves_a_registered_judge_and_caches_its_verdicts(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch, capsys
+) -> None:
+    """`tuneval grade` grades with the store, as a run does: a judge may be a registered name."""
+    import json
+    import time
+
+    from harness.store import Store
+    from tests.conftest import CASES, run_cli
+
+    db = tmp_path / "ws.db"
+    with Store(db) as s:
+        s.register_model({
+            "name": "myjudge", "spec": "myjudge", "path": str(tiny_model_dir),
+            "fingerprint": None, "kind": "trained", "base": None, "produced_by": None,
+            "info": {}, "created_at": time.time(),
+        })  # fmt: skip
+    suite_dir = write_suite(tmp_path / "j", JUDGED.replace("MODEL", "myjudge"))
+    outputs = tmp_path / "out.jsonl"
+    outputs.write_text("".join(json.dumps({"id": c["id"], "output": c["module"]}) + "\n"
+                               for c in CASES))  # fmt: skip
+    asked: list[int] = []
+    real = LocalChooser.choose
+
+    def spy(self, prompts, choices):
+        asked.append(len(prompts))
+        return real(self, prompts, choices)
+
+    monkeypatch.setattr(LocalChooser, "choose", spy)
+    for name in ("api-1", "api-2"):
+        code, out, err = run_cli(
+            "grade", str(suite_dir), "--outputs", str(outputs), "--name", name, "--db", str(db),
+            "--json", capsys=capsys,
+        )  # fmt: skip
+        assert code == 0, err
+        assert json.loads(out)["n"] == len(CASES)
+    assert sum(asked) == len(CASES), "the second grading takes every verdict from the cache"

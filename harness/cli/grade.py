@@ -35,7 +35,7 @@ def grade_cmd(
 
         raise UserError(f"{outputs}: no such file")
     with open_store(db) as store:
-        result = grade_outputs(s, outputs, name, store, trust_code=trust_code)
+        result = grade_outputs(s, outputs, name, store, trust_code=trust_code, progress=not as_json)
     data = result.to_json()
     if as_json:
         print_json(data)
