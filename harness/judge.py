@@ -14,6 +14,10 @@ a served endpoint. It never writes free text for us to interpret where we can av
 Verdicts are cached in the store's generation cache, keyed by the judge's fingerprint, the prompt,
 the choices and the dtype, and saved per chunk: asking again costs nothing, and a killed run
 resumes where it stopped.
+
+The judges a suite's rubric names are part of a run's identity (`judge_fingerprints`): a judge
+name pointed at another model, or a judge folder that changed, makes another run, and `compare`
+warns when two runs were graded by different judges.
 """
 
 from __future__ import annotations
@@ -294,6 +298,25 @@ class Judge:
 
 _JUDGES: dict[tuple[str, str], Judge] = {}
 _LOCK = threading.Lock()
+
+
+def judge_fingerprints(suite: Any, store: Any = None) -> dict[str, str]:
+    """{criterion id: fingerprint of its judge} for each rubric criterion that holds a judge,
+    nested checks and the cases' own checks included (several judges in one: joined by '+')."""
+    from harness import criteria
+    from harness.models import resolve
+
+    fingerprints: dict[str, str] = {}
+    found: dict[str, set[str]] = {}
+    for _, c in suite.criteria():
+        for use in criteria.uses(c.id, c.type, c.params(), suite.cases):
+            spec = use.params.get("model")
+            if use.type != "judge" or not isinstance(spec, str):
+                continue
+            if spec not in fingerprints:
+                fingerprints[spec] = resolve(spec, store).fingerprint
+            found.setdefault(c.id, set()).add(fingerprints[spec])
+    return {cid: "+".join(sorted(fps)) for cid, fps in found.items()}
 
 
 def judge_for(spec: str, store: Any = None, progress: bool = False) -> Judge:

@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.errors import Problem, UserError
 from harness.grading import Grader, summarize
+from harness.judge import judge_fingerprints
 from harness.runner import EvalResult, conversation
 from harness.store import ResultRow, RunRow, Store, new_id
 from harness.suite import Suite
@@ -97,6 +98,9 @@ def grade_outputs(
         "missing": len(suite.cases) - len(cases),
         "must_pass": "recorded",
     }
+    judges = judge_fingerprints(suite, store)
+    if judges:
+        settings["judges"] = judges
     grader = Grader(suite, store, progress)
     graded = grader([outputs[c["id"]] for c in cases], cases)  # before the run is stored
     run_id = _insert_run(store, suite, name, sha, settings, len(cases))

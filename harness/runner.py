@@ -22,6 +22,7 @@ from typing import Any
 from harness.errors import UserError
 from harness.generate import Backend, Generation, GenSettings, Messages, cache_key
 from harness.grading import Grader, summarize
+from harness.judge import judge_fingerprints
 from harness.models import ModelRef
 from harness.prompts import BASE, prompt_for
 from harness.store import GenerationRow, ResultRow, RunRow, Store, new_id
@@ -124,9 +125,10 @@ class _Plan:
     tasks: list[dict[str, Any]]  # lm-eval task configs
     lm_settings: dict[str, Any] | None
     run_key: str
+    judges: dict[str, str]  # criterion id -> judge fingerprint
 
 
-def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
+def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions, store: Store) -> _Plan:
     suite.check_trust(opts.trust_code)  # criteria and lm-eval tasks that run code
     if not suite.cases and not suite.spec.lm_eval:
         raise UserError(f"suite '{suite.name}' has neither test cases nor lm-eval tasks")
@@ -148,6 +150,7 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
         task_limit = len(cases) if opts.case_ids is not None and opts.limit is None else opts.limit
         tasks = lmeval.task_configs(suite, opts.trust_code)  # can fail: before anything is stored
         lm_settings = lmeval.settings(tasks, task_limit, settings.dtype)
+    judges = judge_fingerprints(suite, store)  # an unknown judge fails here, before any write
     blob = [
         suite.fingerprint,
         ref.fingerprint,
@@ -160,8 +163,10 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
         blob.append(lm_settings)
     if opts.prompt != BASE:  # and base-prompt runs keep theirs
         blob.append({"prompt": opts.prompt})
+    if judges:  # and runs without judges keep theirs
+        blob.append({"judges": judges})
     run_key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
-    return _Plan(cases, convs, keys, settings, tasks, lm_settings, run_key)
+    return _Plan(cases, convs, keys, settings, tasks, lm_settings, run_key, judges)
 
 
 def evaluate_suite(
@@ -175,7 +180,7 @@ def evaluate_suite(
     """Evaluate `ref` on everything the suite holds and store one run; resumes an interrupted
     run of the same command."""
     t0 = time.perf_counter()
-    plan = _plan(suite, ref, opts)
+    plan = _plan(suite, ref, opts, store)
     if backend is None and ref.kind == "served":
         backend = _reachable_endpoint(ref, store, plan, opts)
     run_id, resumed = _start_run(store, suite, ref, plan, opts)
@@ -348,6 +353,8 @@ def _start_run(
     }
     if plan.lm_settings is not None:
         settings["lm_eval"] = plan.lm_settings
+    if plan.judges:
+        settings["judges"] = plan.judges
     row: RunRow = {
         "id": run_id,
         "suite": suite.name,

@@ -203,18 +203,13 @@ def test_grade_resolves_a_registered_judge_and_caches_its_verdicts(
 ) -> None:
     """`tuneval grade` grades with the store, as a run does: a judge may be a registered name."""
     import json
-    import time
 
     from harness.store import Store
     from tests.conftest import CASES, run_cli
 
     db = tmp_path / "ws.db"
     with Store(db) as s:
-        s.register_model({
-            "name": "myjudge", "spec": "myjudge", "path": str(tiny_model_dir),
-            "fingerprint": None, "kind": "trained", "base": None, "produced_by": None,
-            "info": {}, "created_at": time.time(),
-        })  # fmt: skip
+        register(s, "myjudge", tiny_model_dir)
     suite_dir = write_suite(tmp_path / "j", JUDGED.replace("MODEL", "myjudge"))
     outputs = tmp_path / "out.jsonl"
     outputs.write_text("".join(json.dumps({"id": c["id"], "output": c["module"]}) + "\n"
@@ -235,3 +230,36 @@ def test_grade_resolves_a_registered_judge_and_caches_its_verdicts(
         assert code == 0, err
         assert json.loads(out)["n"] == len(CASES)
     assert sum(asked) == len(CASES), "the second grading takes every verdict from the cache"
+
+
+def register(store, name: str, folder: Path) -> None:
+    """A model name pointing at a folder, as `tuneval train` registers its candidates."""
+    import time
+
+    store.register_model({
+        "name": name, "spec": name, "path": str(folder), "fingerprint": None, "kind": "trained",
+        "base": None, "produced_by": None, "info": {}, "created_at": time.time(),
+    })  # fmt: skip
+
+
+def test_the_judge_is_part_of_a_runs_identity(
+    tmp_path: Path, store, tiny_model_dir: Path, varied_model_dir: Path
+) -> None:
+    """Re-pointing a judge name makes another run (never a resumed mix of two judges), and
+    compare says the verdicts came from different judges."""
+    from harness.compare import compare_runs
+
+    suite_dir = write_suite(tmp_path / "j", JUDGED.replace("MODEL", "myjudge"))
+    register(store, "myjudge", tiny_model_dir)
+    first = fake_run(store, suite_dir, "model-a", answers())
+    again = fake_run(store, suite_dir, "model-b", answers())
+    register(store, "myjudge", varied_model_dir)
+    moved = fake_run(store, suite_dir, "model-b", answers())
+
+    judges = [store.run(r)["settings"]["judges"] for r in (first, again, moved)]
+    tiny, varied = resolve(str(tiny_model_dir)), resolve(str(varied_model_dir))
+    assert judges == [{"judged": tiny.fingerprint}] * 2 + [{"judged": varied.fingerprint}]
+    assert store.run(again)["run_key"] != store.run(moved)["run_key"]
+    assert not any("judge" in w for w in compare_runs(store, first, again).warnings)
+    warned = [w for w in compare_runs(store, first, moved).warnings if "judge" in w]
+    assert len(warned) == 1 and "criterion 'judged' was graded by different judges" in warned[0]
