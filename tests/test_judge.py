@@ -263,3 +263,31 @@ def test_the_judge_is_part_of_a_runs_identity(
     assert not any("judge" in w for w in compare_runs(store, first, again).warnings)
     warned = [w for w in compare_runs(store, first, moved).warnings if "judge" in w]
     assert len(warned) == 1 and "criterion 'judged' was graded by different judges" in warned[0]
+
+
+def test_human_agreement_counts_only_cases_the_judge_decided() -> None:
+    """A judge's pass/fail is compared with the human grade only where it decided the grade."""
+    from harness.criteria.judge import human_agreement
+
+    def row(human: str, judged: bool, other: bool, section: str = "good") -> dict:
+        info = {"judge": "j", "choice": "yes" if judged else "no", "probs": {}}
+        return {
+            "human": human,
+            "criteria": {
+                "judged": {"section": section, "passed": judged, "info": info},
+                "names-module": {"section": "good", "passed": other},
+                "bare": {"section": "better", "passed": False},
+            },
+        }
+
+    rows = [
+        row("good", True, True),  # the judge decided: agrees
+        row("bad", False, True),  # decided: agrees
+        row("bad", True, False),  # names-module failed: the case was bad whatever the judge said
+        row("bad", True, False),
+    ]
+    (good,) = human_agreement(rows)
+    assert good["labelled"] == 2 and good["left_out"] == 2 and good["agreement"] == 1.0
+    # a better criterion decides only when every other criterion, better ones too, passed
+    (better,) = human_agreement([row("better", True, True, "better")])
+    assert better["labelled"] == 0 and better["left_out"] == 1 and better["agreement"] is None

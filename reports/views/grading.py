@@ -36,7 +36,11 @@ cols[2].metric(
 
 judged = human_agreement(rows)
 if judged:
-    st.markdown("**Judge criteria against the human grades** (pass/fail; Cohen's kappa)")
+    st.markdown(
+        "**Judge criteria against the human grades** (pass/fail; Cohen's kappa), on the cases "
+        "where the judge decided the grade: every other criterion that could change it passed "
+        "(`left_out`: cases another criterion had already decided)"
+    )
     st.dataframe(pd.DataFrame(judged), hide_index=True, key="grading-judges")
 
 st.markdown("**Human (rows) against automatic (columns)**")
