@@ -85,10 +85,7 @@ def grade_outputs(
         shown = ", ".join(unknown[:20]) + more
         what = f"{len(unknown)} ids are not cases of suite '{suite.name}'"
         raise UserError(f"{path}: {what}: {shown}")
-    registered = store.model(name)
-    if registered is not None:
-        kind = registered["kind"]
-        raise UserError(f"'{name}' is a registered {kind} model: choose another --name")
+    _check_name(name, store)
     cases = [c for c in suite.cases if c["id"] in outputs]
     positions = {c["id"]: i for i, c in enumerate(suite.cases)}
     settings: dict[str, Any] = {
@@ -130,6 +127,25 @@ def grade_outputs(
     return EvalResult(
         run_id, suite.name, name, summarize(store.results(run_id)), 0, 0, seconds, False, extra
     )
+
+
+def _check_name(name: str, store: Store) -> None:
+    """The run becomes its model's latest run for compare, gate and the leaderboard: a name
+    that already means a model (registered, the packaged default, or one with runs of its own)
+    is refused."""
+    from harness.models import DEFAULT_MODEL
+
+    registered = store.model(name)
+    if registered is not None:
+        kind = registered["kind"]
+        raise UserError(f"'{name}' is a registered {kind} model: choose another --name")
+    if name == DEFAULT_MODEL:
+        raise UserError(f"'{name}' is the packaged default model: choose another --name")
+    kinds = sorted({r["model_kind"] for r in store.runs(None, name)} - {KIND})
+    if kinds:
+        raise UserError(
+            f"'{name}' already names a model with runs ({', '.join(kinds)}): choose another --name"
+        )
 
 
 def _insert_run(
