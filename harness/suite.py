@@ -217,9 +217,11 @@ def _check_placeholders(
     problems: list[Problem],
     own: Mapping[Loc, frozenset[str]] | None = None,
 ) -> None:
-    """`own`: per criterion location, the placeholders that criterion fills itself."""
+    """`own`: per criterion location (a rubric entry, or a check nested in one), the
+    placeholders that criterion fills itself; a template belongs to the innermost one."""
     for loc, text in templates:
-        filled_by_criterion = own.get(loc[:3], frozenset()) if own else frozenset()
+        owner = next((loc[:k] for k in range(len(loc), 2, -1) if own and loc[:k] in own), None)
+        filled_by_criterion = own[owner] if own and owner is not None else frozenset()
         for name in placeholders(text):
             if name in filled_by_criterion:  # a judge's {output}, not a case field
                 continue
@@ -509,10 +511,11 @@ def _check_templates(
         for loc, text in walk_strings(c.params())
     ]
     own: dict[Loc, frozenset[str]] = {
-        ("rubric", section, i): criteria.provided(c.type)
+        ("rubric", section, i, *use.loc): criteria.provided(use.type)
         for section, specs in spec.rubric.sections()
         for i, c in enumerate(specs)
-        if c.type in criteria.registered()
+        for use in criteria.uses(c.id, c.type, c.params())
+        if use.type in criteria.registered()
     }
     answer: list[Template] = (
         [(("prompt", "assistant"), spec.prompt.assistant)] if spec.prompt.assistant else []

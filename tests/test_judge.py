@@ -291,3 +291,17 @@ def test_human_agreement_counts_only_cases_the_judge_decided() -> None:
     # a better criterion decides only when every other criterion, better ones too, passed
     (better,) = human_agreement([row("better", True, True, "better")])
     assert better["labelled"] == 0 and better["left_out"] == 1 and better["agreement"] is None
+
+
+def test_a_judge_nested_in_weighted_fills_its_own_placeholders(tmp_path: Path) -> None:
+    nested = SUITE_YAML.replace(
+        "  better:\n",
+        "    - id: checked\n      type: weighted\n      checks:\n        - {type: empty}\n"
+        "        - type: judge\n          model: some-judge\n"
+        "          prompt: 'Is {output} the module holding {function}? ({reference})'\n"
+        "          reference: '{module}'\n  better:\n",
+    )
+    suite = load_suite(write_suite(tmp_path / "n", nested))
+    assert [c.id for _, c in suite.criteria()][-2] == "checked"
+    with pytest.raises(UserError, match=r"placeholder \{nowhere\} has no field"):
+        load_suite(write_suite(tmp_path / "m", nested.replace("{function}", "{nowhere}")))
