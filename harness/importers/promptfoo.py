@@ -47,6 +47,9 @@ def read(source: Path, options: ImportOptions) -> Imported:
     default = config.get("defaultTest") or {}
     if isinstance(default, str):
         default = _load_file(default, base, imported, config_path)
+    wrong = _shape_problems(default, f"{config_path.name}:defaultTest")
+    if wrong:
+        raise UserError(wrong)
     tests = _tests(config.get("tests"), base, imported, config_path)
     if config.get("scenarios"):
         imported.refused.append(
@@ -54,6 +57,10 @@ def read(source: Path, options: ImportOptions) -> Imported:
         )
     counts: Counter[str] = Counter()
     for n, (where, test) in enumerate(tests, start=1):
+        wrong = _shape_problems(test, where)
+        if wrong:
+            imported.refused += wrong
+            continue
         _add_cases(imported, n, where, _merged(test, default), base, template, counts)
     imported.mapped = counts
     imported.prompt = _prompt_spec(template, imported)
@@ -164,6 +171,25 @@ def _csv_test(row: dict[str, str]) -> dict[str, Any]:
     from harness.importers.promptfoo_csv import csv_row
 
     return csv_row(row)
+
+
+_SHAPES: dict[str, tuple[type, ...]] = {"vars": (dict,), "assert": (list,), "options": (dict,),
+                                        "metadata": (dict,), "threshold": (int, float)}  # fmt: skip
+
+
+def _shape_problems(test: Any, where: str) -> list[Problem]:
+    """A test (or defaultTest) whose keys hold what promptfoo expects, so it can be merged."""
+    if not isinstance(test, dict):
+        return [Problem(where, "", "a test must be a mapping")]
+    names = {dict: "a mapping", list: "a list", int: "a number"}
+    return [
+        Problem(
+            where, key, f"must be {names[kinds[0]]}, not {json.dumps(test[key], default=str)[:40]}"
+        )
+        for key, kinds in _SHAPES.items()
+        if test.get(key) is not None
+        and (not isinstance(test[key], kinds) or isinstance(test[key], bool))
+    ]
 
 
 def _merged(test: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
