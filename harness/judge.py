@@ -276,21 +276,19 @@ class Judge:
     ) -> None:
         if self.store is None or self.store.readonly:
             return
-        settings = json.dumps({"judge": _VERSION, "choices": list(choices), "dtype": self.dtype})
-        now = time.time()
+        from harness.store import generation_row
+
+        settings = {"judge": _VERSION, "choices": list(choices), "dtype": self.dtype}
         self.store.save_generations(
             [
-                {
-                    "key": key,
-                    "model_fingerprint": self.ref.fingerprint,
-                    "prompt": json.dumps(prompt),
-                    "settings": settings,
-                    "output": json.dumps(v.to_json()),
-                    "n_tokens": 0,
-                    "prompt_tokens": None,
-                    "seconds": seconds,
-                    "created_at": now,
-                }
+                generation_row(
+                    key,
+                    self.ref.fingerprint,
+                    prompt,
+                    settings,
+                    json.dumps(v.to_json()),
+                    seconds=seconds,
+                )  # fmt: skip
                 for key, prompt, v in rows
             ]
         )

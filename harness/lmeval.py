@@ -38,7 +38,7 @@ from harness.errors import UserError
 from harness.lmeval_config import TRUST_FLAG, read_task
 from harness.lmeval_samples import rows_for
 from harness.models import ModelRef
-from harness.store import GenerationRow, ResultRow, Store
+from harness.store import GenerationRow, ResultRow, Store, generation_row
 from harness.suite import Suite
 
 
@@ -255,17 +255,14 @@ def score_into_run(
         generations: list[GenerationRow] = []
         if task not in from_cache:
             generations.append(
-                {
-                    "key": keys[task],
-                    "model_fingerprint": ref.fingerprint,
-                    "prompt": json.dumps({"lm_eval_task": task}),
-                    "settings": json.dumps(lm_settings),
-                    "output": json.dumps(task_rows),
-                    "n_tokens": 0,
-                    "prompt_tokens": None,
-                    "seconds": seconds / max(1, len(missing)),
-                    "created_at": time.time(),
-                }
+                generation_row(
+                    keys[task],
+                    ref.fingerprint,
+                    {"lm_eval_task": task},
+                    lm_settings,
+                    json.dumps(task_rows),
+                    seconds=seconds / max(1, len(missing)),
+                )  # fmt: skip
             )
         store.save_results(results, generations)
     return metrics

@@ -20,8 +20,8 @@ from typing import Any
 from harness.errors import Problem, UserError
 from harness.grading import Grader, summarize
 from harness.judge import judge_fingerprints
-from harness.runner import EvalResult, conversation
-from harness.store import ResultRow, RunRow, Store, new_id
+from harness.runner import EvalResult, conversation, new_run_row
+from harness.store import ResultRow, Store
 from harness.suite import Suite
 
 KIND = "outputs"
@@ -151,28 +151,7 @@ def _check_name(name: str, store: Store) -> None:
 def _insert_run(
     store: Store, suite: Suite, name: str, sha: str, settings: dict[str, Any], n: int
 ) -> str:
-    run_id = new_id("run")
     key = hashlib.sha256(json.dumps([KIND, suite.fingerprint, sha, name]).encode()).hexdigest()
-    row: RunRow = {
-        "id": run_id,
-        "suite": suite.name,
-        "suite_version": suite.spec.version,
-        "suite_fingerprint": suite.fingerprint,
-        "suite_path": str(suite.path),
-        "suite_files": suite.files,
-        "model": name,
-        "model_fingerprint": sha,
-        "model_kind": KIND,
-        "prompt_variant": "",
-        "settings": settings,
-        "run_key": key,
-        "status": "running",
-        "n_cases": n,
-        "train_run": None,
-        "step": None,
-        "created_at": time.time(),
-        "finished_at": None,
-        "timings": {},
-    }
+    row = new_run_row(suite, name, sha, KIND, settings, key, n)
     store.insert_run(row)
-    return run_id
+    return row["id"]

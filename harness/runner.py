@@ -240,21 +240,10 @@ def _generate_cases(
 
     def commit(indices: list[int], gens: list[Generation], cached: bool) -> None:
         graded = grader([g.output for g in gens], [cases[i] for i in indices])
-        now = time.time()
         generations: list[GenerationRow] = []
         if not cached:
             generations = [
-                {
-                    "key": keys[i],
-                    "model_fingerprint": ref.fingerprint,
-                    "prompt": json.dumps(plan.convs[i]),
-                    "settings": json.dumps(settings.as_dict()),
-                    "output": g.output,
-                    "n_tokens": g.n_tokens,
-                    "prompt_tokens": g.prompt_tokens,
-                    "seconds": g.seconds,
-                    "created_at": now,
-                }
+                g.cache_row(keys[i], ref.fingerprint, plan.convs[i], settings)
                 for i, g in zip(indices, gens, strict=True)
             ]
         results: list[ResultRow] = [
@@ -338,13 +327,41 @@ def _score_tasks(
     )  # fmt: skip
 
 
+def new_run_row(
+    suite: Suite, model: str, fingerprint: str, kind: str, settings: dict[str, Any],
+    run_key: str, n_cases: int, *, prompt: str = BASE, train_run: str | None = None,
+    step: int | None = None,
+) -> RunRow:  # fmt: skip
+    """The row of a run about to be evaluated (or graded), under a new id."""
+    return {
+        "id": new_id("run"),
+        "suite": suite.name,
+        "suite_version": suite.spec.version,
+        "suite_fingerprint": suite.fingerprint,
+        "suite_path": str(suite.path),
+        "suite_files": suite.files,
+        "model": model,
+        "model_fingerprint": fingerprint,
+        "model_kind": kind,
+        "prompt_variant": prompt,
+        "settings": settings,
+        "run_key": run_key,
+        "status": "running",
+        "n_cases": n_cases,
+        "train_run": train_run,
+        "step": step,
+        "created_at": time.time(),
+        "finished_at": None,
+        "timings": {},
+    }
+
+
 def _start_run(
     store: Store, suite: Suite, ref: ModelRef, plan: _Plan, opts: EvalOptions
 ) -> tuple[str, bool]:
     unfinished = store.unfinished_run(plan.run_key)
     if unfinished:
         return unfinished, True
-    run_id = new_id("run")
     settings: dict[str, Any] = {
         **plan.settings.as_dict(),
         "limit": opts.limit,
@@ -355,26 +372,9 @@ def _start_run(
         settings["lm_eval"] = plan.lm_settings
     if plan.judges:
         settings["judges"] = plan.judges
-    row: RunRow = {
-        "id": run_id,
-        "suite": suite.name,
-        "suite_version": suite.spec.version,
-        "suite_fingerprint": suite.fingerprint,
-        "suite_path": str(suite.path),
-        "suite_files": suite.files,
-        "model": ref.name,
-        "model_fingerprint": ref.fingerprint,
-        "model_kind": ref.kind,
-        "prompt_variant": opts.prompt,
-        "settings": settings,
-        "run_key": plan.run_key,
-        "status": "running",
-        "n_cases": len(plan.cases),
-        "train_run": opts.train_run,
-        "step": opts.step,
-        "created_at": time.time(),
-        "finished_at": None,
-        "timings": {},
-    }
+    row = new_run_row(
+        suite, ref.name, ref.fingerprint, ref.kind, settings, plan.run_key, len(plan.cases),
+        prompt=opts.prompt, train_run=opts.train_run, step=opts.step,
+    )  # fmt: skip
     store.insert_run(row)
-    return run_id, False
+    return row["id"], False

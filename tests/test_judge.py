@@ -33,6 +33,20 @@ JUDGED = SUITE_YAML.replace(
 )
 
 
+@pytest.fixture
+def asked(monkeypatch) -> list[int]:
+    """How many prompts each call of a local judge was asked."""
+    calls: list[int] = []
+    real = LocalChooser.choose
+
+    def spy(self, prompts, choices):
+        calls.append(len(prompts))
+        return real(self, prompts, choices)
+
+    monkeypatch.setattr(LocalChooser, "choose", spy)
+    return calls
+
+
 @pytest.fixture(autouse=True)
 def fresh_judges():
     _JUDGES.clear()
@@ -164,17 +178,9 @@ def test_suite_with_a_judge_validates_its_own_placeholders(tmp_path: Path) -> No
 
 
 def test_judge_criterion_grades_caches_and_records_its_choice(
-    tmp_path: Path, store, tiny_model_dir: Path, monkeypatch
+    tmp_path: Path, store, tiny_model_dir: Path, asked: list[int]
 ) -> None:
     suite_dir = write_suite(tmp_path / "j", JUDGED.replace("MODEL", str(tiny_model_dir)))
-    asked: list[int] = []
-    real = LocalChooser.choose
-
-    def spy(self, prompts, choices):
-        asked.append(len(prompts))
-        return real(self, prompts, choices)
-
-    monkeypatch.setattr(LocalChooser, "choose", spy)
     run = fake_run(store, suite_dir, "model-a", answers())
     rows = store.results(run)
     for r in rows:
@@ -199,7 +205,7 @@ def test_judge_without_output_placeholder_is_refused() -> None:
 
 
 def test_grade_resolves_a_registered_judge_and_caches_its_verdicts(
-    tmp_path: Path, tiny_model_dir: Path, monkeypatch, capsys
+    tmp_path: Path, tiny_model_dir: Path, asked: list[int], capsys
 ) -> None:
     """`tuneval grade` grades with the store, as a run does: a judge may be a registered name."""
     import json
@@ -214,14 +220,6 @@ def test_grade_resolves_a_registered_judge_and_caches_its_verdicts(
     outputs = tmp_path / "out.jsonl"
     outputs.write_text("".join(json.dumps({"id": c["id"], "output": c["module"]}) + "\n"
                                for c in CASES))  # fmt: skip
-    asked: list[int] = []
-    real = LocalChooser.choose
-
-    def spy(self, prompts, choices):
-        asked.append(len(prompts))
-        return real(self, prompts, choices)
-
-    monkeypatch.setattr(LocalChooser, "choose", spy)
     for name in ("api-1", "api-2"):
         code, out, err = run_cli(
             "grade", str(suite_dir), "--outputs", str(outputs), "--name", name, "--db", str(db),

@@ -33,6 +33,7 @@ from harness.store.rows import (
     RunRow,
     TrainLogRow,
     TrainRunRow,
+    generation_row,
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "TrainLogRow",
     "TrainRunRow",
     "default_path",
+    "generation_row",
     "new_id",
 ]
 
