@@ -26,6 +26,7 @@ from pydantic import (
 
 from harness import criteria
 from harness.errors import Problem, UserError
+from harness.suite_code import check_criteria_code
 from harness.templating import Loc, fill, placeholders, walk_strings
 from harness.yamlpos import where as yaml_where
 
@@ -308,10 +309,8 @@ def load_suite(path: str | Path) -> Suite:
         _check_cases(built, splits["test"], str(folder / spec.data.test), problems)
     needs_code: list[Problem] = []
     _read_lm_eval(spec, folder, label, where, files, problems, needs_code)
-    test_label = str(folder / (spec.data.test or ""))
-    _check_code(
-        spec, splits["test"], folder, (label, test_label), where, files, problems, needs_code
-    )
+    labels = (label, str(folder / (spec.data.test or "")))
+    check_criteria_code(spec, splits["test"], folder, labels, where, files, problems, needs_code)
     _check_templates(spec, splits, folder, label, where, problems)
     shots = _check_variants(spec, splits, folder, label, where, problems)
     if problems:
@@ -435,61 +434,6 @@ def _read_lm_eval(
         needs_code.extend(task.code)
         for read_name, read_file in task.files.items():  # includes, data, local modules
             files[read_name] = _sha(read_file.read_bytes())
-
-
-def _check_code(
-    spec: SuiteSpec, rows: list[dict[str, Any]] | None, folder: Path, labels: tuple[str, str],
-    where: Callable[[Loc], str], files: dict[str, str], problems: list[Problem],
-    needs_code: list[Problem],
-) -> None:  # fmt: skip
-    """Every criterion the rubric and the cases' own checks use: one that runs code is recorded
-    in `needs_code`; the files one reads stay inside the folder and join the fingerprint."""
-    from harness.lmeval_config import TRUST_FLAG
-
-    known = criteria.registered()
-    per_case: dict[tuple[str, str], int] = {}  # a case's check: the first one located, counted
-    for section, specs in spec.rubric.sections():
-        for i, c in enumerate(specs):
-            for use in criteria.uses(c.id, c.type, c.params(), rows or []):
-                if use.type not in known:
-                    continue
-                if use.case is None:
-                    at = (labels[0], where(("rubric", section, i, *use.loc)))
-                else:
-                    at = (labels[1], f"line {use.case['__line__']}")
-                what = criteria.runs_code(use.type)
-                if what and use.case is not None:
-                    per_case[c.id, what] = per_case.get((c.id, what), 0) + 1
-                if what and (use.case is None or per_case[c.id, what] == 1):
-                    text = f"{c.id}: {use.type} {what}; suites are data ({TRUST_FLAG} allows it)"
-                    needs_code.append(Problem(*at, text))
-                try:
-                    read = criteria.reads(use.type, use.params, folder)
-                except (OSError, ValueError) as e:
-                    problems.append(Problem(*at, f"{c.id}: {use.type}: {e}"))
-                    continue
-                for path in read:
-                    _hash_read(path, folder, f"{c.id}: {use.type}", at, files, problems)
-    for (cid, what), n in per_case.items():
-        if n > 1:
-            needs_code.append(Problem(labels[1], "", f"{cid}: {n - 1} more cases' checks {what}"))
-
-
-def _hash_read(
-    path: Path, folder: Path, who: str, at: tuple[str, str], files: dict[str, str],
-    problems: list[Problem],
-) -> None:  # fmt: skip
-    """A file a criterion reads: inside the suite folder, hashed into the fingerprint."""
-    try:
-        resolved = path.resolve()
-        if not resolved.is_relative_to(folder.resolve()):
-            problems.append(Problem(*at, f"{who}: {path} is outside the suite folder"))
-        elif not path.is_file():
-            problems.append(Problem(*at, f"{who}: {path} not found"))
-        else:
-            files[resolved.relative_to(folder.resolve()).as_posix()] = _sha(path.read_bytes())
-    except OSError as e:
-        problems.append(Problem(*at, f"{who}: {path}: {e.strerror or e}"))
 
 
 def _check_templates(
