@@ -176,3 +176,12 @@ def test_a_test_of_the_wrong_shape_is_located(
                            str(tmp_path / "out"), capsys=capsys)  # fmt: skip
     assert code == 2 and expected in err and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_broken_tests_file_is_located(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "pf.yaml"
+    config.write_text('prompts: ["Say {{x}}"]\ntests: file://tests.jsonl\n')
+    (tmp_path / "tests.jsonl").write_text('{"vars": {"x": "a"}}\n{"vars": \n')
+    code, _, err = run_cli("suites", "import", "promptfoo", str(config), "--out",
+                           str(tmp_path / "out"), capsys=capsys)  # fmt: skip
+    assert code == 2 and "tests.jsonl:line 2: cannot parse" in err and "Traceback" not in err

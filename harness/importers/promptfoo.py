@@ -154,16 +154,29 @@ def _tests(raw: Any, base: Path, imported: Imported, path: Path) -> list[tuple[s
 
 
 def _test_file(file: Path) -> list[tuple[str, dict]]:
-    text = file.read_text(encoding="utf-8-sig")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{file}: cannot read ({e})") from None
     if file.suffix == ".csv":
         rows = csv.DictReader(io.StringIO(text))
         return [(f"{file.name}:line {rows.line_num}", _csv_test(row)) for row in rows]
     if file.suffix == ".jsonl":
-        return [(f"{file.name}:line {n}", json.loads(line))
-                for n, line in enumerate(text.splitlines(), start=1) if line.strip()]  # fmt: skip
-    data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+        out = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                out.append((f"{file.name}:line {n}", _parse(json.loads, line, f"{file}:line {n}")))
+        return out
+    data = _parse(json.loads if file.suffix == ".json" else yaml.safe_load, text, str(file))
     data = data if isinstance(data, list) else [data]
     return [(f"{file.name}[{i}]", t) for i, t in enumerate(data)]
+
+
+def _parse(parse: Any, text: str, where: str) -> Any:
+    try:
+        return parse(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise UserError(f"{where}: cannot parse: {e}") from None
 
 
 def _csv_test(row: dict[str, str]) -> dict[str, Any]:
