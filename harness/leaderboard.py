@@ -37,6 +37,8 @@ def fit(wins: NDArray[np.float64], iterations: int = 10_000, tol: float = 1e-9) 
     already split), one fit per leading index; the geometric mean of each fit is 1."""
     w = np.asarray(wins, dtype=float)
     m = w.shape[-1]
+    if m < 2:  # one model has nothing to be compared with: the average strength
+        return np.ones(w.shape[:-1])
     off = 1.0 - np.eye(m)
     w = w + 0.5 * off  # the virtual tie between every pair
     games = w + np.swapaxes(w, -1, -2)

@@ -110,3 +110,9 @@ def test_checkpoint_runs_are_not_models(three, mini_suite: Path) -> None:
     assert [e.model for e in leaderboard(three, "mini").entries] == ["good", "base", "broken"]
     named = leaderboard(three, "mini", ["base", "job@10"])
     assert [e.model for e in named.entries] == ["job@10", "base"]
+
+
+def test_a_single_model_gets_the_average_rating(store, mini_suite: Path) -> None:
+    fake_run(store, mini_suite, "alone", answers())
+    (entry,) = leaderboard(store, "mini").entries
+    assert entry.rating == entry.low == entry.high == pytest.approx(1000.0)
