@@ -302,7 +302,6 @@ def judge_fingerprints(suite: Any, store: Any = None) -> dict[str, str]:
     """{criterion id: fingerprint of its judge} for each rubric criterion that holds a judge,
     nested checks and the cases' own checks included (several judges in one: joined by '+')."""
     from harness import criteria
-    from harness.models import resolve
 
     fingerprints: dict[str, str] = {}
     found: dict[str, set[str]] = {}
@@ -312,7 +311,7 @@ def judge_fingerprints(suite: Any, store: Any = None) -> dict[str, str]:
             if use.type != "judge" or not isinstance(spec, str):
                 continue
             if spec not in fingerprints:
-                fingerprints[spec] = resolve(spec, store).fingerprint
+                fingerprints[spec] = judge_for(spec, store).ref.fingerprint
             found.setdefault(c.id, set()).add(fingerprints[spec])
     return {cid: "+".join(sorted(fps)) for cid, fps in found.items()}
 
