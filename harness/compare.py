@@ -275,8 +275,23 @@ def compare_runs(
                 f"run {info['id']}: model '{info['model']}' is served by an endpoint; its "
                 "fingerprint (served id and revision) is not verified"
             )
+    warnings += judge_changes(info_a, info_b)
     rows_a, rows_b = store.results(run_a), store.results(run_b)
     return compare_rows(info_a, info_b, rows_a, rows_b, Settings(alpha=alpha), warnings)
+
+
+def judge_changes(run_a: dict[str, Any], run_b: dict[str, Any]) -> list[str]:
+    """A warning per judge criterion whose two runs were graded by different judge models (or
+    one run does not record its judge: stored before tuneval recorded them)."""
+    judges_a = run_a["settings"].get("judges") or {}
+    judges_b = run_b["settings"].get("judges") or {}
+    return [
+        f"criterion '{cid}' was graded by different judges in the two runs "
+        f"({judges_a.get(cid, 'not recorded')[:12]} -> {judges_b.get(cid, 'not recorded')[:12]}): "
+        "its verdicts are not comparable"
+        for cid in sorted(set(judges_a) | set(judges_b))
+        if judges_a.get(cid) != judges_b.get(cid)
+    ]
 
 
 def compare_rows(

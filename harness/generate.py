@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from harness.models import ModelRef
 from harness.progress import Progress
+from harness.store import GenerationRow, generation_row
 
 Messages = list[dict[str, str]]
 CPU_WIDTH = 32  # rows decoded together by the CPU pool (bench/engine_probe.py measured 32 and 64)
@@ -60,6 +61,15 @@ class Generation:
     n_tokens: int  # generated tokens, the end-of-sequence token included
     seconds: float = 0.0  # this answer's share of the decoding time
     prompt_tokens: int | None = None
+
+    def cache_row(
+        self, key: str, model_fingerprint: str, messages: Messages, settings: GenSettings
+    ) -> GenerationRow:
+        """This answer as the generation-cache entry for `key` (see `cache_key`)."""
+        return generation_row(
+            key, model_fingerprint, messages, settings.as_dict(), self.output,
+            n_tokens=self.n_tokens, prompt_tokens=self.prompt_tokens, seconds=self.seconds,
+        )  # fmt: skip
 
 
 OnBatch = Callable[[list[int], list[Generation]], None]

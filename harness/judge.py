@@ -14,6 +14,10 @@ a served endpoint. It never writes free text for us to interpret where we can av
 Verdicts are cached in the store's generation cache, keyed by the judge's fingerprint, the prompt,
 the choices and the dtype, and saved per chunk: asking again costs nothing, and a killed run
 resumes where it stopped.
+
+The judges a suite's rubric names are part of a run's identity (`judge_fingerprints`): a judge
+name pointed at another model, or a judge folder that changed, makes another run, and `compare`
+warns when two runs were graded by different judges.
 """
 
 from __future__ import annotations
@@ -272,21 +276,19 @@ class Judge:
     ) -> None:
         if self.store is None or self.store.readonly:
             return
-        settings = json.dumps({"judge": _VERSION, "choices": list(choices), "dtype": self.dtype})
-        now = time.time()
+        from harness.store import generation_row
+
+        settings = {"judge": _VERSION, "choices": list(choices), "dtype": self.dtype}
         self.store.save_generations(
             [
-                {
-                    "key": key,
-                    "model_fingerprint": self.ref.fingerprint,
-                    "prompt": json.dumps(prompt),
-                    "settings": settings,
-                    "output": json.dumps(v.to_json()),
-                    "n_tokens": 0,
-                    "prompt_tokens": None,
-                    "seconds": seconds,
-                    "created_at": now,
-                }
+                generation_row(
+                    key,
+                    self.ref.fingerprint,
+                    prompt,
+                    settings,
+                    json.dumps(v.to_json()),
+                    seconds=seconds,
+                )  # fmt: skip
                 for key, prompt, v in rows
             ]
         )
@@ -294,6 +296,24 @@ class Judge:
 
 _JUDGES: dict[tuple[str, str], Judge] = {}
 _LOCK = threading.Lock()
+
+
+def judge_fingerprints(suite: Any, store: Any = None) -> dict[str, str]:
+    """{criterion id: fingerprint of its judge} for each rubric criterion that holds a judge,
+    nested checks and the cases' own checks included (several judges in one: joined by '+')."""
+    from harness import criteria
+
+    fingerprints: dict[str, str] = {}
+    found: dict[str, set[str]] = {}
+    for _, c in suite.criteria():
+        for use in criteria.uses(c.id, c.type, c.params(), suite.cases):
+            spec = use.params.get("model")
+            if use.type != "judge" or not isinstance(spec, str):
+                continue
+            if spec not in fingerprints:
+                fingerprints[spec] = judge_for(spec, store).ref.fingerprint
+            found.setdefault(c.id, set()).add(fingerprints[spec])
+    return {cid: "+".join(sorted(fps)) for cid, fps in found.items()}
 
 
 def judge_for(spec: str, store: Any = None, progress: bool = False) -> Judge:

@@ -12,8 +12,10 @@ bootstrap over cases (all comparisons of a case move together), with a fixed see
 Each model contributes one run: its complete run with the base prompt on the suite's current files
 (those of the newest complete run) with the most cases, the newest among equals. A run with a
 prompt variant is an arm of a comparison (`compare --prompt-a`), not another model, and would
-otherwise displace the model's base-prompt run. Runs on older suite files are
-left out and listed, as `compare` refuses them.
+otherwise displace the model's base-prompt run. The evaluation of a training checkpoint
+(`job@step`, a run with a `train_run`) is a point on a training curve, not a model: it is left
+out unless named in `models`. Runs on older suite files are left out and listed, as `compare`
+refuses them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def fit(wins: NDArray[np.float64], iterations: int = 10_000, tol: float = 1e-9) 
     already split), one fit per leading index; the geometric mean of each fit is 1."""
     w = np.asarray(wins, dtype=float)
     m = w.shape[-1]
+    if m < 2:  # one model has nothing to be compared with: the average strength
+        return np.ones(w.shape[:-1])
     off = 1.0 - np.eye(m)
     w = w + 0.5 * off  # the virtual tie between every pair
     games = w + np.swapaxes(w, -1, -2)
@@ -106,11 +110,13 @@ class Leaderboard:
 
 def chosen_runs(store: Any, suite: str, models: list[str] | None) -> tuple[list[Any], list[str]]:
     """(one run per model, models left out for older suite files), by the rule above."""
+    asked = set(models or [])
     complete = [
         r
         for r in store.runs(suite)
         if r["status"] == "complete" and r["n_cases"] and not r["prompt_variant"]
-    ]
+        and (r["train_run"] is None or r["model"] in asked)
+    ]  # fmt: skip
     if not complete:
         raise UserError(f"no complete run on suite '{suite}' (see `tuneval runs list`)")
     current = complete[-1]["suite_fingerprint"]

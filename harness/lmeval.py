@@ -38,15 +38,14 @@ from harness.errors import UserError
 from harness.lmeval_config import TRUST_FLAG, read_task
 from harness.lmeval_samples import rows_for
 from harness.models import ModelRef
-from harness.store import GenerationRow, ResultRow, Store
+from harness.store import GenerationRow, ResultRow, Store, generation_row
 from harness.suite import Suite
 
 
 def task_configs(suite: Suite, trust_code: bool = False) -> list[dict[str, Any]]:
     """The suite's task YAMLs as lm-eval config dicts, local data paths made absolute. Refuses
     a task that would run code unless `trust_code` (the user's --trust-suite-code)."""
-    if suite.needs_code and not trust_code:
-        raise UserError(suite.needs_code)
+    suite.check_trust(trust_code)
     configs = []
     for name in suite.spec.lm_eval:
         path = suite.path / name
@@ -239,17 +238,14 @@ def score_into_run(
         generations: list[GenerationRow] = []
         if task not in from_cache:
             generations.append(
-                {
-                    "key": keys[task],
-                    "model_fingerprint": ref.fingerprint,
-                    "prompt": json.dumps({"lm_eval_task": task}),
-                    "settings": json.dumps(lm_settings),
-                    "output": json.dumps(task_rows),
-                    "n_tokens": 0,
-                    "prompt_tokens": None,
-                    "seconds": seconds / max(1, len(missing)),
-                    "created_at": time.time(),
-                }
+                generation_row(
+                    keys[task],
+                    ref.fingerprint,
+                    {"lm_eval_task": task},
+                    lm_settings,
+                    json.dumps(task_rows),
+                    seconds=seconds / max(1, len(missing)),
+                )  # fmt: skip
             )
         store.save_results(results, generations)
     return metrics

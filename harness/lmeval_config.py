@@ -8,11 +8,15 @@ and the `!!python/...` tags) becomes a `CodeRef` carrying its line, and nothing 
 
 `read_task` returns the merged config plus two located lists: `problems` (the task cannot run
 in tuneval at all) and `code` (the task would run code, or read data that is not a plain local
-file: allowed only with `--trust-suite-code`, and then loaded by lm-eval's own loader).
+file: allowed only with `--trust-suite-code`, and then loaded by lm-eval's own loader), and every
+file the task stands on: the task file, its includes, its data files and the local modules its
+`!function` tags name, all hashed into the suite fingerprint (a changed include or module is a
+changed suite, so cached task scores and comparisons never mix two versions).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +66,7 @@ class TaskFile:
     problems: list[Problem] = field(default_factory=list)
     code: list[Problem] = field(default_factory=list)
     data_files: dict[str, Path] = field(default_factory=dict)  # name as written -> file
+    files: dict[str, Path] = field(default_factory=dict)  # everything above, and what it reads
 
     @property
     def name(self) -> str:
@@ -85,6 +90,7 @@ def read_task(path: Path, folder: Path) -> TaskFile:
     _check_code_keys(config, task)
     _check_data(config, folder, task)
     _check_kind(config, task)
+    task.files.update(task.data_files)
     return task
 
 
@@ -111,6 +117,8 @@ def _load(path: Path, folder: Path, task: TaskFile, seen: set[Path]) -> dict[str
         return {}
     if task.root is None:
         task.root = root
+    task.files[_name(path, folder)] = path
+    _note_modules(data, path.parent, folder, task)
     if not isinstance(data, dict):
         task.problems.append(Problem(str(path), "", "an lm-eval task file must be a mapping"))
         return {}
@@ -145,20 +153,38 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def _find_code_refs(value: Any, task: TaskFile) -> None:
+def _name(path: Path, folder: Path) -> str:
+    """A file's name in the suite's file list: its path inside the folder (else absolute)."""
+    resolved, root = path.resolve(), folder.resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
+
+
+def _code_refs(value: Any) -> Iterator[CodeRef]:
     if isinstance(value, CodeRef):
-        what = "imports and runs" if value.tag == "!function" else "would construct"
+        yield value
+    elif isinstance(value, dict | list):
+        for v in value.values() if isinstance(value, dict) else value:
+            yield from _code_refs(v)
+
+
+def _note_modules(data: Any, base: Path, folder: Path, task: TaskFile) -> None:
+    """The local module each `!function module.name` imports, as lm-eval resolves it: a `.py`
+    file beside the YAML file that holds the tag."""
+    for ref in _code_refs(data):
+        module = ref.value.rpartition(".")[0]
+        file = base / (module.replace(".", "/") + ".py")
+        if ref.tag == "!function" and module and file.is_file():
+            task.files[_name(file, folder)] = file
+
+
+def _find_code_refs(config: dict[str, Any], task: TaskFile) -> None:
+    for ref in _code_refs(config):
+        what = "imports and runs" if ref.tag == "!function" else "would construct"
         task.code.append(
-            Problem(str(task.path), f"line {value.line}",
-                    f"{value.tag} {value.value} {what} Python code; suites are data "
+            Problem(str(task.path), f"line {ref.line}",
+                    f"{ref.tag} {ref.value} {what} Python code; suites are data "
                     f"({TRUST_FLAG} allows it)")
         )  # fmt: skip
-    elif isinstance(value, dict):
-        for v in value.values():
-            _find_code_refs(v, task)
-    elif isinstance(value, list):
-        for v in value:
-            _find_code_refs(v, task)
 
 
 def _check_code_keys(config: dict[str, Any], task: TaskFile) -> None:

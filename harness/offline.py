@@ -19,8 +19,9 @@ from typing import Any
 
 from harness.errors import Problem, UserError
 from harness.grading import Grader, summarize
-from harness.runner import EvalResult, conversation
-from harness.store import ResultRow, RunRow, Store, new_id
+from harness.judge import judge_fingerprints
+from harness.runner import EvalResult, conversation, new_run_row
+from harness.store import ResultRow, Store
 from harness.suite import Suite
 
 KIND = "outputs"
@@ -60,9 +61,15 @@ def read_outputs(path: Path) -> dict[str, str]:
     return outputs
 
 
-def grade_outputs(suite: Suite, path: Path, name: str, store: Store) -> EvalResult:
-    """Grade an outputs file against the suite and store it as a run of model `name`."""
+def grade_outputs(
+    suite: Suite, path: Path, name: str, store: Store, *, trust_code: bool = False,
+    progress: bool = False,
+) -> EvalResult:  # fmt: skip
+    """Grade an outputs file against the suite and store it as a run of model `name`;
+    `trust_code` is the user's --trust-suite-code (a `metric` criterion runs code). Judges are
+    resolved and cached through the store, as in any run."""
     t0 = time.perf_counter()
+    suite.check_trust(trust_code)
     if not suite.cases:
         raise UserError(f"suite '{suite.name}' has no test cases (data.test) to grade outputs for")
     outputs = read_outputs(path)
@@ -74,10 +81,7 @@ def grade_outputs(suite: Suite, path: Path, name: str, store: Store) -> EvalResu
         shown = ", ".join(unknown[:20]) + more
         what = f"{len(unknown)} ids are not cases of suite '{suite.name}'"
         raise UserError(f"{path}: {what}: {shown}")
-    registered = store.model(name)
-    if registered is not None:
-        kind = registered["kind"]
-        raise UserError(f"'{name}' is a registered {kind} model: choose another --name")
+    _check_name(name, store)
     cases = [c for c in suite.cases if c["id"] in outputs]
     positions = {c["id"]: i for i, c in enumerate(suite.cases)}
     settings: dict[str, Any] = {
@@ -87,7 +91,11 @@ def grade_outputs(suite: Suite, path: Path, name: str, store: Store) -> EvalResu
         "missing": len(suite.cases) - len(cases),
         "must_pass": "recorded",
     }
-    graded = Grader(suite)([outputs[c["id"]] for c in cases], cases)  # before anything is stored
+    judges = judge_fingerprints(suite, store)
+    if judges:
+        settings["judges"] = judges
+    grader = Grader(suite, store, progress)
+    graded = grader([outputs[c["id"]] for c in cases], cases)  # before the run is stored
     run_id = _insert_run(store, suite, name, sha, settings, len(cases))
     results: list[ResultRow] = [
         {
@@ -117,31 +125,29 @@ def grade_outputs(suite: Suite, path: Path, name: str, store: Store) -> EvalResu
     )
 
 
+def _check_name(name: str, store: Store) -> None:
+    """The run becomes its model's latest run for compare, gate and the leaderboard: a name
+    that already means a model (registered, the packaged default, or one with runs of its own)
+    is refused."""
+    from harness.models import DEFAULT_MODEL
+
+    registered = store.model(name)
+    if registered is not None:
+        kind = registered["kind"]
+        raise UserError(f"'{name}' is a registered {kind} model: choose another --name")
+    if name == DEFAULT_MODEL:
+        raise UserError(f"'{name}' is the packaged default model: choose another --name")
+    kinds = sorted({r["model_kind"] for r in store.runs(None, name)} - {KIND})
+    if kinds:
+        raise UserError(
+            f"'{name}' already names a model with runs ({', '.join(kinds)}): choose another --name"
+        )
+
+
 def _insert_run(
     store: Store, suite: Suite, name: str, sha: str, settings: dict[str, Any], n: int
 ) -> str:
-    run_id = new_id("run")
     key = hashlib.sha256(json.dumps([KIND, suite.fingerprint, sha, name]).encode()).hexdigest()
-    row: RunRow = {
-        "id": run_id,
-        "suite": suite.name,
-        "suite_version": suite.spec.version,
-        "suite_fingerprint": suite.fingerprint,
-        "suite_path": str(suite.path),
-        "suite_files": suite.files,
-        "model": name,
-        "model_fingerprint": sha,
-        "model_kind": KIND,
-        "prompt_variant": "",
-        "settings": settings,
-        "run_key": key,
-        "status": "running",
-        "n_cases": n,
-        "train_run": None,
-        "step": None,
-        "created_at": time.time(),
-        "finished_at": None,
-        "timings": {},
-    }
+    row = new_run_row(suite, name, sha, KIND, settings, key, n)
     store.insert_run(row)
-    return run_id
+    return row["id"]

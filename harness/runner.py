@@ -25,6 +25,7 @@ from typing import Any
 from harness.errors import UserError
 from harness.generate import Backend, Generation, GenSettings, Messages, cache_key
 from harness.grading import Grader, summarize
+from harness.judge import judge_fingerprints
 from harness.models import ModelRef
 from harness.prompts import BASE, prompt_for
 from harness.store import GenerationRow, ResultRow, RunRow, Store, new_id
@@ -42,7 +43,7 @@ class EvalOptions:
     progress: bool = True  # progress bars on stderr
     train_run: str | None = None  # set for checkpoint evaluations
     step: int | None = None
-    trust_code: bool = False  # --trust-suite-code: lm-eval task files may run code
+    trust_code: bool = False  # --trust-suite-code: the suite may run code (metrics, lm-eval tasks)
     prompt: str = BASE  # a prompt variant of the suite (`prompt.variants`), or the base prompt
 
 
@@ -127,9 +128,11 @@ class _Plan:
     tasks: list[dict[str, Any]]  # lm-eval task configs
     lm_settings: dict[str, Any] | None
     run_key: str
+    judges: dict[str, str]  # criterion id -> judge fingerprint
 
 
-def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
+def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions, store: Store) -> _Plan:
+    suite.check_trust(opts.trust_code)  # criteria and lm-eval tasks that run code
     if not suite.cases and not suite.spec.lm_eval:
         raise UserError(f"suite '{suite.name}' has neither test cases nor lm-eval tasks")
     if opts.limit is not None and opts.limit < 1:
@@ -150,6 +153,7 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
         task_limit = len(cases) if opts.case_ids is not None and opts.limit is None else opts.limit
         tasks = lmeval.task_configs(suite, opts.trust_code)  # can fail: before anything is stored
         lm_settings = lmeval.settings(tasks, task_limit, settings.dtype)
+    judges = judge_fingerprints(suite, store)  # an unknown judge fails here, before any write
     blob = [
         suite.fingerprint,
         ref.fingerprint,
@@ -162,8 +166,10 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions) -> _Plan:
         blob.append(lm_settings)
     if opts.prompt != BASE:  # and base-prompt runs keep theirs
         blob.append({"prompt": opts.prompt})
+    if judges:  # and runs without judges keep theirs
+        blob.append({"judges": judges})
     run_key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
-    return _Plan(cases, convs, keys, settings, tasks, lm_settings, run_key)
+    return _Plan(cases, convs, keys, settings, tasks, lm_settings, run_key, judges)
 
 
 def evaluate_suite(
@@ -177,7 +183,7 @@ def evaluate_suite(
     """Evaluate `ref` on everything the suite holds and store one run; resumes an interrupted
     run of the same command."""
     t0, began = time.perf_counter(), time.time()
-    plan = _plan(suite, ref, opts)
+    plan = _plan(suite, ref, opts, store)
     if backend is None and ref.kind == "served":
         backend = _reachable_endpoint(ref, store, plan, opts)
     # One process evaluates a run key at a time; one that waited takes the run the other made.
@@ -263,21 +269,10 @@ def _generate_cases(
 
     def commit(indices: list[int], gens: list[Generation], cached: bool) -> None:
         graded = grader([g.output for g in gens], [cases[i] for i in indices])
-        now = time.time()
         generations: list[GenerationRow] = []
         if not cached:
             generations = [
-                {
-                    "key": keys[i],
-                    "model_fingerprint": ref.fingerprint,
-                    "prompt": json.dumps(plan.convs[i]),
-                    "settings": json.dumps(settings.as_dict()),
-                    "output": g.output,
-                    "n_tokens": g.n_tokens,
-                    "prompt_tokens": g.prompt_tokens,
-                    "seconds": g.seconds,
-                    "created_at": now,
-                }
+                g.cache_row(keys[i], ref.fingerprint, plan.convs[i], settings)
                 for i, g in zip(indices, gens, strict=True)
             ]
         results: list[ResultRow] = [
@@ -361,13 +356,41 @@ def _score_tasks(
     )  # fmt: skip
 
 
+def new_run_row(
+    suite: Suite, model: str, fingerprint: str, kind: str, settings: dict[str, Any],
+    run_key: str, n_cases: int, *, prompt: str = BASE, train_run: str | None = None,
+    step: int | None = None,
+) -> RunRow:  # fmt: skip
+    """The row of a run about to be evaluated (or graded), under a new id."""
+    return {
+        "id": new_id("run"),
+        "suite": suite.name,
+        "suite_version": suite.spec.version,
+        "suite_fingerprint": suite.fingerprint,
+        "suite_path": str(suite.path),
+        "suite_files": suite.files,
+        "model": model,
+        "model_fingerprint": fingerprint,
+        "model_kind": kind,
+        "prompt_variant": prompt,
+        "settings": settings,
+        "run_key": run_key,
+        "status": "running",
+        "n_cases": n_cases,
+        "train_run": train_run,
+        "step": step,
+        "created_at": time.time(),
+        "finished_at": None,
+        "timings": {},
+    }
+
+
 def _start_run(
     store: Store, suite: Suite, ref: ModelRef, plan: _Plan, opts: EvalOptions
 ) -> tuple[str, bool]:
     unfinished = store.unfinished_run(plan.run_key)
     if unfinished:
         return unfinished, True
-    run_id = new_id("run")
     settings: dict[str, Any] = {
         **plan.settings.as_dict(),
         "limit": opts.limit,
@@ -376,26 +399,11 @@ def _start_run(
     }
     if plan.lm_settings is not None:
         settings["lm_eval"] = plan.lm_settings
-    row: RunRow = {
-        "id": run_id,
-        "suite": suite.name,
-        "suite_version": suite.spec.version,
-        "suite_fingerprint": suite.fingerprint,
-        "suite_path": str(suite.path),
-        "suite_files": suite.files,
-        "model": ref.name,
-        "model_fingerprint": ref.fingerprint,
-        "model_kind": ref.kind,
-        "prompt_variant": opts.prompt,
-        "settings": settings,
-        "run_key": plan.run_key,
-        "status": "running",
-        "n_cases": len(plan.cases),
-        "train_run": opts.train_run,
-        "step": opts.step,
-        "created_at": time.time(),
-        "finished_at": None,
-        "timings": {},
-    }
+    if plan.judges:
+        settings["judges"] = plan.judges
+    row = new_run_row(
+        suite, ref.name, ref.fingerprint, ref.kind, settings, plan.run_key, len(plan.cases),
+        prompt=opts.prompt, train_run=opts.train_run, step=opts.step,
+    )  # fmt: skip
     store.insert_run(row)
-    return run_id, False
+    return row["id"], False

@@ -26,6 +26,7 @@ from pydantic import (
 
 from harness import criteria, suite_files, yamlsafe
 from harness.errors import Problem, UserError
+from harness.suite_code import check_criteria_code
 from harness.suite_files import FileProblem, read_jsonl
 from harness.templating import Loc, fill, placeholders, walk_strings
 from harness.yamlpos import where as yaml_where
@@ -143,6 +144,11 @@ class Suite:
     def criteria(self) -> list[tuple[str, CriterionSpec]]:
         return [(sec, c) for sec, specs in self.spec.rubric.sections() for c in specs]
 
+    def check_trust(self, trust_code: bool) -> None:
+        """Refuse a suite that would run code, unless the user passed --trust-suite-code."""
+        if self.needs_code and not trust_code:
+            raise UserError(self.needs_code)
+
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -189,9 +195,11 @@ def _check_placeholders(
     problems: list[Problem],
     own: Mapping[Loc, frozenset[str]] | None = None,
 ) -> None:
-    """`own`: per criterion location, the placeholders that criterion fills itself."""
+    """`own`: per criterion location (a rubric entry, or a check nested in one), the
+    placeholders that criterion fills itself; a template belongs to the innermost one."""
     for loc, text in templates:
-        filled_by_criterion = own.get(loc[:3], frozenset()) if own else frozenset()
+        owner = next((loc[:k] for k in range(len(loc), 2, -1) if own and loc[:k] in own), None)
+        filled_by_criterion = own[owner] if own and owner is not None else frozenset()
         for name in placeholders(text):
             if name in filled_by_criterion:  # a judge's {output}, not a case field
                 continue
@@ -280,6 +288,8 @@ def load_suite(path: str | Path) -> Suite:
         _check_cases(built, splits["test"], str(folder / spec.data.test), problems)
     needs_code: list[Problem] = []
     _read_lm_eval(spec, folder, label, where, files, problems, needs_code)
+    labels = (label, str(folder / (spec.data.test or "")))
+    check_criteria_code(spec, splits["test"], folder, labels, where, files, problems, needs_code)
     _check_templates(spec, splits, folder, label, where, problems)
     shots = _check_variants(spec, splits, folder, label, where, problems)
     if problems:
@@ -414,11 +424,11 @@ def _read_lm_eval(
         task = read_task(file, folder)
         problems.extend(task.problems)
         needs_code.extend(task.code)
-        for data_name, data_file in task.data_files.items():
+        for read_name, read_file in task.files.items():  # includes, data, local modules
             try:
-                files[data_name] = _sha(suite_files.read(data_file))
+                files[read_name] = _sha(suite_files.read(read_file))
             except FileProblem as e:
-                problems.append(Problem(str(file), task.where("dataset_kwargs"), f"data file {e}"))
+                problems.append(Problem(str(file), task.where("dataset_kwargs"), f"file {e}"))
 
 
 def _check_templates(
@@ -440,10 +450,11 @@ def _check_templates(
         for loc, text in walk_strings(c.params())
     ]
     own: dict[Loc, frozenset[str]] = {
-        ("rubric", section, i): criteria.provided(c.type)
+        ("rubric", section, i, *use.loc): criteria.provided(use.type)
         for section, specs in spec.rubric.sections()
         for i, c in enumerate(specs)
-        if c.type in criteria.registered()
+        for use in criteria.uses(c.id, c.type, c.params())
+        if use.type in criteria.registered()
     }
     answer: list[Template] = (
         [(("prompt", "assistant"), spec.prompt.assistant)] if spec.prompt.assistant else []

@@ -24,7 +24,6 @@ import ast
 import inspect
 import json
 import re
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,15 +254,7 @@ def model_answers(
             for j, g in zip(rows, gens, strict=True):
                 i = misses[j]
                 answers[keys[i]] = g.output
-                saved.append(
-                    {
-                        "key": keys[i], "model_fingerprint": ref.fingerprint,
-                        "prompt": json.dumps(conversations[i]),
-                        "settings": json.dumps(settings.as_dict()), "output": g.output,
-                        "n_tokens": g.n_tokens, "prompt_tokens": g.prompt_tokens,
-                        "seconds": g.seconds, "created_at": time.time(),
-                    }
-                )  # fmt: skip
+                saved.append(g.cache_row(keys[i], ref.fingerprint, conversations[i], settings))
             store.save_generations(saved)
 
         backend = backend_for(ref, None, settings.dtype, progress)

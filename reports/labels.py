@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness import stats
 from harness.grading import GRADES, RANK
 from harness.store import Store
 
@@ -59,13 +60,7 @@ def agreement(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     if n == 0:
         return {"n": 0, "agree": 0, "share": None, "kappa": None}
     agree = sum(1 for h, a in pairs if h == a)
-    po = agree / n
-    pe = sum(
-        (sum(1 for h, _ in pairs if h == g) / n) * (sum(1 for _, a in pairs if a == g) / n)
-        for g in GRADES
-    )
-    kappa = None if n < 2 or pe >= 1.0 else (po - pe) / (1.0 - pe)
-    return {"n": n, "agree": agree, "share": po, "kappa": kappa}
+    return {"n": n, "agree": agree, "share": agree / n, "kappa": stats.cohen_kappa(pairs)}
 
 
 def confusion(pairs: Iterable[tuple[str, str]]) -> dict[str, dict[str, int]]:

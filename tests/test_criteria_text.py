@@ -84,6 +84,16 @@ def test_repetition_catches_character_loops() -> None:
     assert run("repetition", "It returns 1000000 items... quickly.", n=3, max_ratio=0.3).passed
 
 
+def test_repetition_leaves_numbers_and_short_runs_alone() -> None:
+    for fine in ("It is 100000.", "x = [0, 0, 0, 0, 0]", "The mask is 0xffffffff.", "Title\n=====",
+                 "Use 1.1.1.1 as the resolver.", "ha ha"):  # fmt: skip
+        r = run("repetition", fine, n=3, max_ratio=0.3)
+        assert r.passed and "loop" not in r.detail, (fine, r.detail)
+    looped = "import asyncio.asyncio.asyncio.asyncio.asyncio"
+    r = run("repetition", looped, n=3, max_ratio=0.3)
+    assert not r.passed, r.detail
+
+
 def test_json_keys_and_equality() -> None:
     assert run("json", 'Sure: {"a": 1, "b": "x"} done', required_keys=["a"]).passed
     assert run("json", '```json\n{"a": 1}\n```', equals={"a": 1}).passed

@@ -102,6 +102,27 @@ def test_unknown_ids_and_bad_lines_write_nothing(
         assert store.runs() == []
 
 
+def test_a_name_that_means_a_model_is_refused(
+    tmp_path: Path, mini_suite: Path, recorded: Path, store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run would become that model's latest run for compare, gate and the leaderboard."""
+    from tests.compare_helpers import answers, fake_run
+
+    fake_run(store, mini_suite, "evaluated", answers())  # a model with runs of its own
+    for name, why in (
+        ("smollm2-135m-instruct", "is the packaged default model"),
+        ("evaluated", "already names a model with runs (local)"),
+    ):
+        code, _, err = run_cli("grade", str(mini_suite), "--outputs", str(recorded), "--name",
+                               name, "--db", str(store.path), capsys=capsys)  # fmt: skip
+        assert code == 2 and why in err, err
+    assert [r["model"] for r in store.runs()] == ["evaluated"]
+    for _ in range(2):  # its own name again: another outputs run of the same model
+        code, _, err = run_cli("grade", str(mini_suite), "--outputs", str(recorded), "--name",
+                               "api", "--db", str(store.path), capsys=capsys)  # fmt: skip
+        assert code == 0, err
+
+
 def test_export_formats(
     tmp_path: Path, mini_suite: Path, recorded: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

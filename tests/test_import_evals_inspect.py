@@ -158,3 +158,35 @@ def test_import_eval_compare(
 
     result = eval_and_compare(folder, tiny_model_dir, tmp_path / "db.db", answer, capsys)
     assert result["n"] == 3 and result["pass_rate"]["b"] > result["pass_rate"]["a"]
+
+
+def test_messages_without_text_content_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both importers read a sample's messages alike: content must be text (None is not "None")."""
+    import json
+
+    registry = tmp_path / "registry"
+    (registry / "evals").mkdir(parents=True)
+    (registry / "data" / "q").mkdir(parents=True)
+    (registry / "evals" / "q.yaml").write_text(
+        "q:\n  id: q.dev.v0\nq.dev.v0:\n  class: evals.elsuite.basic.match:Match\n"
+        "  args:\n    samples_jsonl: q/samples.jsonl\n"
+    )
+    samples = [
+        {"input": [{"role": "user", "content": "Capital of France?"}], "ideal": "Paris"},
+        {"input": [{"role": "user", "content": None}], "ideal": "Rome"},
+    ]
+    (registry / "data" / "q" / "samples.jsonl").write_text(
+        "".join(json.dumps(s) + "\n" for s in samples)
+    )
+    inspect = tmp_path / "inspect.jsonl"
+    inspect.write_text("".join(json.dumps({"input": s["input"], "target": s["ideal"]}) + "\n"
+                               for s in samples))  # fmt: skip
+    for fmt, source, extra in (
+        ("openai-evals", registry / "evals" / "q.yaml", ()),
+        ("inspect", inspect, ("--scorer", "match")),
+    ):
+        code, _, err = run_cli("suites", "import", fmt, str(source), "--out",
+                               str(tmp_path / fmt), *extra, capsys=capsys)  # fmt: skip
+        assert code == 2 and "line 2" in err and "must be text or chat messages" in err, err

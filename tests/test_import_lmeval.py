@@ -141,3 +141,46 @@ def test_import_eval_compare(
 
     result = eval_and_compare(folder, tiny_model_dir, tmp_path / "db.db", answer, capsys)
     assert result["n"] == 2 and result["pass_rate"]["b"] == 1.0
+
+
+GEN_TASK = """\
+task: broken_docs
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: docs.jsonl
+test_split: test
+output_type: generate_until
+doc_to_text: "Q: {{question}}"
+doc_to_target: answer
+metric_list:
+  - metric: exact_match
+"""
+
+
+@pytest.mark.parametrize(
+    ("docs", "task_change", "expected"),
+    [
+        ('{"question": "a", "answer": "b"}\n{"answer": "c"}\n', None,
+         "docs.jsonl: document 1: UndefinedError: 'question' is undefined"),
+        ('{"question": "a", "answer": "b"}\n{"question": "x", "answer": "c"\n', None,
+         "docs.jsonl:line 2: invalid JSON"),
+        ('{"question": "a", "answer": "yes", "choices": ["no", "yes"]}\n',
+         ("doc_to_target: answer", "doc_to_target: answer\ndoc_to_choice: choices"),
+         "docs.jsonl: document 0: TypeError"),
+        ('[{"question": "a"}, 3]', None, "docs.jsonl: document 1: a document must be a JSON"),
+    ],
+)  # fmt: skip
+def test_a_document_that_cannot_be_imported_is_located(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], docs: str,
+    task_change: tuple[str, str] | None, expected: str,
+) -> None:  # fmt: skip
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "task.yaml").write_text(GEN_TASK.replace(*task_change) if task_change else GEN_TASK)
+    (source / "docs.jsonl").write_text(docs)
+    out = tmp_path / "out"
+    code, _, err = run_cli("suites", "import", "lm-eval", str(source / "task.yaml"), "--out",
+                           str(out), capsys=capsys)  # fmt: skip
+    assert code == 2 and expected in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.import_helpers import SPECIMENS, assert_verdicts, eval_and_compare, import_suite
 
 PF = SPECIMENS / "promptfoo"
@@ -117,8 +118,6 @@ def test_chat_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_refused_checks_are_located(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.conftest import run_cli
-
     source = PF / "refused.yaml"
     code, _, err = run_cli(
         "suites", "import", "promptfoo", str(source), "--out", str(tmp_path / "r"), capsys=capsys
@@ -156,3 +155,33 @@ def test_import_eval_compare(
     improved = {p["case_id"] for p in result["pairs"] if p["change"] == "improved"}
     assert {"t0001", "t0002", "t0005", "t0015"} <= improved
     json.dumps(result)
+
+
+@pytest.mark.parametrize(
+    ("tests", "expected"),
+    [
+        ("  - vars: [1, 2]\n    assert: [{type: contains, value: a}]\n",
+         "pf.yaml:tests[0]:vars: must be a mapping, not [1, 2]"),
+        ("  - vars: {x: a}\n    assert: {type: contains, value: a}\n",
+         "pf.yaml:tests[0]:assert: must be a list"),
+        ("  - vars: {x: a}\n    threshold: high\n", "pf.yaml:tests[0]:threshold: must be a number"),
+    ],
+)  # fmt: skip
+def test_a_test_of_the_wrong_shape_is_located(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tests: str, expected: str
+) -> None:
+    config = tmp_path / "pf.yaml"
+    config.write_text('prompts: ["Say {{x}}"]\ntests:\n' + tests)
+    code, _, err = run_cli("suites", "import", "promptfoo", str(config), "--out",
+                           str(tmp_path / "out"), capsys=capsys)  # fmt: skip
+    assert code == 2 and expected in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_broken_tests_file_is_located(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "pf.yaml"
+    config.write_text('prompts: ["Say {{x}}"]\ntests: file://tests.jsonl\n')
+    (tmp_path / "tests.jsonl").write_text('{"vars": {"x": "a"}}\n{"vars": \n')
+    code, _, err = run_cli("suites", "import", "promptfoo", str(config), "--out",
+                           str(tmp_path / "out"), capsys=capsys)  # fmt: skip
+    assert code == 2 and "tests.jsonl:line 2: cannot parse" in err and "Traceback" not in err

@@ -33,6 +33,20 @@ JUDGED = SUITE_YAML.replace(
 )
 
 
+@pytest.fixture
+def asked(monkeypatch) -> list[int]:
+    """How many prompts each call of a local judge was asked."""
+    calls: list[int] = []
+    real = LocalChooser.choose
+
+    def spy(self, prompts, choices):
+        calls.append(len(prompts))
+        return real(self, prompts, choices)
+
+    monkeypatch.setattr(LocalChooser, "choose", spy)
+    return calls
+
+
 @pytest.fixture(autouse=True)
 def fresh_judges():
     _JUDGES.clear()
@@ -164,17 +178,9 @@ def test_suite_with_a_judge_validates_its_own_placeholders(tmp_path: Path) -> No
 
 
 def test_judge_criterion_grades_caches_and_records_its_choice(
-    tmp_path: Path, store, tiny_model_dir: Path, monkeypatch
+    tmp_path: Path, store, tiny_model_dir: Path, asked: list[int]
 ) -> None:
     suite_dir = write_suite(tmp_path / "j", JUDGED.replace("MODEL", str(tiny_model_dir)))
-    asked: list[int] = []
-    real = LocalChooser.choose
-
-    def spy(self, prompts, choices):
-        asked.append(len(prompts))
-        return real(self, prompts, choices)
-
-    monkeypatch.setattr(LocalChooser, "choose", spy)
     run = fake_run(store, suite_dir, "model-a", answers())
     rows = store.results(run)
     for r in rows:
@@ -196,3 +202,104 @@ def test_judge_without_output_placeholder_is_refused() -> None:
         criteria.get("judge")(model="m", prompt="Is it good?")
     with pytest.raises(ValueError, match="set reference"):
         criteria.get("judge")(model="m", prompt="{output} vs {reference}")
+
+
+def test_grade_resolves_a_registered_judge_and_caches_its_verdicts(
+    tmp_path: Path, tiny_model_dir: Path, asked: list[int], capsys
+) -> None:
+    """`tuneval grade` grades with the store, as a run does: a judge may be a registered name."""
+    import json
+
+    from harness.store import Store
+    from tests.conftest import CASES, run_cli
+
+    db = tmp_path / "ws.db"
+    with Store(db) as s:
+        register(s, "myjudge", tiny_model_dir)
+    suite_dir = write_suite(tmp_path / "j", JUDGED.replace("MODEL", "myjudge"))
+    outputs = tmp_path / "out.jsonl"
+    outputs.write_text("".join(json.dumps({"id": c["id"], "output": c["module"]}) + "\n"
+                               for c in CASES))  # fmt: skip
+    for name in ("api-1", "api-2"):
+        code, out, err = run_cli(
+            "grade", str(suite_dir), "--outputs", str(outputs), "--name", name, "--db", str(db),
+            "--json", capsys=capsys,
+        )  # fmt: skip
+        assert code == 0, err
+        assert json.loads(out)["n"] == len(CASES)
+    assert sum(asked) == len(CASES), "the second grading takes every verdict from the cache"
+
+
+def register(store, name: str, folder: Path) -> None:
+    """A model name pointing at a folder, as `tuneval train` registers its candidates."""
+    import time
+
+    store.register_model({
+        "name": name, "spec": name, "path": str(folder), "fingerprint": None, "kind": "trained",
+        "base": None, "produced_by": None, "info": {}, "created_at": time.time(),
+    })  # fmt: skip
+
+
+def test_the_judge_is_part_of_a_runs_identity(
+    tmp_path: Path, store, tiny_model_dir: Path, varied_model_dir: Path
+) -> None:
+    """Re-pointing a judge name makes another run (never a resumed mix of two judges), and
+    compare says the verdicts came from different judges."""
+    from harness.compare import compare_runs
+
+    suite_dir = write_suite(tmp_path / "j", JUDGED.replace("MODEL", "myjudge"))
+    register(store, "myjudge", tiny_model_dir)
+    first = fake_run(store, suite_dir, "model-a", answers())
+    again = fake_run(store, suite_dir, "model-b", answers())
+    register(store, "myjudge", varied_model_dir)
+    moved = fake_run(store, suite_dir, "model-b", answers())
+
+    judges = [store.run(r)["settings"]["judges"] for r in (first, again, moved)]
+    tiny, varied = resolve(str(tiny_model_dir)), resolve(str(varied_model_dir))
+    assert judges == [{"judged": tiny.fingerprint}] * 2 + [{"judged": varied.fingerprint}]
+    assert store.run(again)["run_key"] != store.run(moved)["run_key"]
+    assert not any("judge" in w for w in compare_runs(store, first, again).warnings)
+    warned = [w for w in compare_runs(store, first, moved).warnings if "judge" in w]
+    assert len(warned) == 1 and "criterion 'judged' was graded by different judges" in warned[0]
+
+
+def test_human_agreement_counts_only_cases_the_judge_decided() -> None:
+    """A judge's pass/fail is compared with the human grade only where it decided the grade."""
+    from harness.criteria.judge import human_agreement
+
+    def row(human: str, judged: bool, other: bool, section: str = "good") -> dict:
+        info = {"judge": "j", "choice": "yes" if judged else "no", "probs": {}}
+        return {
+            "human": human,
+            "criteria": {
+                "judged": {"section": section, "passed": judged, "info": info},
+                "names-module": {"section": "good", "passed": other},
+                "bare": {"section": "better", "passed": False},
+            },
+        }
+
+    rows = [
+        row("good", True, True),  # the judge decided: agrees
+        row("bad", False, True),  # decided: agrees
+        row("bad", True, False),  # names-module failed: the case was bad whatever the judge said
+        row("bad", True, False),
+    ]
+    (good,) = human_agreement(rows)
+    assert good["labelled"] == 2 and good["left_out"] == 2 and good["agreement"] == 1.0
+    # a better criterion decides only when every other criterion, better ones too, passed
+    (better,) = human_agreement([row("better", True, True, "better")])
+    assert better["labelled"] == 0 and better["left_out"] == 1 and better["agreement"] is None
+
+
+def test_a_judge_nested_in_weighted_fills_its_own_placeholders(tmp_path: Path) -> None:
+    nested = SUITE_YAML.replace(
+        "  better:\n",
+        "    - id: checked\n      type: weighted\n      checks:\n        - {type: empty}\n"
+        "        - type: judge\n          model: some-judge\n"
+        "          prompt: 'Is {output} the module holding {function}? ({reference})'\n"
+        "          reference: '{module}'\n  better:\n",
+    )
+    suite = load_suite(write_suite(tmp_path / "n", nested))
+    assert [c.id for _, c in suite.criteria()][-2] == "checked"
+    with pytest.raises(UserError, match=r"placeholder \{nowhere\} has no field"):
+        load_suite(write_suite(tmp_path / "m", nested.replace("{function}", "{nowhere}")))

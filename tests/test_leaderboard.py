@@ -94,3 +94,25 @@ def test_cli_json(tmp_path: Path, mini_suite: Path, capsys) -> None:
         "leaderboard", "--suite", "mini", "--models", "base,broken", "--db", str(db), capsys=capsys
     )
     assert code == 0 and "base" in out and "good" not in out.split("cases")[-1]
+
+
+def test_checkpoint_runs_are_not_models(three, mini_suite: Path) -> None:
+    """A training checkpoint's evaluation (job@step) is a point on a curve: left out unless
+    named."""
+    from harness.models import ModelRef
+    from harness.runner import EvalOptions, evaluate_suite
+    from harness.suite import load_suite
+    from tests.conftest import FakeBackend
+
+    ref = ModelRef("job@10", "job@10", mini_suite, "local", "fp-checkpoint")
+    opts = EvalOptions(progress=False, dtype="float32", train_run="train-1", step=10)
+    evaluate_suite(load_suite(mini_suite), ref, three, opts, backend=FakeBackend(answers()))
+    assert [e.model for e in leaderboard(three, "mini").entries] == ["good", "base", "broken"]
+    named = leaderboard(three, "mini", ["base", "job@10"])
+    assert [e.model for e in named.entries] == ["job@10", "base"]
+
+
+def test_a_single_model_gets_the_average_rating(store, mini_suite: Path) -> None:
+    fake_run(store, mini_suite, "alone", answers())
+    (entry,) = leaderboard(store, "mini").entries
+    assert entry.rating == entry.low == entry.high == pytest.approx(1000.0)

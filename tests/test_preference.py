@@ -87,3 +87,12 @@ def test_compare_cli_with_a_judge(tmp_path: Path, mini_suite: Path, tiny_model_d
         assert store.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0] == 6 + 6 + 6
     code, out, _ = run_cli(*args, capsys=capsys)
     assert code == 0 and "pairwise preference" in out and "order-inconsistent" in out
+
+
+def test_compare_with_a_judge_creates_no_store(tmp_path: Path, tiny_model_dir: Path, capsys):
+    """A mistyped --db is an error, not a new empty store."""
+    db = tmp_path / "typo.db"
+    code, _, err = run_cli("compare", "base", "cand", "--judge", str(tiny_model_dir), "--db",
+                           str(db), capsys=capsys)  # fmt: skip
+    assert code == 2 and "no store at" in err, err
+    assert not db.exists()

@@ -287,3 +287,12 @@ def test_report_command_line() -> None:
     assert "--server.headless true" in joined and "--browser.gatherUsageStats false" in joined
     assert "--client.toolbarMode minimal" in joined  # no Deploy button
     assert cmd[-2:] == ["--db", "/x/t.db"]
+
+
+def test_agreement_kappa_is_the_stats_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Cohen's kappa in the code base: the report's agreement calls harness.stats."""
+    from harness import stats
+    from reports.labels import agreement
+
+    monkeypatch.setattr(stats, "cohen_kappa", lambda pairs: 0.123)
+    assert agreement([("bad", "bad"), ("good", "bad")])["kappa"] == 0.123

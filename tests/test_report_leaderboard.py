@@ -16,13 +16,22 @@ from tests.test_report_apptest import open_page, texts
 
 
 def test_leaderboard_page_ranks_the_report_store(tmp_path: Path, monkeypatch) -> None:
+    from harness.runner import EvalOptions, evaluate_suite
+    from harness.store import Store
+    from harness.suite import load_suite
+    from tests.report_store import CANDIDATE, _answer, _ref
+
     rs = build(tmp_path)
+    with Store(rs.db) as store:  # the candidate evaluated after training, as `loop` does
+        opts = EvalOptions(progress=False, dtype="float32")
+        ref = _ref("mini-sft", "trained")
+        evaluate_suite(load_suite(rs.suite), ref, store, opts, backend=_answer(CANDIDATE))
     monkeypatch.setenv("TUNEVAL_DB", str(rs.db))
     at = open_page("leaderboard")
     assert not at.error, texts(at, "error")
     table = at.dataframe[0].value
-    assert set(table["model"]) == {"base-model", "mini-sft/checkpoint-5", "mini-sft"}
-    assert list(table["#"]) == [1, 2, 3]
+    assert set(table["model"]) == {"base-model", "mini-sft"}  # checkpoint runs are not models
+    assert list(table["#"]) == [1, 2]
     assert list(table["rating"]) == sorted(table["rating"], reverse=True)
     assert len(at.get("vega_lite_chart")) == 1
 
@@ -63,12 +72,15 @@ def test_grading_page_shows_judge_agreement_with_labels(
     db = tmp_path / "judged.db"
     with Store(db) as store:
         run = fake_run(store, suite, "base", answers(BASE))  # c answers "no idea"
-    # (judge, human) pass: a (T, T), c (F, F), e (T, F), b (T, T) -> agreement 3/4, kappa 0.5
+    # (judge, human) pass: a (T, T), c (F, F), e (T, F), b (T, T)
     for case, grade in (("a", "better"), ("c", "bad"), ("e", "bad"), ("b", "good")):
         save_label(str(db), run, case, grade)
     monkeypatch.setenv("TUNEVAL_DB", str(db))
     at = open_page("grading")
     judged = next(df.value for df in at.dataframe if "kappa" in df.value.columns)
     row = judged.iloc[0]
-    assert row["criterion"] == "judged" and row["judge"] == "fake-judge" and row["labelled"] == 4
-    assert row["agreement"] == pytest.approx(0.75) and row["kappa"] == pytest.approx(0.5)
+    # c is left out: names-module failed too, so the judge did not decide its grade; of a (T, T),
+    # e (T, F), b (T, T) two agree, and a judge that always passes agrees no more than chance
+    assert row["criterion"] == "judged" and row["judge"] == "fake-judge" and row["labelled"] == 3
+    assert row["left_out"] == 1 and row["agreement"] == pytest.approx(2 / 3)
+    assert row["kappa"] == pytest.approx(0.0)

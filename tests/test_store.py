@@ -158,3 +158,27 @@ def test_sql_lives_only_in_the_store() -> None:
                 if pattern.search(line):
                     offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
     assert offenders == []
+
+
+def test_one_builder_per_row_kind(tmp_path: Path, mini_suite: Path) -> None:
+    """Every writer of the generation cache builds its rows with `generation_row`, and eval and
+    grade build their run rows with `new_run_row`: the rows come out alike."""
+    import json
+
+    from harness.runner import new_run_row
+    from harness.store import Store, generation_row
+    from harness.suite import load_suite
+
+    row = generation_row("k", "fp", [{"role": "user", "content": "hi"}], {"t": 0.0}, "out",
+                         n_tokens=3, seconds=0.5)  # fmt: skip
+    assert json.loads(row["prompt"]) == [{"role": "user", "content": "hi"}]
+    assert json.loads(row["settings"]) == {"t": 0.0} and row["prompt_tokens"] is None
+    suite = load_suite(mini_suite)
+    run = new_run_row(suite, "m", "fp", "outputs", {"backend": "outputs"}, "key", 6)
+    assert run["status"] == "running" and run["suite_fingerprint"] == suite.fingerprint
+    assert run["prompt_variant"] == "" and run["train_run"] is None
+    with Store(tmp_path / "s.db") as store:
+        store.save_generations([row])
+        store.insert_run(run)
+        assert store.cached_generations(["k"])["k"]["output"] == "out"
+        assert store.run(run["id"])["model"] == "m"

@@ -74,8 +74,7 @@ def test_eval_refuses_a_task_that_imports_code(
     assert r.returncode == 0, r.stderr
     assert not mark.exists(), "validating must not import the module even when trusted"
 
-    r = cli("runs", "list", "--json", "--db", str(db), cwd=tmp_path)
-    assert r.returncode == 0 and json.loads(r.stdout) == []
+    assert not db.exists(), "refused before the store is created"
 
 
 def test_trust_flag_lets_it_run(
@@ -177,3 +176,24 @@ def test_template_cannot_reach_python(tmp_path: Path, tiny_model_dir: Path) -> N
     assert r.returncode == 2, r.stderr
     assert "--trust-suite-code" in r.stderr and "Traceback" not in r.stderr
     assert not mark.exists()
+
+
+def test_includes_and_named_modules_are_part_of_the_fingerprint(tmp_path: Path) -> None:
+    """A changed include or `!function` module is a changed suite: the per-task cache and
+    compare key on the fingerprint."""
+    from harness.suite import load_suite
+
+    base = "output_type: multiple_choice\nmetric_list:\n  - metric: acc\n"
+    task = "include: base.yaml\n" + TASK.replace("output_type: multiple_choice\n", "")
+    folder = _suite(
+        tmp_path, task, **{"base.yaml": base, "evil.py": "def process(d):\n  return d\n"}
+    )
+    first = load_suite(folder)
+    assert {"task.yaml", "base.yaml", "docs.jsonl", "evil.py"} <= set(first.files)
+
+    (folder / "base.yaml").write_text(base.replace("acc\n", "acc\n  - metric: acc_norm\n"))
+    second = load_suite(folder)
+    assert second.fingerprint != first.fingerprint
+
+    (folder / "evil.py").write_text("def process(d):\n  return d[:1]\n")
+    assert load_suite(folder).fingerprint != second.fingerprint

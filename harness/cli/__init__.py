@@ -44,8 +44,8 @@ TrustOption = Annotated[
     bool,
     typer.Option(
         "--trust-suite-code",
-        help="let the suite's lm-eval task files run code (`!function`, custom filters and "
-        "metrics, dataset scripts); suites are data without it",
+        help="let the suite run code: `metric` criteria (evaluate modules), lm-eval task files' "
+        "`!function`, custom filters and metrics, dataset scripts; suites are data without it",
     ),
 ]
 

@@ -75,17 +75,17 @@ def _compare(
     from harness.compare import compare_runs, resolve_run
 
     name = _suite_name(suite)
-    # A judge caches its verdicts in the store; without one, comparing never writes.
-    with open_store(db, readonly=judge is None) as store:
+    with open_store(db, readonly=True) as store:  # the store must exist; comparing never writes
         run_a = resolve_run(store, a, name, prompts[0])
         run_b = resolve_run(store, b, name, prompts[1])
         c = compare_runs(store, run_a, run_b, force=force, alpha=alpha)
-        if judge is not None:
-            from harness.judge import judge_for
-            from harness.preference import prefer
+    if judge is not None:  # a judge caches its verdicts: it writes, to the store found above
+        from harness.judge import judge_for
+        from harness.preference import prefer
 
+        with open_store(db) as store:
             c.preference = prefer(judge_for(judge, store, progress=True), c.pairs).to_json()
-        return c
+    return c
 
 
 def _check_outputs(db: Path | None, *paths: Path | None) -> None:

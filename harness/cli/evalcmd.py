@@ -66,6 +66,7 @@ def eval_cmd(
     from harness.suite import load_suite
 
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
+    s.check_trust(trust_code)
     opts = EvalOptions(
         limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code,
         prompt=prompt,

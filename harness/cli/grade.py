@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import DbOption, JsonOption, open_store, out, print_json
+from harness.cli import DbOption, JsonOption, TrustOption, open_store, out, print_json
 
 
 def grade_cmd(
@@ -18,6 +18,7 @@ def grade_cmd(
     name: Annotated[
         str, typer.Option("--name", help="the name the run is stored under (compare by it)")
     ],
+    trust_code: TrustOption = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -28,12 +29,13 @@ def grade_cmd(
     from harness.suite import load_suite
 
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
+    s.check_trust(trust_code)
     if not outputs.is_file():
         from harness.errors import UserError
 
         raise UserError(f"{outputs}: no such file")
     with open_store(db) as store:
-        result = grade_outputs(s, outputs, name, store)
+        result = grade_outputs(s, outputs, name, store, trust_code=trust_code, progress=not as_json)
     data = result.to_json()
     if as_json:
         print_json(data)

@@ -140,8 +140,7 @@ def validate(
     for p in paths:
         try:
             s = load_suite(p)
-            if s.needs_code and not trust_code:
-                raise UserError(s.needs_code)
+            s.check_trust(trust_code)
             report.append({"path": str(p), "ok": True, "name": s.name, "cases": len(s.cases)})
             if not as_json:
                 out.print(

@@ -165,8 +165,8 @@ def train_cmd(
     from harness.training import make_job
 
     s, t, hp, cfg = _prepare(suite, trainer, sets)
-    if eval_checkpoints and s.needs_code and not trust_code:  # refused now, not at a checkpoint
-        raise UserError(s.needs_code)
+    if eval_checkpoints:  # refused now, not at a checkpoint
+        s.check_trust(trust_code)
     if (nproc > 1 or torchrun) and distributed().world_size == 1:
         from harness.launch import relaunch
 
@@ -227,6 +227,7 @@ def loop_cmd(
     from harness.training import make_job
 
     s, t, hp, cfg = _prepare(suite, trainer, sets)
+    s.check_trust(trust_code)  # before the store is touched
     if not s.cases:
         raise UserError(f"suite '{s.name}' has no test cases (data.test) to compare on")
     if prompt_baseline is not None:

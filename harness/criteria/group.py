@@ -26,6 +26,7 @@ import pydantic
 
 from harness import criteria
 from harness.criteria import Case, Result, Scorer, criterion
+from harness.templating import Loc
 
 _KEYS = ("type", "weight", "negate", "label")
 
@@ -99,7 +100,19 @@ def score_checks(checks: list[_Check], output: str, case: Case, threshold: float
     return Result(True, score, f"all {len(checks)} checks hold")
 
 
-@criterion("weighted")
+def _nested(params: Mapping[str, Any], case: Case | None) -> list[tuple[Loc, Mapping[str, Any]]]:
+    """The checks a `weighted` holds: written in `checks`, or (given a case) in its field."""
+    if case is None:
+        specs, key = params.get("checks"), "checks"
+    else:
+        field_name = params.get("checks_from")
+        specs, key = (case.get(field_name) if isinstance(field_name, str) else None), "checks_from"
+    if not isinstance(specs, list):
+        return []
+    return [((key, i), s) for i, s in enumerate(specs) if isinstance(s, Mapping)]
+
+
+@criterion("weighted", nested=_nested)
 def weighted(
     checks: list[dict[str, Any]] | None = None,
     checks_from: str | None = None,

@@ -6,10 +6,14 @@
 ```
 
 `metric` is what `evaluate.load()` takes: a local module (a `.py` file, or a folder holding
-`<name>/<name>.py`; a relative path is read from the suite folder) or a metric name. Named metrics
+`<name>/<name>.py`, named by its path inside the suite folder) or a metric name. Named metrics
 are scripts on the Hugging Face Hub, and tuneval never reaches a hub: a name loads only from
-evaluate's cache, warmed beforehand with network access; the error says so. A local module is
-Python code that runs when the metric loads: name only modules you trust.
+evaluate's cache, warmed beforehand with network access; the error says so.
+
+Either way the metric is Python code that runs when it loads, and suites are data: a suite that
+uses `metric` (in its rubric, inside `weighted`, or in a case's own checks) is refused unless the
+user passes `--trust-suite-code`. A local module's files (the folder, or the `.py` file and the
+`.py` files beside it, which it may import) are part of the suite fingerprint.
 
 Each case gets its own figure: the batch is computed at once when the metric returns one value
 per prediction (`key` then names a list), else one case at a time. The figure is stored as the
@@ -21,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +41,42 @@ def _is_path(spec: str) -> bool:
     return spec.endswith(".py") or spec.startswith((".", "/", "~")) or "/" in spec
 
 
+def _check_spec(spec: str) -> None:
+    """A local module is named by a relative path that stays inside the suite folder."""
+    if not _is_path(spec):
+        return
+    path = Path(spec)
+    if spec.startswith(("/", "~")) or path.is_absolute() or ".." in path.parts:
+        raise ValueError(
+            f"metric '{spec}': a local module is a path inside the suite folder "
+            "(no absolute paths, '~' or '..')"
+        )
+
+
+def module_files(params: Mapping[str, Any], folder: Path) -> list[Path]:
+    """The files of the local module a `metric` names (none for a metric name): what it runs."""
+    spec = params.get("metric")
+    if not isinstance(spec, str) or not _is_path(spec):
+        return []
+    path = folder / spec
+    if path.is_dir():
+        inside = (p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        return sorted(inside)
+    if path.is_file():  # evaluate copies the local modules it imports from beside it
+        return [path, *sorted(p for p in path.parent.glob("*.py") if p != path)]
+    return [path]  # the loader says it is missing
+
+
 def load_metric(spec: str, config: str | None, suite_path: Path | None) -> Any:
     """The evaluate module a spec names, loaded once per process."""
     target = spec
     if _is_path(spec):
-        path = Path(spec).expanduser()
-        if not path.is_absolute():
-            path = (suite_path or Path.cwd()) / path
+        _check_spec(spec)
+        if suite_path is None:
+            raise UserError(f"metric '{spec}': a local module is read from a suite folder")
+        path = suite_path / spec
+        if not path.resolve().is_relative_to(suite_path.resolve()):
+            raise UserError(f"metric '{spec}': the module is outside the suite folder")
         if not path.exists():
             raise UserError(f"metric module {path} not found (metric: {spec})")
         target = str(path.resolve())
@@ -85,7 +118,7 @@ def _figure(result: Any, key: str | None, spec: str) -> Any:
     return result[key]
 
 
-@criterion("metric")
+@criterion("metric", runs_code="runs an `evaluate` metric module", reads=module_files)
 def metric(
     metric: str,
     min: float | None = None,
@@ -98,6 +131,7 @@ def metric(
     """A Hugging Face `evaluate` metric per case (local module or cached name), with a threshold."""
     if min is None and max is None:
         raise ValueError("set min or max: the figure a passing output reaches")
+    _check_spec(metric)
     lo, hi = min, max
 
     def refs(case: Case) -> Any:

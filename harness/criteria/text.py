@@ -170,13 +170,28 @@ def length(
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # A unit of 1-32 characters repeated at least four times in a row: "abababab", "!!!!", "=-=-=-=-".
 _LOOP = re.compile(r"(.{1,32}?)\1{3,}", re.DOTALL)
+# How long a run must be to count as a loop: a unit with a letter ("hahaha", "asyncio.") from 12
+# characters (a hex mask "ffffffff" is shorter); a unit of symbols alone from 24 (shorter rules
+# and underlines, "----", "====", are layout). A unit with digits and no letter never counts:
+# numbers are data ("100000", "[0, 0, 0, 0]").
+_MIN_LOOP, _MIN_SYMBOL_LOOP = 12, 24
+
+
+def _is_loop(unit: str, run: str) -> bool:
+    if any(ch.isalpha() for ch in unit):
+        return len(run) >= _MIN_LOOP
+    if any(ch.isdigit() for ch in unit) or not unit.strip():
+        return False
+    return len(run) >= _MIN_SYMBOL_LOOP
 
 
 def repeated_share(text: str, n: int) -> float:
     """Share of word n-grams that repeat an earlier one. Words are runs of letters and digits,
-    so `asyncio.asyncio.asyncio` is three words, not one."""
+    so `asyncio.asyncio.asyncio` is three words, not one; n-grams of numbers alone are data
+    ("[0, 0, 0, 0]"), not counted."""
     toks = [w.casefold() for w in _TOKEN.findall(text)]
     grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+    grams = [g for g in grams if not all(w.isdigit() for w in g)]
     if not grams:
         return 0.0
     return 1.0 - len(set(grams)) / len(grams)
@@ -184,13 +199,14 @@ def repeated_share(text: str, n: int) -> float:
 
 def loop_share(text: str) -> tuple[float, str]:
     """(share of characters that repeat a unit right before them, the longest such unit): catches
-    loops with no word structure to count ("hahahahaha", "!!!!!!!!"). White space does not count."""
+    loops with no word structure to count ("hahahahaha…", "!!!!!!!!…"). White space, numbers and
+    short runs do not count (see `_is_loop`)."""
     text = text.strip()
     if not text:
         return 0.0, ""
     covered, unit = 0, ""
     for m in _LOOP.finditer(text):
-        if not m.group(1).strip():
+        if not _is_loop(m.group(1), m.group(0)):
             continue
         covered += len(m.group(0)) - len(m.group(1))
         if len(m.group(0)) > len(unit):

@@ -57,6 +57,25 @@ class Imported:
         self.mapped[f"{source} -> {target}"] += 1
 
 
+def chat_messages(value: Any) -> list[dict[str, str]] | None:
+    """A sample's input as chat messages: text is one user message; a list must hold
+    {role, content} messages (system, user or assistant, text content). None otherwise."""
+    from harness.suite import ROLES
+
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if not isinstance(value, list) or not value:
+        return None
+    out = []
+    for m in value:
+        if not isinstance(m, dict) or m.get("role") not in ROLES:
+            return None
+        if not isinstance(m.get("content"), str):
+            return None
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
 def read(fmt: str, source: Path, options: ImportOptions) -> Imported:
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import Problem, UserError
-from harness.importers import Imported, ImportOptions
+from harness.importers import Imported, ImportOptions, chat_messages
 
 SCORERS = {
     "match": {"id": "match", "type": "answer-match", "value": "{target}"},
@@ -99,26 +99,11 @@ def _choices(value: Any) -> list[str] | None:
     return [str(value)]
 
 
-def _messages(value: Any) -> list[dict[str, str]] | None:
-    if isinstance(value, str) and value:
-        return [{"role": "user", "content": value}]
-    if not isinstance(value, list) or not value:
-        return None
-    out = []
-    for m in value:
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
-            return None
-        if not isinstance(m.get("content"), str):
-            return None
-        out.append({"role": m["role"], "content": m["content"]})
-    return out
-
-
 def _add_case(
     imported: Imported, where: str, record: dict[str, Any], scorer: str, multiple: bool,
     source: Path,
 ) -> None:  # fmt: skip
-    messages = _messages(record.get("input"))
+    messages = chat_messages(record.get("input"))
     if messages is None or messages[-1]["role"] != "user":
         imported.refused.append(
             Problem(

@@ -27,6 +27,8 @@ from harness.importers import Imported, ImportOptions
 from harness.lmeval_config import TaskFile, read_task
 
 _METRIC_OPTIONS = {"ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore"}
+# What filling one document's templates and target can raise, besides jinja2's TemplateError
+_DOC_ERRORS = (KeyError, IndexError, TypeError, ValueError, SyntaxError, ArithmeticError)
 
 
 def read(source: Path, options: ImportOptions) -> Imported:
@@ -47,13 +49,19 @@ def read(source: Path, options: ImportOptions) -> Imported:
     _generation(cfg, imported)
     imported.rubric = {"good": _criteria(cfg, source, imported, len(docs))}
     env = _jinja()
+    from jinja2 import TemplateError
+
     description = cfg.get("description") or ""
     # With a description, each case carries its conversation (lm-eval's system message is the
     # rendered description, left out when it renders empty); without, one user template.
     imported.prompt = {"messages": "input"} if description else {"user": "{input}"}
-    for i, doc in enumerate(docs):
-        text = str(_field(cfg.get("doc_to_text"), doc, env))
-        system = str(_field(description, doc, env)) if description else ""
+    for i, (where, doc) in enumerate(docs):
+        try:
+            text = str(_field(cfg.get("doc_to_text"), doc, env))
+            system = str(_field(description, doc, env)) if description else ""
+            target = _target(cfg, doc, env)
+        except (*_DOC_ERRORS, TemplateError) as e:  # a template or target it cannot fill
+            raise UserError(f"{where}: {_why(e)}") from None
         prompt: Any = text
         if description:
             prompt = [{"role": "system", "content": system}] if system else []
@@ -61,7 +69,7 @@ def read(source: Path, options: ImportOptions) -> Imported:
         imported.cases.append({
             "id": str(doc.get("id", i)),
             "input": prompt,
-            "target": _target(cfg, doc, env),
+            "target": target,
             "source": {"task": task.name, "doc_id": i},
             "metadata": {k: v for k, v in doc.items() if isinstance(v, str | int | float)},
         })  # fmt: skip
@@ -82,7 +90,14 @@ def _copy_task(task: TaskFile, imported: Imported) -> Imported:
     return imported
 
 
-def _docs(task: TaskFile) -> list[dict[str, Any]]:
+def _why(e: Exception) -> str:
+    if isinstance(e, KeyError):
+        return f"no field {e}"
+    return f"{type(e).__name__}: {e}"
+
+
+def _docs(task: TaskFile) -> list[tuple[str, dict[str, Any]]]:
+    """(where, document) for each document of the test split, where naming file and index."""
     cfg = task.config
     split = cfg.get("test_split") or cfg.get("validation_split")
     files = (cfg.get("dataset_kwargs") or {}).get("data_files")
@@ -92,25 +107,42 @@ def _docs(task: TaskFile) -> list[dict[str, Any]]:
         names = files if split == "train" else None
     if not names:
         raise UserError(f"{task.path}: no local data file for the '{split}' split")
-    docs: list[dict[str, Any]] = []
+    docs: list[tuple[str, dict[str, Any]]] = []
     for name in [names] if isinstance(names, str) else names:
-        docs += _read_docs(task.path.parent / name, str(cfg.get("dataset_path")))
+        path = task.path.parent / name
+        for k, doc in enumerate(_read_docs(path, str(cfg.get("dataset_path")))):
+            if not isinstance(doc, dict):
+                raise UserError(f"{path}: document {k}: a document must be a JSON object")
+            docs.append((f"{path}: document {k}", doc))
     return docs
 
 
-def _read_docs(path: Path, builder: str) -> list[dict[str, Any]]:
-    if builder == "csv":
-        import pandas as pd  # what `datasets` reads CSV with: same type inference
-
-        frame = pd.read_csv(path)
-        return [{k: (None if v != v else v) for k, v in row.items()}
-                for row in frame.to_dict("records")]  # fmt: skip
-    text = path.read_text(encoding="utf-8")
-    if builder == "json" and text.lstrip().startswith("["):
-        return list(json.loads(text))
-    if builder != "json":
+def _read_docs(path: Path, builder: str) -> list[Any]:
+    if builder not in ("json", "csv"):
         raise UserError(f"{path}: dataset_path '{builder}': json and csv data are imported")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    try:
+        if builder == "csv":
+            import pandas as pd  # what `datasets` reads CSV with: same type inference
+
+            frame = pd.read_csv(path)
+            return [{k: (None if v != v else v) for k, v in row.items()}
+                    for row in frame.to_dict("records")]  # fmt: skip
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # pandas' ParserError is a ValueError
+        raise UserError(f"{path}: cannot read: {e}") from None
+    if text.lstrip().startswith("["):
+        try:
+            return list(json.loads(text))
+        except ValueError as e:
+            raise UserError(f"{path}: invalid JSON: {e}") from None
+    docs = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                docs.append(json.loads(line))
+            except ValueError as e:
+                raise UserError(f"{path}:line {n}: invalid JSON: {e}") from None
+    return docs
 
 
 def _jinja() -> Any:

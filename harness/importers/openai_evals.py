@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from harness.errors import Problem, UserError
-from harness.importers import Imported, ImportOptions
+from harness.importers import Imported, ImportOptions, chat_messages
 
 CLASSES = {
     "evals.elsuite.basic.match:Match": ("match", "starts-with"),
@@ -137,27 +137,14 @@ def _few_shot(args: dict[str, Any], check_id: str, source: Path, imported: Impor
         raise UserError(f"{source}: num_few_shot needs Match and few_shot_jsonl")
     file = _data_file(str(path), source)
     imported.sources.append(file)
-    return [m for _, s in _samples(file)[:n] for m in _messages(s.get("sample")) or []]
-
-
-def _messages(value: Any) -> list[dict[str, str]] | None:
-    if isinstance(value, str):
-        return [{"role": "user", "content": value}]
-    if not isinstance(value, list) or not value:
-        return None
-    out = []
-    for m in value:
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
-            return None
-        out.append({"role": m["role"], "content": str(m.get("content", ""))})
-    return out
+    return [m for _, s in _samples(file)[:n] for m in chat_messages(s.get("sample")) or []]
 
 
 def _add_case(
     imported: Imported, n: int, sample: Any, path: Path, few_shot: list, check_id: str
 ) -> None:
     where = Problem(str(path), f"line {n}", "")
-    messages = _messages(sample.get("input") if isinstance(sample, dict) else None)
+    messages = chat_messages(sample.get("input") if isinstance(sample, dict) else None)
     ideal = sample.get("ideal") if isinstance(sample, dict) else None
     ideal = [ideal] if isinstance(ideal, str) else ideal
     if messages is None or messages[-1]["role"] != "user":

@@ -47,6 +47,9 @@ def read(source: Path, options: ImportOptions) -> Imported:
     default = config.get("defaultTest") or {}
     if isinstance(default, str):
         default = _load_file(default, base, imported, config_path)
+    wrong = _shape_problems(default, f"{config_path.name}:defaultTest")
+    if wrong:
+        raise UserError(wrong)
     tests = _tests(config.get("tests"), base, imported, config_path)
     if config.get("scenarios"):
         imported.refused.append(
@@ -54,6 +57,10 @@ def read(source: Path, options: ImportOptions) -> Imported:
         )
     counts: Counter[str] = Counter()
     for n, (where, test) in enumerate(tests, start=1):
+        wrong = _shape_problems(test, where)
+        if wrong:
+            imported.refused += wrong
+            continue
         _add_cases(imported, n, where, _merged(test, default), base, template, counts)
     imported.mapped = counts
     imported.prompt = _prompt_spec(template, imported)
@@ -147,16 +154,29 @@ def _tests(raw: Any, base: Path, imported: Imported, path: Path) -> list[tuple[s
 
 
 def _test_file(file: Path) -> list[tuple[str, dict]]:
-    text = file.read_text(encoding="utf-8-sig")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{file}: cannot read ({e})") from None
     if file.suffix == ".csv":
         rows = csv.DictReader(io.StringIO(text))
         return [(f"{file.name}:line {rows.line_num}", _csv_test(row)) for row in rows]
     if file.suffix == ".jsonl":
-        return [(f"{file.name}:line {n}", json.loads(line))
-                for n, line in enumerate(text.splitlines(), start=1) if line.strip()]  # fmt: skip
-    data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+        out = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                out.append((f"{file.name}:line {n}", _parse(json.loads, line, f"{file}:line {n}")))
+        return out
+    data = _parse(json.loads if file.suffix == ".json" else yaml.safe_load, text, str(file))
     data = data if isinstance(data, list) else [data]
     return [(f"{file.name}[{i}]", t) for i, t in enumerate(data)]
+
+
+def _parse(parse: Any, text: str, where: str) -> Any:
+    try:
+        return parse(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise UserError(f"{where}: cannot parse: {e}") from None
 
 
 def _csv_test(row: dict[str, str]) -> dict[str, Any]:
@@ -164,6 +184,25 @@ def _csv_test(row: dict[str, str]) -> dict[str, Any]:
     from harness.importers.promptfoo_csv import csv_row
 
     return csv_row(row)
+
+
+_SHAPES: dict[str, tuple[type, ...]] = {"vars": (dict,), "assert": (list,), "options": (dict,),
+                                        "metadata": (dict,), "threshold": (int, float)}  # fmt: skip
+
+
+def _shape_problems(test: Any, where: str) -> list[Problem]:
+    """A test (or defaultTest) whose keys hold what promptfoo expects, so it can be merged."""
+    if not isinstance(test, dict):
+        return [Problem(where, "", "a test must be a mapping")]
+    names = {dict: "a mapping", list: "a list", int: "a number"}
+    return [
+        Problem(
+            where, key, f"must be {names[kinds[0]]}, not {json.dumps(test[key], default=str)[:40]}"
+        )
+        for key, kinds in _SHAPES.items()
+        if test.get(key) is not None
+        and (not isinstance(test[key], kinds) or isinstance(test[key], bool))
+    ]
 
 
 def _merged(test: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:

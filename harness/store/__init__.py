@@ -35,6 +35,7 @@ from harness.store.rows import (
     RunRow,
     TrainLogRow,
     TrainRunRow,
+    generation_row,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "TrainLogRow",
     "TrainRunRow",
     "default_path",
+    "generation_row",
     "new_id",
 ]
 

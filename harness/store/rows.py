@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any, TypedDict
 
 
@@ -64,6 +66,25 @@ class GenerationRow(TypedDict):
     prompt_tokens: int | None
     seconds: float
     created_at: float
+
+
+def generation_row(
+    key: str, model_fingerprint: str, prompt: Any, settings: Any, output: str, *,
+    n_tokens: int = 0, prompt_tokens: int | None = None, seconds: float = 0.0,
+) -> GenerationRow:  # fmt: skip
+    """A generation-cache entry: what was asked (`prompt`, `settings`, stored as JSON) of which
+    model, and what it answered; every writer of the cache builds its rows here."""
+    return {
+        "key": key,
+        "model_fingerprint": model_fingerprint,
+        "prompt": json.dumps(prompt),
+        "settings": json.dumps(settings),
+        "output": output,
+        "n_tokens": n_tokens,
+        "prompt_tokens": prompt_tokens,
+        "seconds": seconds,
+        "created_at": time.time(),
+    }
 
 
 class TrainRunRow(TypedDict):

@@ -132,9 +132,13 @@ cols[2].metric(
 )
 judged = human_agreement(rows_all)
 if judged:
-    st.markdown("**Judge criteria against the human grades** (pass/fail; Cohen's kappa)")
-    frame = pd.DataFrame(judged)
-    st.dataframe(frame, hide_index=True, key="grading-judges")
+    st.markdown(
+        "**Judge criteria against the human grades** (pass/fail; Cohen's kappa), on the cases "
+        "where the judge decided the grade: every other criterion that could change it passed "
+        "(`left_out`: cases another criterion had already decided)"
+    )
+    st.dataframe(pd.DataFrame(judged), hide_index=True, key="grading-judges")
+
 st.markdown("**Human (rows) against automatic (columns)**")
 table = confusion(pairs)
 st.dataframe(pd.DataFrame(table).T.reindex(index=GRADES, columns=GRADES).rename_axis("human"))
