@@ -76,6 +76,19 @@ def varied_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_di
     )
 
 
+@pytest.fixture(scope="session")
+def mha_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_dir: Path) -> Path:
+    """Like `varied_model_dir` with as many key/value heads as query heads (SmolLM2-1.7B's
+    layout; the 135M one groups three query heads per key/value head)."""
+    return _tiny_llama(
+        tmp_path_factory.mktemp("mha-model"),
+        tiny_tokenizer_dir,
+        tie_word_embeddings=True,
+        initializer_range=0.2,
+        num_key_value_heads=4,
+    )
+
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
     "message['content'] + '<|im_end|>\\n' }}{% endfor %}"

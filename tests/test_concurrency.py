@@ -41,7 +41,8 @@ def _run_key(suite: Path, model: Path, db: Path) -> str:
     from harness.suite import load_suite
 
     with Store(db) as store:
-        return _plan(load_suite(suite), models.resolve(str(model), store), EvalOptions()).run_key
+        ref = models.resolve(str(model), store)
+        return _plan(load_suite(suite), ref, EvalOptions(), store).run_key
 
 
 def test_three_evals_at_once_compute_one_run(

@@ -10,6 +10,7 @@ import pytest
 from tests.compare_helpers import answers, fake_run
 from tests.conftest import write_suite
 from tests.test_prompts import VARIANTS
+from tests.test_report_apptest import open_row, rows
 
 APP = Path(__file__).resolve().parents[1] / "reports" / "app.py"
 
@@ -49,8 +50,8 @@ def test_compare_page_pairs_any_two_of_three_arms(arms: dict[str, str]) -> None:
     b = at.selectbox(key="compare-b")
     b.set_value(arms["candidate"]).run()
     assert not at.exception and not at.error
-    headers = [str(t.value) for t in at.markdown if str(t.value).startswith("#### case")]
-    assert len(headers) == 1  # case a: bad with few-shot, better with the candidate
+    assert rows(at) == ["a"]  # case a: bad with few-shot, better with the candidate
+    at = open_row(at, "a")
     shown = " ".join(str(t.value) for t in at.markdown)
     assert r"A · base\-model \+ few\-shot" in shown  # Markdown-escaped
 
@@ -59,7 +60,8 @@ def test_runs_page_shows_the_prompt_beside_the_model(arms: dict[str, str]) -> No
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.switch_page("views/runs.py").run()
     runs = at.dataframe[0].value
-    prompts = dict(zip(runs["run"], runs["prompt"], strict=True))
-    assert prompts[arms["few-shot"]] == "few-shot" and prompts[arms["base"]] == ""
-    assert list(runs.columns).index("prompt") == list(runs.columns).index("model") + 1
+    models = dict(zip(runs["run"], runs["model"], strict=True))
+    assert models[arms["few-shot"]] == "base-model + few-shot"  # the variant beside the model
+    assert models[arms["base"]] == "base-model" and models[arms["candidate"]] == "mini-sft"

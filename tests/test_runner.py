@@ -220,10 +220,15 @@ def _staggered(ref, convs, max_new: int) -> GenSettings:
 
 
 @pytest.mark.parametrize("engine", ["pool", "static"])
-def test_engines_match_model_generate(varied_model_dir: Path, store, engine: str) -> None:
+@pytest.mark.parametrize("shape", ["grouped", "multi-head"])
+def test_engines_match_model_generate(
+    varied_model_dir: Path, mha_model_dir: Path, store, engine: str, shape: str
+) -> None:
     """Rows leaving at stop strings (and, in the pool, prompts joining mid-flight) must not change
-    greedy output: both engines answer exactly as `model.generate` does."""
-    ref = models.resolve(str(varied_model_dir), store)
+    greedy output: both engines answer exactly as `model.generate` does, with grouped and with
+    full multi-head attention."""
+    folder = varied_model_dir if shape == "grouped" else mha_model_dir
+    ref = models.resolve(str(folder), store)
     convs = [[{"role": "user", "content": "word " * n + str(n)}] for n in range(1, 25, 2)]
     settings = _staggered(ref, convs, 12)
     reference, _ = _generate(ref, convs, settings, engine="hf", batch_size=1)
@@ -296,6 +301,7 @@ def test_packed_and_plain_weights_answer_alike(varied_model_dir: Path, store) ->
         assert packed == plain
 
 
+@pytest.mark.slow  # the only test here that needs the packaged model (dequantized once)
 def test_packaged_model_folder_is_plain_safetensors(packaged_model_dir: Path) -> None:
     """Dequantized from the GGUF once; nothing left that marks it as quantized."""
     import json

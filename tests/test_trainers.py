@@ -580,14 +580,20 @@ def test_loop_on_the_packaged_model(
     )
     assert code == 0, err
     result = json.loads(out)
-    assert result["verdict"] in (
-        "improved",
-        "regressed",
-        "no significant change",
-        "insufficient evidence",
-    )
-    assert result["comparison"]["n"] == 4 and result["train"]["steps"] == 2
+    c = result["comparison"]
+    assert c["n"] == 4 and result["train"]["steps"] == 2
     assert result["base_run"] != result["candidate_run"]
+    # the verdict is the rule's, on the numbers the loop measured (whichever way they fell)
+    from harness.compare import decide
+
+    mc, sign = c["mcnemar"], c["sign_test"]
+    mde = c["mde"] if c["mde"] is not None else float("inf")
+    expected, _ = decide(mc["p_value"], sign["p_value"], mc["b01"], mc["b10"],
+                         sign["improved"], sign["regressed"], mde)  # fmt: skip
+    assert result["verdict"] == expected == c["verdict"]
+    counts = c["counts"]
+    moved = sum(c["transitions"][a][b] for a in c["transitions"] for b in c["transitions"][a])
+    assert moved == 4 and counts["improved"] + counts["regressed"] + counts["unchanged"] == 4
 
 
 def test_recipes_and_the_example_plugin_import_only_the_plugin_surface() -> None:

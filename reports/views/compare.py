@@ -20,7 +20,7 @@ from reports.comparison import (
 )
 from reports.headline import headline
 from reports.render import CHANGE_MARK, md
-from reports.widgets import run_label
+from reports.widgets import model_label, run_label
 
 PAGE_SIZE = 25
 db = data.db_path()
@@ -216,7 +216,7 @@ if pages > 1:
 open_case = st.session_state["compare-open"]
 if open_case is not None:
     st.session_state.setdefault(f"row-{open_case}", True)
-names = {"A": by_id[run_a]["model"], "B": by_id[run_b]["model"]}
+names = {"A": model_label(by_id[run_a]), "B": model_label(by_id[run_b])}
 labels = data.labels(db)
 for i in shown["i"].iloc[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE]:
     p = cmp.pairs[int(i)]

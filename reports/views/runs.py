@@ -40,7 +40,6 @@ for r in all_runs:
             "suite": r["suite"],
             "model": model_label(r),
             "pass rate": r["pass_rate"],
-            "prompt": r["prompt_variant"] or "—",
             "bad": g["bad"] / n if n else None,
             "good": g["good"] / n if n else None,
             "better": g["better"] / n if n else None,
