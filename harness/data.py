@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.errors import UserError
-from harness.suite import Suite, conversation
+from harness.prompts import prompt_for
+from harness.suite import Suite
 from harness.templating import fill, placeholders
 
 Messages = list[dict[str, str]]
@@ -48,8 +49,9 @@ def chat_examples(suite: Suite, split: str = "train") -> list[Messages]:
     if prompt is None or prompt.assistant is None:
         raise UserError(f"suite '{suite.name}' has no prompt.assistant, the answer to train on")
     out: list[Messages] = []
+    base = prompt_for(suite)  # training data is asked with the base prompt
     for row in split_rows(suite, split):
-        messages: Messages = conversation(prompt, row)
+        messages: Messages = base.messages(row)
         messages.append({"role": "assistant", "content": fill(prompt.assistant, row)})
         out.append(messages)
     return out

@@ -16,6 +16,7 @@ changed suite, so cached task scores and comparisons never mix two versions).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,12 +169,19 @@ def _code_refs(value: Any) -> Iterator[CodeRef]:
 
 
 def _note_modules(data: Any, base: Path, folder: Path, task: TaskFile) -> None:
-    """The local module each `!function module.name` imports, as lm-eval resolves it: a `.py`
-    file beside the YAML file that holds the tag."""
+    """The local module each `!function module.name` imports, as lm-eval resolves it: the file
+    `<module>.py` (dots kept) beside the YAML file that holds the tag. Only files inside the
+    suite folder are hashed; anything else is a suite reaching out, refused without trust."""
     for ref in _code_refs(data):
         module = ref.value.rpartition(".")[0]
-        file = base / (module.replace(".", "/") + ".py")
-        if ref.tag == "!function" and module and file.is_file():
+        if ref.tag != "!function" or not module:
+            continue
+        file = Path(os.path.normpath(base / f"{module}.py"))
+        try:
+            file.resolve().relative_to(folder.resolve())
+        except ValueError:
+            continue
+        if file.is_file():
             task.files[_name(file, folder)] = file
 
 

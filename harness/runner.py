@@ -193,7 +193,7 @@ def evaluate_suite(
             rows = store.results(shared)
             return EvalResult(
                 shared, suite.name, ref.name, summarize(rows), len(rows), 0,
-                time.perf_counter() - t0, extra={"shared": True},
+                time.perf_counter() - t0, extra={"shared": True}, prompt=opts.prompt,
             )  # fmt: skip
         run_id, resumed = _start_run(store, suite, ref, plan, opts)
         done = store.result_ids(run_id)

@@ -68,3 +68,14 @@ def findall(rx: Pattern, text: str) -> list[Any]:
 
 def sub(rx: Pattern, replacement: str, text: str) -> str:
     return str(_timed(rx.sub, rx, replacement, text))
+
+
+def template_replace(text: Any, pattern: str, replacement: str, count: int = 0) -> str:
+    """The `regex_replace` filter of lm-eval's prompt templates, under the same time limit."""
+    from harness.errors import UserError
+
+    rx = compile(pattern)
+    try:
+        return str(rx.sub(replacement, str(text), count=count, timeout=seconds()))
+    except TimeoutError:
+        raise UserError(f"a prompt template's regex_replace: {RegexTimeout(pattern)}") from None

@@ -28,7 +28,7 @@ from harness import criteria, suite_files, yamlsafe
 from harness.errors import Problem, UserError
 from harness.suite_code import check_criteria_code
 from harness.suite_files import FileProblem, read_jsonl
-from harness.templating import Loc, fill, placeholders, walk_strings
+from harness.templating import Loc, placeholders, walk_strings
 from harness.yamlpos import where as yaml_where
 
 SUITE_FILE = "suite.yaml"
@@ -589,17 +589,6 @@ def _check_messages(
                 problems.append(
                     Problem(data_label, where, f"field '{name}' must end with a user message")
                 )
-
-
-def conversation(prompt: PromptSpec, case: dict[str, Any]) -> list[dict[str, str]]:
-    """The chat messages a case's prompt renders to (before the answer)."""
-    if prompt.messages is not None:
-        return [{"role": m["role"], "content": m["content"]} for m in case[prompt.messages]]
-    messages = []
-    if prompt.system:
-        messages.append({"role": "system", "content": fill(prompt.system, case)})
-    messages.append({"role": "user", "content": fill(prompt.user or "", case)})
-    return messages
 
 
 def find_suites(root: str | Path) -> list[Path]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import criteria
+from harness import criteria, suite_files
 from harness.errors import Problem
 from harness.templating import Loc
 
@@ -66,8 +66,11 @@ def _hash_read(
         elif not path.is_file():
             problems.append(Problem(*at, f"{who}: {path} not found"))
         else:
+            data = suite_files.read(resolved)  # a regular file, size-limited
             files[resolved.relative_to(folder.resolve()).as_posix()] = hashlib.sha256(
-                path.read_bytes()
+                data
             ).hexdigest()
+    except suite_files.FileProblem as e:
+        problems.append(Problem(*at, f"{who}: {e}"))
     except OSError as e:
         problems.append(Problem(*at, f"{who}: {path}: {e.strerror or e}"))

@@ -63,18 +63,24 @@ def read(path: Path, limit: int | None = None) -> bytes:
         # O_NONBLOCK: should the file be swapped for a pipe after `locate`, do not wait on it
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
                 raise FileProblem(f"'{path.name}' is not a regular file")
-            data = f.read(limit + 1)
+            if info.st_size > limit:  # refused before a byte is read
+                raise _too_big(path, info.st_size, limit)
+            data = f.read(limit + 1)  # a file that grew since: still no more than the limit
     except OSError as e:
         raise FileProblem(f"'{_short(path.name)}' cannot be read: {e.strerror or e}") from None
     if len(data) > limit:
-        size = path.stat().st_size
-        raise FileProblem(
-            f"'{path.name}' is {_size(size)}, over the {_size(limit)} a suite file may hold"
-            + (f" (set {LIMIT_VAR} to raise it)" if limit != YAML_LIMIT else "")
-        )
+        raise _too_big(path, path.stat().st_size, limit)
     return data
+
+
+def _too_big(path: Path, size: int, limit: int) -> FileProblem:
+    hint = f" (set {LIMIT_VAR} to raise it)" if limit != YAML_LIMIT else ""
+    return FileProblem(
+        f"'{path.name}' is {_size(size)}, over the {_size(limit)} a suite file may hold{hint}"
+    )
 
 
 def _size(n: int) -> str:

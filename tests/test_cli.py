@@ -75,3 +75,12 @@ def test_eval_json_and_runs(tmp_path: Path, mini_suite: Path, tiny_model_dir: Pa
 def test_limit_must_be_positive(tmp_path: Path, mini_suite: Path) -> None:
     res = cli("eval", str(mini_suite), "--limit", "0", db=tmp_path / "t.db")
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_options_out_of_range_are_usage_errors(tmp_path: Path, mini_suite: Path) -> None:
+    db = tmp_path / "t.db"
+    for args in (["gate", "a", "b", "--alpha", "1.5"], ["compare", "a", "b", "--alpha", "0"]):
+        res = cli(*args, db=db)
+        assert res.returncode == 2 and "--alpha" in res.stderr and "Traceback" not in res.stderr
+    res = cli("loop", str(mini_suite), "--prompt-baseline", "", db=db)
+    assert res.returncode == 2 and "--prompt-baseline" in res.stderr and not db.exists()

@@ -197,3 +197,24 @@ def test_includes_and_named_modules_are_part_of_the_fingerprint(tmp_path: Path) 
 
     (folder / "evil.py").write_text("def process(d):\n  return d[:1]\n")
     assert load_suite(folder).fingerprint != second.fingerprint
+
+
+def test_a_dotted_module_is_hashed_where_lm_eval_imports_it(tmp_path: Path) -> None:
+    """`!function pkg.mod.fn` imports `pkg.mod.py` beside the task (lm-eval keeps the dots);
+    that file, not `pkg/mod.py`, is the one the fingerprint must follow. A module named outside
+    the folder is never read."""
+    from harness.suite import load_suite
+
+    task = TASK.replace("!function evil.process", "!function pkg.mod.process")
+    folder = _suite(tmp_path, task, **{"pkg.mod.py": "def process(d):\n  return d\n"})
+    first = load_suite(folder)
+    assert "pkg.mod.py" in first.files
+    (folder / "pkg.mod.py").write_text("def process(d):\n  return d[:1]\n")
+    assert load_suite(folder).fingerprint != first.fingerprint
+
+    outside = tmp_path / "elsewhere.py"
+    outside.write_text("def process(d):\n  return d\n")
+    task = TASK.replace("!function evil.process", "!function ../elsewhere.process")
+    (tmp_path / "b").mkdir()
+    files = load_suite(_suite(tmp_path / "b", task)).files
+    assert not any("elsewhere" in name for name in files)

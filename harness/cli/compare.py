@@ -35,7 +35,12 @@ SuiteOption = Annotated[
 ForceOption = Annotated[
     bool, typer.Option("--force", help="compare even if the runs' suite files differ")
 ]
-AlphaOption = Annotated[float, typer.Option("--alpha", help="significance level of the tests")]
+AlphaOption = Annotated[
+    float,
+    typer.Option(
+        "--alpha", min=1e-9, max=1 - 1e-9, help="significance level of the tests, between 0 and 1"
+    ),
+]
 MarkdownOption = Annotated[
     Path | None, typer.Option("--markdown", help="also write a Markdown summary to this file")
 ]

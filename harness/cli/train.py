@@ -231,6 +231,8 @@ def loop_cmd(
     if not s.cases:
         raise UserError(f"suite '{s.name}' has no test cases (data.test) to compare on")
     if prompt_baseline is not None:
+        if not prompt_baseline.strip():
+            raise UserError("--prompt-baseline needs a variant's name (see `tuneval suites show`)")
         prompt_for(s, prompt_baseline)  # an unknown variant stops here, before the store
     opts = EvalOptions(
         limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code

@@ -21,40 +21,16 @@ from typing import Any, Literal
 
 import yaml
 
-from harness import saferegex
+from harness import saferegex, yamlsafe
 from harness.criteria import Case, Result, Scorer, criterion, per_output
 
 MAX_OBJECT = 100_000  # characters scanned from each "{", as promptfoo limits it
 
 
-class _Core12Loader(yaml.SafeLoader):
-    """YAML 1.2 core schema scalars: only true/false are booleans, 017 is seventeen."""
-
-
-_Core12Loader.yaml_implicit_resolvers = {}
-for _tag, _rx, _first in (
-    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
-    ("float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-              r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
-):  # fmt: skip
-    _Core12Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_rx), list(_first))
-
-
-def _core_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
-    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    return int(text[2:], 16) if text.startswith("0x") else int(text, 10)
-
-
-_Core12Loader.add_constructor("tag:yaml.org,2002:int", _core_int)
-
-
 def load_yaml12(text: str) -> Any:
-    """YAML read as js-yaml reads it (core schema), e.g. a schema written as a YAML string."""
-    return yaml.load(text, Loader=_Core12Loader)  # noqa: S506 - a safe loader
+    """YAML read as js-yaml reads it (core schema, duplicate keys refused), e.g. a schema
+    written as a YAML string; bounded in depth and size, since model output reaches it."""
+    return yamlsafe.load(text)[1]
 
 
 def _no_constant(name: str) -> Any:
@@ -62,8 +38,12 @@ def _no_constant(name: str) -> Any:
 
 
 def parse_json(text: str) -> Any:
-    """JSON.parse: strict JSON, so NaN and Infinity are errors."""
-    return json.loads(text, parse_constant=_no_constant)
+    """JSON.parse: strict JSON, so NaN and Infinity are errors; nesting deeper than Python's
+    recursion allows is an error too, as it is for JavaScript's parser at some depth."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
 
 
 _JS_SPACE = re.compile(r"[\s\ufeff]")
@@ -111,7 +91,7 @@ def _try_object(text: str, start: int, end: int, opened: int, closed: int) -> An
     try:
         source = "\n".join(_slash_comments(line) for line in candidate.split("\n"))
         value = load_yaml12(source)
-    except (yaml.YAMLError, ValueError, TypeError):
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError):
         return None
     return value if isinstance(value, dict | list) else None
 
@@ -166,10 +146,13 @@ def json_match(
     validator = None
     if schema is not None:
         from jsonschema import Draft7Validator
+        from referencing import Registry
 
         if isinstance(schema, dict):
             Draft7Validator.check_schema(schema)
-        validator = timed_validator()(schema)
+            check_refs(schema)
+        # an empty registry: a `$ref` is never fetched from a file or the network
+        validator = timed_validator()(schema, registry=Registry())
     if equals is not None and mode != "whole":
         raise ValueError("equals compares the whole output: use mode: whole")
 
@@ -196,6 +179,30 @@ def json_match(
         return Result(True, 1.0, "valid JSON" if mode == "whole" else "contains JSON")
 
     return per_output(check)
+
+
+def check_refs(schema: dict[str, Any]) -> None:
+    """Every `$ref` points inside the schema itself (`#/...`) at something that is there: a suite
+    reads no file outside its folder and nothing from the network."""
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+            return own + [r for v in node.values() for r in refs(v)]
+        return [r for v in node for r in refs(v)] if isinstance(node, list) else []
+
+    for ref in refs(schema):
+        if not ref.startswith("#"):
+            raise ValueError(f"$ref {ref!r}: only references inside the schema ('#/...') are read")
+        target: Any = schema
+        for part in [p for p in ref[1:].split("/") if p]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, dict) and part in target:
+                target = target[part]
+            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            else:
+                raise ValueError(f"$ref {ref!r} points at nothing in the schema")
 
 
 def timed_validator() -> Any:

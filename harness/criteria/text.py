@@ -263,6 +263,8 @@ def json(
             value = _extract_json(output) if extract else jsonlib.loads(output)
         except ValueError as e:
             return Result(False, 0.0, f"not JSON ({str(e)[:60]})")
+        except RecursionError:  # a model stuck in "[[[[..." must not take the run down
+            return Result(False, 0.0, "not JSON (nested too deep)")
         if required_keys or equals:
             if not isinstance(value, dict):
                 return Result(False, 0.0, f"JSON is a {type(value).__name__}, not an object")

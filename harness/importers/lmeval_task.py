@@ -147,15 +147,15 @@ def _read_docs(path: Path, builder: str) -> list[Any]:
 
 def _jinja() -> Any:
     """lm-eval's template environment, sandboxed: data cannot reach Python objects."""
-    import re
-
     from jinja2 import BaseLoader, StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from harness.saferegex import template_replace
 
     env = ImmutableSandboxedEnvironment(
         loader=BaseLoader, undefined=StrictUndefined, keep_trailing_newline=True
     )
-    env.filters["regex_replace"] = lambda s, p, r, count=0: re.sub(p, r, s, count=count)
+    env.filters["regex_replace"] = template_replace
     return env
 
 
