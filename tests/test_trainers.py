@@ -97,14 +97,19 @@ def test_answer_only_labels_and_packing(tiny_model_dir: Path) -> None:
     assert budget["labels"][:, n:].eq(-100).all()
 
 
-def test_packed_loss_equals_padded_loss(tiny_model_dir: Path) -> None:
-    """Packed examples must not attend to each other: same loss as padded, separate rows."""
+@pytest.mark.parametrize("kernel", ["sdpa", "eager"])
+def test_packed_loss_equals_padded_loss(tiny_model_dir: Path, kernel: str) -> None:
+    """Packed examples must not attend to each other: same loss as padded, separate rows, with
+    every attention kernel the recipe offers on a CPU."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from trainers.sft import Layout, answer_loss, collate
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny_model_dir, dtype=torch.float32, attn_implementation=kernel
+    )
+    assert model.config._attn_implementation == kernel
     loss = answer_loss(model)
     rows = [
         {"input_ids": [1, 5, 6, 7, 8, 9], "labels": [-100, -100, -100, 7, 8, 9]},
@@ -440,6 +445,7 @@ def test_lora_settings_checked_against_the_model(
     for setting, message in (
         ("lora_targets=nonexistent_module", "no Linear module named nonexistent_module"),
         ("lora_r=64", "larger than the model's width"),
+        ("attention=flash_attention_2", "needs a CUDA GPU and the flash-attn package"),
     ):
         code, _, err = run_cli(
             "train", str(mini_suite), "--base", str(tiny_model_dir), "--db", str(db),
@@ -505,6 +511,34 @@ def test_sft_runs_outside_the_harness(tiny_model_dir: Path, tmp_path: Path) -> N
     result = sft.train(request, NullEvents())
     assert result.kind == "adapter" and (result.path / "adapter_model.safetensors").exists()
     assert result.facts["steps"] == 2 and len(result.facts["loss_curve"]) == 2
+    assert result.facts["attention"] == "sdpa"  # auto on a CPU
+
+
+def test_attention_kernel_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto takes flash-attn (packed examples as variable-length sequences, no mask) only where
+    it can run: a CUDA device, the package installed, bf16 compute."""
+    import importlib.util
+
+    import trainers.sft as sft
+    from harness.plugin import UserError
+
+    real = importlib.util.find_spec
+    installed: set[str] = set()
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name in installed else real(name, *a),
+    )
+    monkeypatch.setattr(sft, "device", lambda: "cuda:0")
+    assert sft.attention_kernel("auto", "bfloat16") == "sdpa"  # flash-attn not installed
+    installed.add("flash_attn")
+    assert sft.attention_kernel("auto", "bfloat16") == "flash_attention_2"
+    assert sft.attention_kernel("auto", "float32") == "sdpa"
+    assert sft.attention_kernel("eager", "bfloat16") == "eager"
+    monkeypatch.setattr(sft, "device", lambda: "cpu")
+    assert sft.attention_kernel("auto", "bfloat16") == "sdpa"
+    with pytest.raises(UserError, match="needs a CUDA GPU"):
+        sft.attention_kernel("flash_attention_2", "bfloat16")
 
 
 class StopAfterCheckpoint:

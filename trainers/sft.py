@@ -8,8 +8,9 @@ One recipe, top to bottom:
    laid end to end in one row (the CPU default), or, with a token budget (`tokens_per_batch`, the
    GPU default), rows of `max_length` tokens filled with whole examples: a fixed shape whatever
    the examples' lengths. Either way position ids restart at each example, so attention stays
-   inside it (transformers builds the block-diagonal mask from the position ids) and no compute
-   is spent on padding between examples
+   inside it (transformers finds the examples from the position ids: flash-attn takes them as
+   variable-length sequences, the other kernels as a block-diagonal mask) and no compute is
+   spent on padding between examples
 3. load the base: LoRA freezes it in bf16 (where the hardware runs bf16) and trains fp32
    adapters; full finetuning keeps fp32 master weights and computes in bf16 under autocast;
    optionally gradient checkpointing and `torch.compile` of each decoder layer
@@ -90,6 +91,11 @@ class Config(BaseModel):
     )
     gradient_checkpointing: bool = Field(
         default=False, description="recompute activations in backward: less memory, more time"
+    )
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        default="auto",
+        description="attention kernel (auto: flash_attention_2 on a GPU with flash-attn "
+        "installed, which keeps packed examples apart without a mask; sdpa otherwise)",
     )
     fsdp: bool = Field(
         default=False, description="shard the model over the processes (--nproc) instead of DDP"
@@ -298,6 +304,7 @@ def load_model(
         torch.bfloat16 if cfg.method == "lora" and dtype == "bfloat16" else torch.float32
     )
     source = resume if (resume is not None and cfg.method == "full") else base
+    kernel = attention_kernel(cfg.attention, dtype)
     try:
         import transformers
 
@@ -311,7 +318,7 @@ def load_model(
             if dict(config.quantization_config).get("quant_method") == "gguf":
                 del config.quantization_config
         model: Any = AutoModelForCausalLM.from_pretrained(
-            source, config=config, dtype=weights_dtype
+            source, config=config, dtype=weights_dtype, attn_implementation=kernel
         )
     except Exception as e:  # a broken folder raises OSError, ValueError, SafetensorError, ...
         raise UserError(
@@ -327,6 +334,25 @@ def load_model(
     model.to(device())
     model.train()
     return model, tok
+
+
+def attention_kernel(choice: str, dtype: str) -> str:
+    """The attention implementation transformers loads the model with. Every kernel keeps packed
+    examples apart through the restarting position ids: flash-attn as variable-length sequences
+    (no mask at all), sdpa and eager as a dense block-diagonal mask per micro-batch. (torch's
+    flex_attention is left out: on a CPU inductor fails to compile its kernel, torch 2.13.)"""
+    import importlib.util
+
+    on_gpu = device().startswith("cuda")
+    has_flash = importlib.util.find_spec("flash_attn") is not None
+    if choice == "auto":
+        return "flash_attention_2" if on_gpu and has_flash and dtype == "bfloat16" else "sdpa"
+    if choice == "flash_attention_2" and not (on_gpu and has_flash):
+        raise UserError(
+            "attention=flash_attention_2 needs a CUDA GPU and the flash-attn package "
+            "(pip install flash-attn); attention=sdpa works everywhere"
+        )
+    return choice
 
 
 def add_lora(model: Any, cfg: Config, base: str, resume: Path | None) -> Any:
@@ -673,6 +699,7 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
         "dtype": dtype,
         "token_budget": plan.layout.rows * plan.layout.row_length or None,
         "compiled": compiled,
+        "attention": getattr(model.config, "_attn_implementation", None),
         "world_size": dist.world_size,
         "peak_gpu_memory_gb": (
             round(torch.cuda.max_memory_allocated() / 1e9, 2) if on_gpu else None
