@@ -66,7 +66,9 @@ def leak_warning(leak: dict[str, Any] | None) -> None:
     text_block(leak["train"], empty="(empty)")
 
 
-def prompt_and_reference(view: suites.SuiteView, case_id: str, prompt: str) -> None:
+def prompt_and_reference(view: suites.SuiteView, case_id: str, prompt: str) -> Any:
+    """The prompt on the left, the reference answer on the right; returns the right column, for
+    what a page adds under the reference."""
     left, right = st.columns(2)
     with left:
         st.markdown("**Prompt**")
@@ -78,6 +80,7 @@ def prompt_and_reference(view: suites.SuiteView, case_id: str, prompt: str) -> N
             st.caption(view.problem or "no reference answer for this case")
         else:
             text_block(ref, empty="(empty reference)")
+    return right
 
 
 def outputs(

@@ -209,6 +209,23 @@ def fake_backend() -> type[FakeBackend]:
     return FakeBackend
 
 
+# A small lm-eval multiple-choice task over a local docs.jsonl.
+LM_TASK = """\
+task: t
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: docs.jsonl
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{q}}"
+doc_to_choice: "{{choices}}"
+doc_to_target: gold
+metric_list:
+  - metric: acc
+"""
+
+
 SUITE_YAML = """\
 name: mini
 version: 1

@@ -30,25 +30,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SUITE_YAML, write_suite
+from tests.conftest import LM_TASK, SUITE_YAML, write_suite
 
 MEMORY_LIMIT = 3 << 30  # bytes of address space for this whole process
 EXAMPLE_SECONDS = 30
 
-TASK = """\
-task: t
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: docs.jsonl
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{q}}"
-doc_to_choice: "{{choices}}"
-doc_to_target: gold
-metric_list:
-  - metric: acc
-"""
 
 SCALARS = [
     "yes", "no", "on", "1:20", "0x1F", "0o17", "017", "1e999", ".inf", "-.nan", "~", "''",
@@ -127,7 +113,7 @@ def _plain(path: Path) -> bool:
 
 def build(folder: Path, mutations: list[tuple[str, Any, Any]]) -> None:
     write_suite(folder, SUITE_YAML + "lm_eval: [task.yaml]\n")
-    (folder / "task.yaml").write_text(TASK)
+    (folder / "task.yaml").write_text(LM_TASK)
     (folder / "docs.jsonl").write_text('{"q": "2+2?", "choices": ["4", "5"], "gold": 0}\n')
     for kind, where, what in mutations:
         suite = folder / "suite.yaml"

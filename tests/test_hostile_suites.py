@@ -11,22 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CASES, SUITE_YAML, run_cli, write_suite
+from tests.conftest import CASES, LM_TASK, SUITE_YAML, run_cli, write_suite
 
-TASK = """\
-task: t
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: docs.jsonl
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{q}}"
-doc_to_choice: "{{choices}}"
-doc_to_target: gold
-metric_list:
-  - metric: acc
-"""
 DOC = json.dumps({"q": "2+2?", "choices": ["4", "5"], "gold": 0}) + "\n"
 
 
@@ -133,24 +119,24 @@ HOSTILE: list[tuple[str, Callable[[Path], None], str]] = [
     ("task-scalar", _task("just text\n"), "must be a mapping"),
     (
         "task-data-files-5",
-        _task(TASK.replace("    test: docs.jsonl", "    test: 5")),
+        _task(LM_TASK.replace("    test: docs.jsonl", "    test: 5")),
         "5 is not a file name",
     ),
     ("task-not-utf8", _task(b"task: caf\xe9\n"), "not UTF-8"),
     ("task-link-passwd", _task("", link="/etc/passwd"), "outside the suite folder"),
     (
         "task-data-passwd",
-        _task(TASK.replace("test: docs.jsonl", "test: /etc/passwd")),
+        _task(LM_TASK.replace("test: docs.jsonl", "test: /etc/passwd")),
         "outside the suite folder",
     ),
     (
         "task-metric-list-5",
-        _task(TASK.replace("metric_list:\n  - metric: acc", "metric_list: 5")),
+        _task(LM_TASK.replace("metric_list:\n  - metric: acc", "metric_list: 5")),
         "metric_list must be a list",
     ),
     (
         "task-unknown-metric",
-        _task(TASK.replace("metric: acc", "metric: bleurt")),
+        _task(LM_TASK.replace("metric: acc", "metric: bleurt")),
         "not one lm-eval defines",
     ),
 ]

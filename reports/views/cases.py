@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from reports import data, suites, urlstate
-from reports.caseview import leak_badge, leak_warning
-from reports.render import criteria_html, md, prompt_block, step_text, text_block
+from reports.caseview import leak_badge, leak_warning, prompt_and_reference
+from reports.render import criteria_html, md, step_text, text_block
 from reports.widgets import label_line, model_label, review_form, reviewer_box
 
 db = data.db_path()
@@ -41,17 +41,7 @@ newest = next(r for r in all_runs if r["suite"] == suite)
 view = suites.for_run(newest)
 leak = suites.leaks(view).get(case_id)
 leak_warning(leak)
-left, right = st.columns(2)
-with left:
-    st.markdown("**Prompt**")
-    prompt_block(rows[-1]["prompt"] if rows else "[]")
-with right:
-    st.markdown("**Reference**")
-    ref = suites.reference(view, case_id)
-    if ref is None:
-        st.caption(view.problem or "no reference answer for this case")
-    else:
-        text_block(ref, empty="(empty reference)")
+with prompt_and_reference(view, case_id, rows[-1]["prompt"] if rows else ""):
     if suites.must_pass(view, case_id):
         st.markdown(":violet-badge[must pass]")
     if leak:
