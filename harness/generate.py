@@ -23,12 +23,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from harness.errors import UserError
 from harness.models import ModelRef
 from harness.progress import Progress
 from harness.store import GenerationRow, generation_row
 
 Messages = list[dict[str, str]]
 CPU_WIDTH = 32  # rows decoded together by the CPU pool (bench/engine_probe.py measured 32 and 64)
+ENGINES = ("auto", "static", "pool", "hf")
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,13 @@ class HFBackend:
         from harness.pool import mergeable_cache
 
         engine = self.engine if self.engine != "auto" else os.environ.get("TUNEVAL_ENGINE", "auto")
+        if engine not in ENGINES:
+            raise UserError(f"TUNEVAL_ENGINE={engine!r}: use one of {', '.join(ENGINES)}")
+        if engine == "static" and settings.temperature != 0:
+            raise UserError(
+                "the static engine decodes greedily only, and this suite samples "
+                f"(temperature {settings.temperature}): use TUNEVAL_ENGINE=pool or hf"
+            )
         if engine != "auto":
             return engine
         if self._model.device.type == "cuda" and settings.temperature == 0:

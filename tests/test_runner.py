@@ -179,6 +179,27 @@ def test_tiny_model_batches_match_single(varied_model_dir: Path, store, engine: 
     assert len(set(single)) == len(single)  # the answers differ: the check has teeth
 
 
+def test_engine_override_is_checked(
+    varied_model_dir: Path, store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mistyped TUNEVAL_ENGINE, or the greedy-only static engine asked to sample, is a clear
+    error rather than a silent fallback or greedy answers to a sampling suite."""
+    from harness.errors import UserError
+
+    ref = models.resolve(str(varied_model_dir), store)
+    backend = HFBackend(ref, dtype="float32", progress=False)
+    greedy, sampling = GenSettings(), GenSettings(temperature=0.7)
+    monkeypatch.setenv("TUNEVAL_ENGINE", "statc")
+    with pytest.raises(UserError, match="TUNEVAL_ENGINE='statc'"):
+        backend.choose_engine(greedy)
+    monkeypatch.setenv("TUNEVAL_ENGINE", "static")
+    assert backend.choose_engine(greedy) == "static"
+    with pytest.raises(UserError, match="greedily only"):
+        backend.choose_engine(sampling)
+    monkeypatch.setenv("TUNEVAL_ENGINE", "pool")
+    assert backend.choose_engine(sampling) == "pool"
+
+
 def test_tiny_model_end_to_end(mini_suite: Path, store, tiny_model_dir: Path) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
     result = run_eval(
