@@ -11,6 +11,7 @@ import streamlit as st
 
 from harness.grading import GRADES
 from harness.prompts import arm
+from reports import data, urlstate
 from reports import labels as label_store
 from reports.render import badge, md
 
@@ -109,3 +110,13 @@ def review_form(db: str, run_id: str, case_id: str, label: dict[str, Any] | None
 
 def reviewer_box() -> None:
     st.sidebar.text_input("Reviewer name (for labels)", key="reviewer")
+
+
+def suite_picker(where: Any, runs: list[dict[str, Any]], key: str) -> str:
+    """A page's suite select box over the suites of `runs`: the URL's `suite` when it names one,
+    else the suite of the newest candidate run (`data.default_suite`)."""
+    names = sorted({r["suite"] for r in runs})
+    first = data.default_suite(runs)
+    urlstate.seed(key, "suite", first, options=names)
+    urlstate.keep(key, names, first)
+    return str(where.selectbox("Suite", names, key=key))

@@ -10,7 +10,7 @@ import streamlit as st
 from reports import data, suites, urlstate
 from reports.caseview import leak_badge, leak_warning, prompt_and_reference
 from reports.render import criteria_html, md, step_text, text_block
-from reports.widgets import label_line, model_label, review_form, reviewer_box
+from reports.widgets import label_line, model_label, review_form, reviewer_box, suite_picker
 
 db = data.db_path()
 version = data.stamp(db)
@@ -21,12 +21,8 @@ if not all_runs:
     st.info("No runs with results yet.")
     st.stop()
 
-suite_names = sorted({r["suite"] for r in all_runs})
-first_suite = data.default_suite(all_runs)
-urlstate.seed("cases-suite", "suite", first_suite, options=suite_names)
-urlstate.keep("cases-suite", suite_names, first_suite)
 top = st.columns([1, 3])
-suite = top[0].selectbox("Suite", suite_names, key="cases-suite")
+suite = suite_picker(top[0], all_runs, "cases-suite")
 ids = data.case_ids(db, suite, version)
 first_case = ids[0] if ids else None
 urlstate.seed("cases-case", "case", first_case, options=ids)

@@ -20,7 +20,7 @@ from reports.comparison import (
 )
 from reports.headline import headline
 from reports.render import CHANGE_MARK, md
-from reports.widgets import model_label, run_label
+from reports.widgets import model_label, run_label, suite_picker
 
 PAGE_SIZE = 25
 db = data.db_path()
@@ -32,12 +32,8 @@ if len(all_runs) < 2:
     st.stop()
 
 # --- choose the runs ------------------------------------------------------------------------
-suite_names = sorted({r["suite"] for r in all_runs})
-first_suite = data.default_suite(all_runs)
-urlstate.seed("compare-suite", "suite", first_suite, options=suite_names)
-urlstate.keep("compare-suite", suite_names, first_suite)
 pick = st.columns([1, 2, 2])
-suite = pick[0].selectbox("Suite", suite_names, key="compare-suite")
+suite = suite_picker(pick[0], all_runs, "compare-suite")
 options = [r["id"] for r in all_runs if r["suite"] == suite]
 defaults = dict(zip("ab", data.default_pair(all_runs, suite), strict=True))
 for side in "ab":

@@ -13,7 +13,7 @@ from reports.caseview import leak_badge, leak_warning, prompt_and_reference
 from reports.labels import agreement, confusion, corrected_pairs, labelled_results, to_jsonl
 from reports.queue import SCOPES, build, grade_buttons, graded, navigation, next_ungraded
 from reports.render import change_badge, criteria_html, diff_html, md, plural, text_block
-from reports.widgets import label_line, review_form, reviewer_box, run_label
+from reports.widgets import label_line, review_form, reviewer_box, run_label, suite_picker
 
 db = data.db_path()
 all_runs = [r for r in data.runs(db, data.stamp(db)) if r["n_results"]]
@@ -25,12 +25,8 @@ if not all_runs:
     st.stop()
 
 # --- what to grade ---------------------------------------------------------------------------
-suite_names = sorted({r["suite"] for r in all_runs})
-first_suite = data.default_suite(all_runs)
-urlstate.seed("grading-suite", "suite", first_suite, options=suite_names)
-urlstate.keep("grading-suite", suite_names, first_suite)
 pick = st.columns([1, 3, 3])
-suite = pick[0].selectbox("Suite", suite_names, key="grading-suite")
+suite = suite_picker(pick[0], all_runs, "grading-suite")
 options = [r["id"] for r in all_runs if r["suite"] == suite]
 defaults = dict(zip("ab", data.default_pair(all_runs, suite), strict=True))
 urlstate.seed("grading-a", "a", defaults["a"], options=options)
