@@ -114,6 +114,7 @@ class SuiteSpec(_Strict):
     data: DataSpec = DataSpec()
     rubric: RubricSpec = RubricSpec()
     lm_eval: list[str] = Field(default=[], description="lm-eval task YAML files in this folder")
+    slices: list[str] = Field(default=[], description="case fields the report offers first")
 
     @field_validator("lm_eval")
     @classmethod

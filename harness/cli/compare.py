@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, open_store, out, print_json
+from harness.cli.slicing import ByOption, MinSliceOption, ProbeOption
 
 if TYPE_CHECKING:
     from harness.compare import Comparison, Pair
@@ -104,15 +105,16 @@ def _check_outputs(db: Path | None, *paths: Path | None) -> None:
 
 
 def _write(
-    c: Comparison, markdown: Path | None, junit: Path | None, failures: list[str], db: Path | None
-) -> None:
+    c: Comparison, markdown: Path | None, junit: Path | None, failures: list[str], db: Path | None,
+    extra_markdown: str = "",
+) -> None:  # fmt: skip
     from harness import outfile
     from harness.compare_format import junit as junit_xml
     from harness.compare_format import markdown as markdown_text
     from harness.store import default_path
 
     for path, text in (
-        (markdown, markdown_text(c) if markdown else ""),
+        (markdown, markdown_text(c) + extra_markdown if markdown else ""),
         (junit, junit_xml(c, failures) if junit else ""),
     ):
         if path is not None:
@@ -130,18 +132,27 @@ def compare_cmd(
     judge: JudgeOption = None,
     prompt_a: PromptAOption = None,
     prompt_b: PromptBOption = None,
+    by: ByOption = None,
+    probe: ProbeOption = None,
+    min_slice: MinSliceOption = 10,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compare run B (candidate) with run A (baseline), case by case, with paired statistics and
-    what each answer cost; with --judge, also a judge's pairwise preference."""
+    what each answer cost; with --judge, also a judge's pairwise preference; with --by, the same
+    per slice of cases; with --probe, the share of outputs matching a pattern on each side."""
+    from harness.cli import slicing
+
     _check_outputs(db, markdown, junit)
+    slicing.check_probes(probe)
     c = _compare(a, b, suite, force, alpha, db, judge, (prompt_a, prompt_b))
-    _write(c, markdown, junit, [], db)
+    slices, probes = slicing.slices_and_probes(c, by, probe, force, min_slice)
+    _write(c, markdown, junit, [], db, slicing.markdown(slices, probes))
     if as_json:
-        print_json(c.to_json())
+        print_json({**c.to_json(), **slicing.to_json(slices, probes)})
     else:
         show(c)
+        slicing.show(slices, probes)
 
 
 def gate_cmd(
