@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from harness.errors import UserError
-from reports import charts, data, suites, urlstate
+from reports import charts, data, slicing, suites, urlstate
 from reports.caseview import details, row_label
 from reports.comparison import (
     CELLS,
@@ -73,6 +73,8 @@ view = suites.for_run(by_id[run_a])
 leaks = suites.leaks(view)
 leaked = frozenset(str(p.case_id) for p in cmp.pairs if str(p.case_id) in leaks)
 headline(c, db, (run_a, run_b), force, versions, leaks, suites.leak_note(view, by_id[run_a]))
+in_slice, slice_params = slicing.panel(cmp, view)
+published |= slice_params
 
 
 # --- filters --------------------------------------------------------------------------------
@@ -159,6 +161,8 @@ with filters:
 shown = ordered(
     filter_pairs(c.table, changes, criterion, state, search, cell=cell, leaked=leaked, leak=leak)
 )
+if in_slice is not None:  # a slice row picked, or "cases where the probe differs"
+    shown = shown[shown["case_id"].astype(str).isin(in_slice)]
 
 # --- pages of compact rows ------------------------------------------------------------------
 pages = max(1, -(-len(shown) // PAGE_SIZE))
