@@ -50,8 +50,8 @@ TrustOption = Annotated[
 ]
 
 COMMAND_MODULES = (
-    "suites", "evalcmd", "grade", "runs", "models", "data", "train", "compare", "leaderboard",
-    "report",
+    "suites", "evalcmd", "grade", "runs", "track", "models", "data", "train", "compare",
+    "leaderboard", "report",
 )  # fmt: skip
 
 

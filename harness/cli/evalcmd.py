@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, TrustOption, open_store, out, print_json
+from harness.cli.track import DestOption, LogToOption, ProjectOption
 
 
 def summary_table(result: dict[str, Any], sections: dict[str, str]) -> Table:
@@ -56,17 +57,22 @@ def eval_cmd(
             "--prompt", help="a prompt variant of the suite (prompt.variants; default: the base)"
         ),
     ] = "",
+    log_to: LogToOption = None,
+    project: ProjectOption = "tuneval",
+    dest: DestOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate a model on a suite (its test cases and its lm-eval tasks): generate (cached),
     grade every case, store the run."""
     from harness import models
+    from harness.cli import track
     from harness.runner import EvalOptions, evaluate_suite
     from harness.suite import load_suite
 
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
     s.check_trust(trust_code)
+    track.check(log_to)
     opts = EvalOptions(
         limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code,
         prompt=prompt,
@@ -78,6 +84,7 @@ def eval_cmd(
     with open_store(db) as store:
         ref = models.resolve(model, store)
         result = evaluate_suite(s, ref, store, opts)
+    track.send(db, [(result.run_id, None)], log_to, project, dest, quiet=as_json)
     data = result.to_json()
     if as_json:
         print_json(data)

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, TrustOption, err, open_store, out, print_json
+from harness.cli.track import DestOption, LogToOption, ProjectOption
 from harness.errors import UserError
 
 trainers_app = typer.Typer(help="List trainer plugins and their settings.", no_args_is_help=True)
@@ -156,14 +157,19 @@ def train_cmd(
     nproc: NprocOption = 1,
     torchrun: TorchrunOption = None,
     trust_code: TrustOption = False,
+    log_to: LogToOption = None,
+    project: ProjectOption = "tuneval",
+    dest: DestOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Finetune a candidate on the suite's train split and register it as a model.
     Run the same command again after an interruption to resume from the last checkpoint."""
+    from harness.cli import track
     from harness.plugin import distributed
     from harness.training import make_job
 
+    track.check(log_to)
     s, t, hp, cfg = _prepare(suite, trainer, sets)
     if eval_checkpoints:  # refused now, not at a checkpoint
         s.check_trust(trust_code)
@@ -182,6 +188,7 @@ def train_cmd(
         result = _train(job, store, eval_checkpoints, quiet, trust_code)
     if not distributed().is_main:
         return
+    track.send(db, [], log_to, project, dest, quiet=as_json, train_run=result.train_run)
     if as_json:
         print_json(result.to_json())
     else:
@@ -213,6 +220,9 @@ def loop_cmd(
     ] = None,
     trust_code: TrustOption = False,
     prompt_baseline: PromptBaselineOption = None,
+    log_to: LogToOption = None,
+    project: ProjectOption = "tuneval",
+    dest: DestOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -221,6 +231,7 @@ def loop_cmd(
     from dataclasses import replace
 
     from harness import models
+    from harness.cli import track
     from harness.compare import compare_runs
     from harness.prompts import prompt_for
     from harness.runner import EvalOptions, evaluate_suite
@@ -228,6 +239,7 @@ def loop_cmd(
 
     s, t, hp, cfg = _prepare(suite, trainer, sets)
     s.check_trust(trust_code)  # before the store is touched
+    track.check(log_to)
     if not s.cases:
         raise UserError(f"suite '{s.name}' has no test cases (data.test) to compare on")
     if prompt_baseline is not None:
@@ -262,6 +274,8 @@ def loop_cmd(
         comparisons = [compare_runs(store, run_a.run_id, run_b.run_id)]
         if run_p is not None:
             comparisons.append(compare_runs(store, run_p.run_id, run_b.run_id))
+    logged = [(run_a.run_id, None), (run_b.run_id, run_a.run_id)]
+    track.send(db, logged, log_to, project, dest, quiet=as_json, train_run=trained.train_run)
     if as_json:
         print_json(_loop_json(trained, run_a.run_id, run_b.run_id, comparisons, prompt_baseline))
     else:
