@@ -77,3 +77,18 @@ def test_backtracking_and_malformed_probes_are_errors_on_the_page(tmp_path, monk
     assert any("gave up after" in str(e.value) for e in at.error)
     at.text_input(key="compare-probe").set_value("(unclosed").run()
     assert any("invalid regular expression" in str(e.value) for e in at.error)
+
+
+def test_declared_slices_are_offered_first(tmp_path, monkeypatch) -> None:
+    from harness.store import Store
+    from tests.conftest import SUITE_YAML
+
+    monkeypatch.setenv("TUNEVAL_DB", str(tmp_path / "t.db"))
+    yaml_text = SUITE_YAML.replace("version: 1\n", "version: 1\nslices: [origin, area]\n")
+    suite = write_suite(tmp_path / "declared", yaml_text, cases=_cases())
+    with Store(tmp_path / "t.db") as store:
+        a = fake_run(store, suite, "base", _answer({"down", "same"}))
+        b = fake_run(store, suite, "cand", _answer({"up", "same"}))
+    at = open_page("compare", a=a, b=b, by="area")
+    options = at.selectbox(key="compare-by").options
+    assert options[:3] == ["(no slicing)", "origin", "area"]
