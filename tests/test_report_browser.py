@@ -2,8 +2,9 @@
 
 Opens Compare from a URL that holds a filter and an open case, checks that both outputs are on the
 page and that an output holding `<script>` shows as literal text, filters by clicking a cell of the
-transition grid, grades three cases with the keyboard in the queue, saves a screenshot of every
-page to test-artifacts/, and checks that no request left 127.0.0.1."""
+transition grid, types a probe and lists the cases where it differs, grades three cases with the
+keyboard in the queue, saves a screenshot of every page to test-artifacts/, and checks that no
+request left 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -148,6 +149,28 @@ def test_report_in_a_real_browser(served: tuple[str, ReportStore]) -> None:
             assert row_ids(page) == ["c"]
             assert "cell=bad" in urllib.parse.unquote(page.url)
             page.screenshot(path=str(ARTIFACTS / "report-compare-cell.png"), full_page=True)
+
+            # --- type a probe: its shares, then only the cases where it differs ------------
+            page.goto(f"{url}/compare?a={rs.base_run}&b={rs.candidate_run}")
+            expect(page.get_by_text("Verdict:")).to_be_visible()
+            settle(page)
+            summaries = page.locator('[data-testid="stExpander"] summary')
+            expect(summaries).to_have_count(4)  # the regressed and the improved cases
+            assert sorted(row_ids(page)) == ["b", "c", "d", "e"]
+            page.get_by_text("Where did it change? Slices and probes").click()
+            settle(page)
+            box = page.get_by_label("Probe: a regex, or e.g. words > 60", exact=True)
+            box.fill("module")
+            box.press("Enter")
+            # the base says "module" in b and e, the candidate never does
+            expect(page.get_by_text("0 cases match only in B, 2 only in A")).to_be_visible()
+            settle(page)
+            page.get_by_text("cases where the probe differs").click()
+            expect(summaries).to_have_count(2)
+            settle(page)
+            assert sorted(row_ids(page)) == ["b", "e"]
+            assert "probe=module" in page.url and "pf=differs" in page.url
+            page.screenshot(path=str(ARTIFACTS / "report-compare-probe.png"), full_page=True)
 
             # --- grade three cases with the keyboard --------------------------------------
             page.goto(f"{url}/grading")
