@@ -15,24 +15,32 @@ from typing import Any
 import torch
 
 
-def pack_linears(model: Any, rows: int) -> int:
+def pack_linears(model: Any, rows: int, leave: frozenset[int] = frozenset()) -> int:
     """Swap every plain float32 `nn.Linear` of a CPU model for a prepacked one, tuned for `rows`
-    rows per call. Returns how many layers were packed (0 where the kernels are unavailable)."""
-    if not _available():
-        return 0
+    rows per call; the children of modules whose id is in `leave` stay as they are. Returns how
+    many layers were packed (0 where the kernels are unavailable)."""
     packed = 0
     for module in list(model.modules()):
+        if id(module) in leave:
+            continue
         for name, child in list(module.named_children()):
-            if (
-                type(child) is torch.nn.Linear
-                and child.weight.device.type == "cpu"
-                and child.weight.dtype == torch.float32
-            ):
-                fast = PackedLinear.from_linear(child, rows)
-                if fast is not None:
-                    setattr(module, name, fast)
-                    packed += 1
+            fast = packed_or_none(child, rows)
+            if fast is not None:
+                setattr(module, name, fast)
+                packed += 1
     return packed
+
+
+def packed_or_none(layer: Any, rows: int) -> PackedLinear | None:
+    """The prepacked twin of a plain float32 CPU `nn.Linear`, or None where there is none."""
+    if (
+        type(layer) is torch.nn.Linear
+        and layer.weight.device.type == "cpu"
+        and layer.weight.dtype == torch.float32
+        and _available()
+    ):
+        return PackedLinear.from_linear(layer, rows)
+    return None
 
 
 def _available() -> bool:

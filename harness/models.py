@@ -2,8 +2,9 @@
 
 A spec is a registered name (the packaged `smollm2-135m-instruct`, a candidate made by
 `tuneval train`, or a served endpoint added with `tuneval models add`), a local Hugging Face
-folder, or a PEFT adapter folder (its base is read from `adapter_config.json`). Nothing here
-downloads from a hub.
+folder, a PEFT adapter folder (its base is read from `adapter_config.json`), or a Hub id
+`org/name[@revision]` of either (fetched into the Hub cache by `harness.hub`). A local folder
+wins over a Hub id of the same spelling.
 
 Resolving a spec imports no torch and registers nothing: fingerprints hash files (memoized in the
 store by path, size and mtime), so re-evaluating a cached model never loads it.
@@ -12,15 +13,19 @@ store by path, size and mtime), so re-evaluating a cached model never loads it.
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness import hub
 from harness.errors import UserError
 from harness.store import Store
 
@@ -45,10 +50,11 @@ class ModelRef:
     name: str
     spec: str
     path: Path  # the weights folder; for an adapter, the adapter folder
-    kind: str  # packaged | local | adapter | trained
+    kind: str  # packaged | local | hub | adapter | trained | served
     fingerprint: str
     base: ModelRef | None = None  # for adapters
     served: dict[str, Any] | None = None  # for served models: url, model id, revision, ...
+    hub: hub.HubSource | None = None  # for a model (or adapter) fetched by Hub id
 
 
 def cache_root() -> Path:
@@ -149,6 +155,27 @@ def folder_fingerprint(folder: Path, store: Store | None) -> str:
     return h.hexdigest()
 
 
+def expand_model_specs(specs: Sequence[str]) -> list[str]:
+    """The specs as given, each glob (a spec holding `*`, `?` or `[` that is not itself a
+    folder) replaced by the folders it matches, in natural order (`ckpt-9` before `ckpt-10`);
+    a glob that matches no folder is an error. A spec given twice is evaluated once."""
+    out: list[str] = []
+    for spec in specs:
+        if not (set(spec) & set("*?[")) or Path(spec).expanduser().is_dir():
+            out.append(spec)
+            continue
+        found = [p for p in glob.glob(os.path.expanduser(spec)) if Path(p).is_dir()]
+        if not found:
+            raise UserError(f"--model '{spec}': no folder matches this pattern")
+        out += sorted(found, key=_natural)
+    return list(dict.fromkeys(out))
+
+
+def _natural(text: str) -> list[Any]:
+    parts = re.split(r"(\d+)", text)
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
+
+
 def resolve(spec: str, store: Store | None = None) -> ModelRef:
     """Turn a model spec into a reference with a fingerprint. Reads the store, never writes it
     (except the memo of file hashes)."""
@@ -173,9 +200,16 @@ def _resolve(spec: str, store: Store | None, seen: tuple[str, ...]) -> ModelRef:
     path = Path(spec).expanduser()
     if path.is_dir():
         return _from_folder(path, spec, None, store, str(path), seen)
+    hub_id = hub.parse(spec)
+    if hub_id is not None:
+        folder, source = hub.fetch(*hub_id)
+        hub.check_weights(source, folder)
+        ref = _from_folder(folder, spec, None, store, spec, seen)
+        return replace(ref, kind="hub" if ref.kind == "local" else ref.kind, hub=source)
     raise UserError(
         f"model '{spec}' not found: not a registered model name (see `tuneval models list`), "
-        f"nor a local folder; the packaged default is '{DEFAULT_MODEL}'"
+        f"a local folder, nor a Hub id (org/name[@revision]); the packaged default is "
+        f"'{DEFAULT_MODEL}'"
     )
 
 
@@ -213,7 +247,8 @@ def quiet_transformers() -> None:
 
 
 def load(ref: ModelRef, dtype: str | None = None) -> tuple[Any, Any]:
-    """Load (model, tokenizer) for a reference; adapters are merged for inference speed."""
+    """Load (model, tokenizer) for a reference; adapters are merged for inference speed, on the
+    device the model runs on (as `harness.adapters` merges them, so answers match)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -227,6 +262,7 @@ def load(ref: ModelRef, dtype: str | None = None) -> tuple[Any, Any]:
             ref.path if (ref.path / "tokenizer_config.json").exists() else weights
         )
         model: Any = AutoModelForCausalLM.from_pretrained(weights, dtype=torch_dtype)
+        model.to(device())
         if ref.base:
             from peft import PeftModel
 
@@ -235,7 +271,6 @@ def load(ref: ModelRef, dtype: str | None = None) -> tuple[Any, Any]:
         raise UserError(f"model '{ref.name}' does not load from {ref.path}: {why(e)}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model.to(device())
     model.eval()
     return model, tok
 

@@ -25,6 +25,7 @@ from typing import Any
 from harness.errors import UserError
 from harness.generate import Backend, Generation, GenSettings, Messages, cache_key
 from harness.grading import Grader, summarize
+from harness.hub import records as hub_records
 from harness.judge import judge_fingerprints
 from harness.models import ModelRef
 from harness.prompts import BASE, prompt_for
@@ -401,6 +402,9 @@ def _start_run(
         settings["lm_eval"] = plan.lm_settings
     if plan.judges:
         settings["judges"] = plan.judges
+    sources = hub_records(ref)  # the revision asked for and the commit it resolved to
+    if sources:
+        settings["hub"] = sources
     row = new_run_row(
         suite, ref.name, ref.fingerprint, ref.kind, settings, plan.run_key, len(plan.cases),
         prompt=opts.prompt, train_run=opts.train_run, step=opts.step,

@@ -36,8 +36,14 @@ def summary_table(result: dict[str, Any], sections: dict[str, str]) -> Table:
 def eval_cmd(
     suite: Annotated[Path, typer.Argument(help="suite folder")],
     model: Annotated[
-        str, typer.Option("--model", "-m", help="model spec")
-    ] = "smollm2-135m-instruct",
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="model spec: a name, a folder, a Hub id org/name[@revision], or a glob of "
+            "folders; repeat it for several (adapters of one base load it once)",
+        ),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option(min=1, help="evaluate only the first N cases (per part)")
     ] = None,
@@ -64,10 +70,11 @@ def eval_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate a model on a suite (its test cases and its lm-eval tasks): generate (cached),
-    grade every case, store the run."""
+    grade every case, store the run; one run per model."""
     from harness import models
+    from harness.adapters import evaluate_models
     from harness.cli import track
-    from harness.runner import EvalOptions, evaluate_suite
+    from harness.runner import EvalOptions
     from harness.suite import load_suite
 
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
@@ -81,21 +88,23 @@ def eval_cmd(
         from harness.prompts import prompt_for
 
         prompt_for(s, prompt)  # an unknown variant is a usage error: nothing written
+    specs = models.expand_model_specs(model or [models.DEFAULT_MODEL])
     with open_store(db) as store:
-        ref = models.resolve(model, store)
-        result = evaluate_suite(s, ref, store, opts)
-    track.send(db, [(result.run_id, None)], log_to, project, dest, quiet=as_json)
-    data = result.to_json()
-    if as_json:
-        print_json(data)
+        refs = [models.resolve(spec, store) for spec in specs]  # every spec known good first
+        results = evaluate_models(s, refs, store, opts)
+    track.send(db, [(r.run_id, None) for r in results], log_to, project, dest, quiet=as_json)
+    if as_json:  # one model: its run's object, as before; several: a list of them
+        data = [r.to_json() for r in results]
+        print_json(data[0] if len(data) == 1 else data)
         return
-    out.print(summary_table(data, result.summary["sections"]))
-    note = f"{result.cached} from cache, {result.generated} generated"
-    if result.resumed:
-        note += ", resumed an interrupted run"
-    if result.extra.get("shared"):
-        note = "computed meanwhile by another tuneval process on this store"
-    out.print(f"run [bold]{result.run_id}[/bold]  ({note}, {result.seconds:.1f}s)")
+    for result in results:
+        out.print(summary_table(result.to_json(), result.summary["sections"]))
+        note = f"{result.cached} from cache, {result.generated} generated"
+        if result.resumed:
+            note += ", resumed an interrupted run"
+        if result.extra.get("shared"):
+            note = "computed meanwhile by another tuneval process on this store"
+        out.print(f"run [bold]{result.run_id}[/bold]  ({note}, {result.seconds:.1f}s)")
 
 
 def register(app: typer.Typer) -> None:

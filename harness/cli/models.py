@@ -28,14 +28,17 @@ def lineage(name: str, rows: dict[str, dict[str, Any]]) -> list[str]:
 
 @models_app.command("list")
 def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Every known model with its lineage: packaged default first, then candidates, oldest first."""
+    """Every known model with its lineage: packaged default first, then candidates, oldest first,
+    then models named by Hub id that have runs (with the commit their newest run resolved to)."""
     from harness.models import DEFAULT_MODEL
     from harness.store import default_path
 
     rows: dict[str, Any] = {}
+    hub_rows: list[dict[str, Any]] = []
     if (db or default_path()).exists():  # no store yet: only the packaged default exists
         with open_store(db, readonly=True) as store:
             rows = {r["name"]: r for r in store.models()}
+            hub_rows = [h for h in store.hub_models() if h["name"] not in rows]
     listed: list[dict[str, Any]] = []
     if DEFAULT_MODEL not in rows:
         listed.append(
@@ -72,6 +75,7 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
                 **_served_fields(r),
             }
         )
+    listed += [_hub_entry(h) for h in hub_rows]
     if as_json:
         print_json(listed)
         return
@@ -85,6 +89,8 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
         trained = f"{m['suite']} · {m['trainer']} · {m['steps']} steps" if m["trainer"] else ""
         if m["kind"] == "served":
             trained = f"{m['url']} · {m['served_id']} (fingerprint not verified)"
+        if m.get("hub"):
+            trained = "Hub: " + ", ".join(f"{h['id']}@{h['commit'][:12]}" for h in m["hub"])
         table.add_row(
             escape(m["name"]),
             m["kind"],
@@ -94,6 +100,28 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
             when,
         )
     out.print(table)
+
+
+def _hub_entry(h: dict[str, Any]) -> dict[str, Any]:
+    """A model named by Hub id (or an adapter on a Hub base) known from its runs: it is never
+    registered, so its newest run says what it resolved to."""
+    own = [s["id"] for s in h["hub"]]
+    lineage = [h["name"]] + [i for i in own if i != h["name"].split("@")[0]][-1:]
+    return {
+        "name": h["name"],
+        "kind": h["kind"],
+        "base": lineage[1] if len(lineage) > 1 else None,
+        "lineage": lineage,
+        "path": None,
+        "fingerprint": h["fingerprint"][:16],
+        "produced_by": None,
+        "created_at": h["first_run"],
+        "suite": None,
+        "trainer": None,
+        "steps": None,
+        "hub": h["hub"],
+        "runs": h["runs"],
+    }
 
 
 def _served_fields(row: dict[str, Any]) -> dict[str, Any]:

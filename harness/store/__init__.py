@@ -255,6 +255,21 @@ class Store:
         rows = self._rows("SELECT * FROM models ORDER BY created_at")
         return [cast(ModelRow, self._decode("models", r)) for r in rows]
 
+    def hub_models(self) -> list[dict[str, Any]]:
+        """Models with runs whose files came from the Hub, first run first, each with its newest
+        run's record: name, kind, fingerprint, the Hub sources (model and bases)."""
+        rows = self._rows(
+            "SELECT model AS name, model_kind AS kind, model_fingerprint AS fingerprint,"
+            " json_extract(settings, '$.hub') AS hub, created_at FROM runs"
+            " WHERE json_extract(settings, '$.hub') IS NOT NULL ORDER BY created_at"
+        )
+        models: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            first = models.get(r["name"], {}).get("first_run", r["created_at"])
+            runs = models.get(r["name"], {}).get("runs", 0) + 1
+            models[r["name"]] = {**r, "hub": json.loads(r["hub"]), "first_run": first, "runs": runs}
+        return list(models.values())
+
     # --- the generation cache --------------------------------------------------------------------
 
     def cached_generations(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
