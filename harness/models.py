@@ -221,11 +221,16 @@ def _from_folder(
     adapter = path / "adapter_config.json"
     if adapter.is_file():
         try:
-            base_spec = json.loads(adapter.read_text())["base_model_name_or_path"]
+            config = json.loads(adapter.read_text())
+            base_spec = config["base_model_name_or_path"]
         except (ValueError, KeyError, TypeError):
             raise UserError(f"{adapter}: no base_model_name_or_path") from None
         if not isinstance(base_spec, str) or not base_spec:
             raise UserError(f"{adapter}: base_model_name_or_path must name the base model")
+        revision = config.get("revision")  # peft's pin of a Hub base
+        if isinstance(revision, str) and revision and "@" not in base_spec:
+            if hub.parse(base_spec) is not None and not Path(base_spec).expanduser().is_dir():
+                base_spec = f"{base_spec}@{revision}"
         base = _resolve(base_spec, store, (*seen, str(path.resolve())))
         h = hashlib.sha256(
             (folder_fingerprint(path, store) + base.fingerprint).encode()

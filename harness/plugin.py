@@ -107,11 +107,15 @@ class Hyperparameters(BaseModel):
 
 @dataclass(frozen=True)
 class BaseModelInfo:
-    """The model to start from: a full Hugging Face folder on local disk."""
+    """The model to start from: a full Hugging Face folder on local disk. For a base fetched by
+    Hub id, the id and the commit: an adapter names its base by them (peft's
+    `base_model_name_or_path` and `revision`), so it resolves on any machine, not only here."""
 
     name: str
     path: Path
     fingerprint: str
+    hub_id: str | None = None
+    hub_commit: str | None = None
 
 
 @dataclass(frozen=True)

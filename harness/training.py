@@ -195,6 +195,9 @@ def training_base(ref: ModelRef, store: Store) -> BaseModelInfo:
         raise UserError(f"model '{ref.name}' is served by an endpoint: it has no weights to train")
     if ref.base is None:
         check_loadable(ref)
+        if ref.hub is not None:
+            hub = ref.hub
+            return BaseModelInfo(ref.name, ref.path, ref.fingerprint, hub.repo_id, hub.commit)
         return BaseModelInfo(ref.name, ref.path, ref.fingerprint)
     merged = workspace_models(store) / f"{Path(ref.name).name}-merged-{ref.fingerprint[:8]}"
     if not (merged / "config.json").is_file() and distributed().is_main:

@@ -101,6 +101,26 @@ def test_a_revision_pins_and_a_moved_main_is_another_model(
     assert pinned.hub is not None and pinned.hub.revision == first == pinned.hub.commit
 
 
+def test_an_adapter_pins_its_hub_base_by_peft_revision(
+    tmp_path: Path, hub_cache: Path, tiny_model_dir: Path, varied_model_dir: Path,
+    lora_dirs: list[Path], store: Store,
+) -> None:  # fmt: skip
+    import shutil
+
+    from harness.models import resolve
+
+    first = add_snapshot(hub_cache, "org/varied", varied_model_dir)
+    add_snapshot(hub_cache, "org/varied", tiny_model_dir)  # main moves on
+    pinned = tmp_path / "pinned"
+    shutil.copytree(lora_dirs[0], pinned)
+    config = json.loads((pinned / "adapter_config.json").read_text())
+    (pinned / "adapter_config.json").write_text(json.dumps({**config, "revision": first}))
+    ref, floating = resolve(str(pinned), store), resolve(str(lora_dirs[0]), store)
+    assert ref.base is not None and ref.base.hub is not None and ref.base.hub.commit == first
+    assert floating.base is not None and floating.base.hub is not None
+    assert floating.base.hub.commit != first and floating.fingerprint != ref.fingerprint
+
+
 @pytest.mark.parametrize("spec", ["org/absent", "org/absent@v2"])
 def test_offline_without_a_snapshot_is_one_line(
     tmp_path: Path, hub_cache: Path, mini_suite: Path, spec: str,
@@ -215,3 +235,25 @@ def test_switching_back_restores_the_merged_weights_bit_for_bit(
     for name, layer in layers:
         merged = swapper._plain[id(layer)].weight
         assert torch.equal(merged, alone.get_submodule(name).weight), name
+
+
+def test_a_lora_trained_on_a_hub_base_names_it_by_id_and_commit(
+    tmp_path: Path, hub_cache: Path, tiny_model_dir: Path, store: Store
+) -> None:
+    """So the adapter resolves on another machine too, pinned to the commit it was trained on."""
+    from transformers import AutoModelForCausalLM
+
+    from harness.models import resolve
+    from harness.training import training_base
+    from trainers import sft
+
+    commit = add_snapshot(hub_cache, "org/tiny", tiny_model_dir)
+    base = training_base(resolve("org/tiny", store), store)
+    assert (base.hub_id, base.hub_commit) == ("org/tiny", commit)
+    model = AutoModelForCausalLM.from_pretrained(base.path)
+    lora = sft.add_lora(model, sft.Config(method="lora"), base.hub_id, None, base.hub_commit)
+    lora.save_pretrained(tmp_path / "adapter")
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert (config["base_model_name_or_path"], config["revision"]) == ("org/tiny", commit)
+    ref = resolve(str(tmp_path / "adapter"), store)
+    assert ref.base is not None and ref.base.hub is not None and ref.base.hub.commit == commit

@@ -328,7 +328,8 @@ def load_model(
         tok.pad_token = tok.eos_token
     model.config.use_cache = False
     if cfg.method == "lora":
-        model = add_lora(model, cfg, str(base), resume)
+        named = request.base.hub_id or str(base)  # what the adapter's config names its base by
+        model = add_lora(model, cfg, named, resume, request.base.hub_commit)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.to(device())
@@ -355,7 +356,9 @@ def attention_kernel(choice: str, dtype: str) -> str:
     return choice
 
 
-def add_lora(model: Any, cfg: Config, base: str, resume: Path | None) -> Any:
+def add_lora(
+    model: Any, cfg: Config, base: str, resume: Path | None, revision: str | None = None
+) -> Any:
     import warnings
 
     import torch
@@ -394,9 +397,11 @@ def add_lora(model: Any, cfg: Config, base: str, resume: Path | None) -> Any:
         target_modules=targets,
         task_type="CAUSAL_LM",
         base_model_name_or_path=base,
+        revision=revision,
     )
     model = get_peft_model(model, lora)  # adapters are created in fp32
     model.peft_config["default"].base_model_name_or_path = base
+    model.peft_config["default"].revision = revision
     if resume is not None:
         set_peft_model_state_dict(model, load_file(str(resume / "adapter_model.safetensors")))
     return model
