@@ -187,3 +187,37 @@ def test_rate_comparison_verdicts_and_must_pass_on_pass_hat_k(
     assert len(data["pairs"][0]["samples_a"]) == 4 and "pass^4" in data["sampling"]
     same = compare_runs(store, good, good)
     assert same.verdict == "no significant change"
+
+
+@pytest.mark.parametrize("engine", ["pool", "hf"])
+def test_a_sample_is_the_same_alone_and_in_a_batch_of_32(
+    engine: str, store, varied_model_dir: Path
+) -> None:
+    from harness.generate import GenSettings, HFBackend
+
+    ref = models.resolve(str(varied_model_dir), store)
+    backend = HFBackend(ref, batch_size=32, dtype="float32", progress=False, engine=engine)
+    convs = [
+        [{"role": "user", "content": f"Which module holds f{i}?" * (1 + i % 3)}] for i in range(32)
+    ]
+    seeds = [sample_seed(0, f"c{i}", i % 4) for i in range(32)]
+    settings = GenSettings(max_new_tokens=8, temperature=1.0, top_p=0.95)
+
+    def answers(rows: list[int]) -> dict[int, str]:
+        got: dict[int, str] = {}
+
+        def keep(idx: list[int], gens: list) -> None:
+            got.update({rows[i]: g.output for i, g in zip(idx, gens, strict=True)})
+
+        backend.generate([convs[i] for i in rows], settings, keep, seeds=[seeds[i] for i in rows])
+        return got
+
+    batch = answers(list(range(32)))
+    for i in (0, 13, 31):
+        assert answers([i]) == {i: batch[i]}
+    assert len(set(batch.values())) > 16  # sampled: the seeds make the answers differ
+    # another seed for one row changes that row only
+    seeds[13] = sample_seed(0, "c13", 99)
+    changed = answers(list(range(32)))
+    assert changed[13] != batch[13]
+    assert all(changed[i] == batch[i] for i in range(32) if i != 13)
