@@ -106,7 +106,7 @@ class SeededFake:
 
 
 def test_raising_k_reuses_earlier_samples_and_reruns_are_hits(
-    tmp_path: Path, store, tiny_model_dir
+    tmp_path: Path, store, tiny_model_dir, capsys
 ) -> None:
     suite = load_suite(write_suite(tmp_path / "s", SAMPLED))
     ref = models.resolve(str(tiny_model_dir), store)
@@ -115,7 +115,8 @@ def test_raising_k_reuses_earlier_samples_and_reruns_are_hits(
     assert (first.generated, len(fake.asked)) == (24, 24)
     again = evaluate_suite(suite, ref, store, EvalOptions(progress=False), backend=fake)
     assert (again.generated, again.cached, len(fake.asked)) == (0, 6, 24)  # all cache hits
-    more = evaluate_suite(suite, ref, store, EvalOptions(progress=False, samples=6), backend=fake)
+    more = evaluate_suite(suite, ref, store, EvalOptions(samples=6), backend=fake)
+    assert "6 cases x 6 samples = 36 answers" in capsys.readouterr().err  # the plan, up front
     assert more.run_id != first.run_id and more.generated == 12 and len(fake.asked) == 36
     rows4, rows6 = store.results(first.run_id), store.results(more.run_id)
     for r4, r6 in zip(rows4, rows6, strict=True):
@@ -221,3 +222,70 @@ def test_a_sample_is_the_same_alone_and_in_a_batch_of_32(
     changed = answers(list(range(32)))
     assert changed[13] != batch[13]
     assert all(changed[i] == batch[i] for i in range(32) if i != 13)
+
+
+def leaning_model(folder: Path, tokenizer_dir: Path, word: str, logit: float) -> Path:
+    """A tiny Llama whose next-token law is the same at every step: `word` has logit `logit`,
+    every other token 0. A huge bias in the last MLP pins the final hidden state to one direction,
+    and the output layer reads only that direction. At temperature 1 it says `word` now and then:
+    a model with a known, middling pass share, for verdicts on real sampled generation."""
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from tests.conftest import _tiny_llama
+
+    folder.mkdir(parents=True, exist_ok=True)
+    _tiny_llama(folder, tokenizer_dir, tie_word_embeddings=False, mlp_bias=True)
+    model = LlamaForCausalLM.from_pretrained(folder)
+    [token] = AutoTokenizer.from_pretrained(folder).encode(word, add_special_tokens=False)
+    with torch.no_grad():
+        bias = model.model.layers[-1].mlp.down_proj.bias
+        bias.zero_()
+        bias[0] = 1e4
+        model.lm_head.weight.zero_()
+        hidden = model.config.hidden_size
+        model.lm_head.weight[token, 0] = logit / (hidden**0.5 * float(model.model.norm.weight[0]))
+    model.save_pretrained(folder)
+    return folder
+
+
+LEANING = """\
+name: leaning
+version: 1
+prompt:
+  user: "Which module holds {function}?"
+generation: {max_new_tokens: 6, temperature: 1.0, samples: 4, seed: SEED}
+data:
+  test: test.jsonl
+rubric:
+  good:
+    - {id: names-module, type: contains, value: "{module}"}
+"""
+
+
+@pytest.mark.slow
+def test_tiny_model_sampled_verdicts_and_gate(
+    tmp_path: Path, tiny_tokenizer_dir: Path, tiny_model_dir: Path
+) -> None:
+    """k = 4 at temperature 1.0 on real generation: the leaning model against itself under other
+    seeds is no significant change (gate 0); against a random-weight model it regressed (gate 1)."""
+    lean = leaning_model(tmp_path / "lean", tiny_tokenizer_dir, "json", 5.5)
+    cases = [{"id": f"c{i}", "function": f"f{i}", "module": "json"} for i in range(40)]
+    db = tmp_path / "t.db"
+    runs = {}
+    for name, seed, model in (("a", 0, lean), ("a2", 1, lean), ("random", 0, tiny_model_dir)):
+        folder = write_suite(tmp_path / f"s{seed}", LEANING.replace("SEED", str(seed)), cases)
+        res = cli("eval", str(folder), "--model", str(model), "--json", db=db)
+        assert res.returncode == 0, res.stderr
+        runs[name] = json.loads(res.stdout)
+    share = runs["a"]["sampling"]["pass_share"]["mean"]
+    assert 0.5 < share < 1.0, share  # middling: samples differ
+    assert runs["random"]["sampling"]["pass_share"]["mean"] < 0.2
+    aa = cli("gate", runs["a"]["run_id"], runs["a2"]["run_id"], "--force", "--json", db=db)
+    assert aa.returncode == 0, aa.stdout + aa.stderr
+    assert json.loads(aa.stdout)["comparison"]["verdict"] == "no significant change"
+    worse = cli("gate", runs["a"]["run_id"], runs["random"]["run_id"], "--json", db=db)
+    assert worse.returncode == 1, worse.stdout + worse.stderr
+    assert json.loads(worse.stdout)["comparison"]["verdict"] == "regressed"
+    show = cli("runs", "show", runs["a"]["run_id"], db=db)
+    assert "40 cases x 4 samples: pass share" in show.stdout and "of 4" in show.stdout
