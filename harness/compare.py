@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import stats
+from harness.compare_rates import compare_rates, has_samples, sample_fields
 from harness.cost import CostLine, cost_lines
 from harness.errors import Problem, UserError
 from harness.grading import GRADES, RANK
@@ -71,6 +72,7 @@ class Pair:
             "output_b": self.b["output"],
             "failed_a": failed_checks(self.a),
             "failed_b": failed_checks(self.b),
+            **sample_fields(self),
         }
 
 
@@ -97,6 +99,7 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     preference: dict[str, Any] | None = None  # a judge's pairwise preference, when asked
     cost: list[CostLine] = field(default_factory=list)  # per-case cost of each side
+    sampling: dict[str, Any] | None = None  # k samples per case: see harness.compare_rates
 
     @property
     def n(self) -> int:
@@ -138,6 +141,7 @@ class Comparison:
             "cost": {line.figure: line.to_json() for line in self.cost},
             "pairs": [p.to_json() for p in self.pairs],
             **({"preference": self.preference} if self.preference is not None else {}),
+            **({"sampling": self.sampling} if self.sampling is not None else {}),
         }
 
 
@@ -319,6 +323,12 @@ def compare_rows(
     for cid in sorted(must_pass & set(unpaired["only_a"])):
         warnings.append(f"must-pass case '{cid}' is missing from run B")
 
+    rates = None
+    if has_samples(pairs):  # k samples per case: decide on pass shares (harness.compare_rates)
+        boot0 = {"n_boot": settings.n_boot, "seed": settings.seed}
+        rates = compare_rates(pairs, must_pass, alpha=alpha, meaningful=meaningful, boot=boot0)
+        for p, change in zip(pairs, rates.changes, strict=True):
+            p.change = change
     transitions = {g: {h: 0 for h in GRADES} for g in GRADES}
     for p in pairs:
         transitions[p.a["grade"]][p.b["grade"]] += 1
@@ -347,6 +357,10 @@ def compare_rows(
         for p in pairs
         if p.case_id in must_pass and passed(p.a["grade"]) and not passed(p.b["grade"])
     ]
+    if rates is not None:
+        pass_rate = Delta(*rates.pass_share)
+        verdict, explanation, mde = rates.verdict, rates.explanation, rates.mde
+        broken = rates.must_pass_broken
     return Comparison(
         run_a=run_a,
         run_b=run_b,
@@ -367,6 +381,7 @@ def compare_rows(
         sections=sections,
         warnings=warnings,
         cost=cost,
+        sampling=rates.to_json() if rates is not None else None,
     )
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.sampling import case_fields
 from harness.store import Store
 
 FORMATS = ("jsonl", "csv", "parquet")
+NESTED = ("prompt", "criteria", "failed", "samples")  # JSON text in CSV and Parquet
 
 
 def export_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
@@ -38,6 +40,7 @@ def export_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
                 "prompt_tokens": r["prompt_tokens"],
                 "output_tokens": r["output_tokens"],
                 "seconds": r["seconds"],
+                **case_fields(r),  # k samples per case: pass share, pass@k, pass^k, each answer
             }
         )
     return rows
@@ -49,7 +52,7 @@ def _flat(rows: list[dict[str, Any]]) -> Any:
     checks = sorted({cid for r in rows for cid in r["criteria"]})
     flat = []
     for r in rows:
-        row = {k: json.dumps(v, ensure_ascii=False) if k in ("prompt", "criteria", "failed") else v
+        row = {k: json.dumps(v, ensure_ascii=False) if k in NESTED else v
                for k, v in r.items()}  # fmt: skip
         for cid in checks:
             row[f"check:{cid}"] = r["criteria"][cid]["passed"] if cid in r["criteria"] else None

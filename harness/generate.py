@@ -81,9 +81,16 @@ class Backend(Protocol):
     """Anything that turns chat conversations into text."""
 
     def generate(
-        self, conversations: Sequence[Messages], settings: GenSettings, on_batch: OnBatch
+        self,
+        conversations: Sequence[Messages],
+        settings: GenSettings,
+        on_batch: OnBatch,
+        *,
+        seeds: Sequence[int] | None = None,
     ) -> None:
-        """Answer every conversation; call `on_batch(indices, generations)` as rows finish."""
+        """Answer every conversation; call `on_batch(indices, generations)` as rows finish.
+        When sampling, `seeds` (one per conversation, `harness.sampling.sample_seed`) seed each
+        row on its own, in place of `settings.seed`."""
         ...
 
 
@@ -167,7 +174,12 @@ class HFBackend:
         return "pool" if mergeable_cache(self._model) else "hf"
 
     def generate(
-        self, conversations: Sequence[Messages], settings: GenSettings, on_batch: OnBatch
+        self,
+        conversations: Sequence[Messages],
+        settings: GenSettings,
+        on_batch: OnBatch,
+        *,
+        seeds: Sequence[int] | None = None,
     ) -> None:
         self._load()
         tok = self._tok
@@ -175,6 +187,9 @@ class HFBackend:
         ids = tok(prompts, add_special_tokens=False)["input_ids"]
         order = sorted(range(len(prompts)), key=lambda i: -len(ids[i]))  # longest first: fail early
         engine = self.choose_engine(settings)
+        # a sampled row draws from its own generator, seeded by (seed, prompt): batch mates,
+        # batch order and width do not change its answer
+        row_seeds = list(seeds) if seeds is not None else [settings.seed] * len(prompts)
         t0 = time.perf_counter()
         tokens = 0
         with Progress("generating", len(prompts), enabled=self.progress) as bar:
@@ -195,17 +210,24 @@ class HFBackend:
             elif engine == "pool":
                 from harness.pool import Pool
 
-                Pool(self._model, tok, settings, self.batch_size or CPU_WIDTH, emit).run(
+                Pool(self._model, tok, settings, self.batch_size or CPU_WIDTH, emit, row_seeds).run(
                     [(i, ids[i], prompts[i]) for i in order]
                 )
             else:
                 width = self.batch_size or CPU_WIDTH
                 for k in range(0, len(order), width):
                     batch = order[k : k + width]
-                    emit(batch, self._generate_hf([prompts[i] for i in batch], settings))
+                    gens = self._generate_hf(
+                        [prompts[i] for i in batch], settings, [row_seeds[i] for i in batch]
+                    )
+                    emit(batch, gens)
 
-    def _generate_hf(self, prompts: list[str], settings: GenSettings) -> list[Generation]:
+    def _generate_hf(
+        self, prompts: list[str], settings: GenSettings, seeds: list[int]
+    ) -> list[Generation]:
         import torch
+
+        from harness.pool import row_generator
 
         tok, model = self._tok, self._model
         t0 = time.perf_counter()
@@ -214,13 +236,18 @@ class HFBackend:
         kwargs: dict[str, Any] = {
             "max_new_tokens": settings.max_new_tokens,
             "pad_token_id": tok.pad_token_id,
-            "do_sample": settings.temperature > 0,
+            "do_sample": False,  # sampling happens per row in RowSampler; the pick is then greedy
+            "temperature": None,
+            "top_p": None,
+            "top_k": None,
         }
         if settings.temperature > 0:
-            torch.manual_seed(settings.seed)
-            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
+            from transformers import LogitsProcessorList
+
+            from harness.pool import RowSampler
+
+            gens = [row_generator(seed, p) for seed, p in zip(seeds, prompts, strict=True)]
+            kwargs["logits_processor"] = LogitsProcessorList([RowSampler(gens, settings)])
         if settings.stop:
             kwargs.update(stop_strings=list(settings.stop), tokenizer=tok)
         with torch.inference_mode():

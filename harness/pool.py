@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.generate import Generation, GenSettings, apply_stop, eos_ids
@@ -40,8 +40,10 @@ class Pool:
         settings: GenSettings,
         width: int,
         emit: Callable[[list[int], list[Generation]], None],
+        seeds: Sequence[int] | None = None,
     ) -> None:
         self.model, self.tok, self.settings, self.emit = model, tok, settings, emit
+        self.seeds = seeds  # per row (by case index); None: settings.seed for every row
         self.width = max(1, width)
         self.refill_at = max(1, self.width // 8)  # amortize a prefill over a few free slots
         self.flush_at = max(1, self.width // 2)  # hand results over in groups, not one by one
@@ -101,7 +103,8 @@ class Pool:
             self.tokens[i] = []
             self.seconds[i] = 0.0
             if self.settings.temperature > 0:
-                self.gens[i] = row_generator(self.settings.seed, prompt)
+                seed = self.seeds[i] if self.seeds is not None else self.settings.seed
+                self.gens[i] = row_generator(seed, prompt)
         nxt = self._choose(out.logits[:, -1], rows)
         if self.cache is None:
             self.cache, self.mask, self.nxt = cache, mask, nxt
@@ -164,19 +167,10 @@ class Pool:
             self.seconds[i] += share
 
     def _choose(self, logits: Any, rows: list[int]) -> Any:
-        import torch
 
         if self.settings.temperature <= 0:
             return logits.argmax(-1)
-        probs = torch.softmax(logits.float() / self.settings.temperature, dim=-1)
-        if self.settings.top_p < 1.0:
-            sorted_p, order = probs.sort(-1, descending=True)
-            drop = sorted_p.cumsum(-1) - sorted_p > self.settings.top_p
-            probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
-        picks = [
-            torch.multinomial(probs[j].cpu(), 1, generator=self.gens[i]) for j, i in enumerate(rows)
-        ]
-        return torch.cat(picks).to(logits.device)
+        return sample_rows(logits, [self.gens[i] for i in rows], self.settings)
 
     def _finish(self, i: int) -> Generation:
         ids = self.tokens.pop(i)
@@ -233,3 +227,31 @@ def row_generator(seed: int, prompt: str) -> Any:
 
     digest = hashlib.sha256(f"{seed}\0{prompt}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def sample_rows(logits: Any, gens: Sequence[Any], settings: GenSettings) -> Any:
+    """One token per row: temperature, then nucleus (top_p), then a draw from the row's own
+    generator (on the CPU, where torch generators are the same on every machine)."""
+    import torch
+
+    probs = torch.softmax(logits.float() / settings.temperature, dim=-1)
+    if settings.top_p < 1.0:
+        sorted_p, order = probs.sort(-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > settings.top_p
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+    picks = [torch.multinomial(probs[j].cpu(), 1, generator=g) for j, g in enumerate(gens)]
+    return torch.cat(picks).to(logits.device)
+
+
+class RowSampler:
+    """A logits processor for `model.generate` that samples each row with its own generator and
+    leaves only that token, so greedy decoding picks it: the hf engine's answers then match
+    alone and in any batch. Rows already finished keep drawing; their tokens are padding."""
+
+    def __init__(self, gens: Sequence[Any], settings: GenSettings) -> None:
+        self.gens, self.settings = gens, settings
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        picks = sample_rows(scores, self.gens, self.settings)
+        out = scores.new_full(scores.shape, float("-inf"))
+        return out.scatter(-1, picks[:, None], 0.0)

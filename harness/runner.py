@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import sampled
 from harness.errors import UserError
 from harness.generate import Backend, Generation, GenSettings, Messages, cache_key
 from harness.grading import Grader, summarize
@@ -29,6 +30,7 @@ from harness.hub import records as hub_records
 from harness.judge import judge_fingerprints
 from harness.models import ModelRef
 from harness.prompts import BASE, prompt_for
+from harness.sampling import suite_outcomes
 from harness.store import GenerationRow, ResultRow, RunRow, Store, new_id
 from harness.suite import Suite
 
@@ -46,6 +48,7 @@ class EvalOptions:
     step: int | None = None
     trust_code: bool = False  # --trust-suite-code: the suite may run code (metrics, lm-eval tasks)
     prompt: str = BASE  # a prompt variant of the suite (`prompt.variants`), or the base prompt
+    samples: int | None = None  # answers per case; None: the suite's generation.samples
 
 
 @dataclass
@@ -130,6 +133,9 @@ class _Plan:
     lm_settings: dict[str, Any] | None
     run_key: str
     judges: dict[str, str]  # criterion id -> judge fingerprint
+    samples: int = 1  # k > 1: keys and seeds are per (case, j) row, see harness.sampled
+    rows: list[tuple[int, int]] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
 
 
 def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions, store: Store) -> _Plan:
@@ -145,6 +151,12 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions, store: Store) -> _Plan
     prompt = prompt_for(suite, opts.prompt) if cases or opts.prompt else None  # fails early
     convs = [prompt.messages(c) for c in cases] if prompt else []
     keys = [cache_key(ref.fingerprint, m, settings) for m in convs]
+    k = sampled.samples_for(suite, opts.samples)
+    rows: list[tuple[int, int]] = []
+    seeds: list[int] = []
+    if k > 1:
+        g = suite.spec.generation
+        rows, seeds, keys = sampled.sample_plan(cases, convs, ref.fingerprint, settings, g.seed, k)
     tasks: list[dict[str, Any]] = []
     lm_settings = None
     if suite.spec.lm_eval:
@@ -169,8 +181,10 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions, store: Store) -> _Plan
         blob.append({"prompt": opts.prompt})
     if judges:  # and runs without judges keep theirs
         blob.append({"judges": judges})
+    if k > 1:  # and one-sample runs keep theirs
+        blob.append({"samples": k})
     run_key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
-    return _Plan(cases, convs, keys, settings, tasks, lm_settings, run_key, judges)
+    return _Plan(cases, convs, keys, settings, tasks, lm_settings, run_key, judges, k, rows, seeds)
 
 
 def evaluate_suite(
@@ -212,6 +226,8 @@ def evaluate_suite(
             timings["lm_eval"] = extra["lm_eval"] = metrics
         if "served" in counts:
             extra["served"] = counts["served"]
+        if plan.samples > 1:
+            extra["sampling"] = suite_outcomes(rows)
         store.finish_run(run_id, timings)
     cached = sum(1 for r in rows if r["cached"])
     generated = counts["generated"]
@@ -262,6 +278,10 @@ def _generate_cases(
 ) -> dict[str, Any]:
     """Generate (or take from the cache), grade and commit the test cases not yet in the run.
     Returns how many were generated (and their tokens) and taken from the cache."""
+    if plan.samples > 1:
+        if opts.progress:
+            sampled.say_plan(len(plan.cases), plan.samples)
+        return sampled.generate_samples(store, suite, ref, plan, backend, opts, run_id, done)
     cases, keys, settings = plan.cases, plan.keys, plan.settings
     todo = [i for i in range(len(cases)) if cases[i]["id"] not in done]
     if not todo:
@@ -405,6 +425,8 @@ def _start_run(
     sources = hub_records(ref)  # the revision asked for and the commit it resolved to
     if sources:
         settings["hub"] = sources
+    if plan.samples > 1:
+        settings["samples"] = plan.samples
     row = new_run_row(
         suite, ref.name, ref.fingerprint, ref.kind, settings, plan.run_key, len(plan.cases),
         prompt=opts.prompt, train_run=opts.train_run, step=opts.step,

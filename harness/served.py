@@ -182,7 +182,12 @@ class ServedBackend:
         check_reachable(self.endpoint, self.name)
 
     def generate(
-        self, conversations: Sequence[Messages], settings: GenSettings, on_batch: OnBatch
+        self,
+        conversations: Sequence[Messages],
+        settings: GenSettings,
+        on_batch: OnBatch,
+        *,
+        seeds: Sequence[int] | None = None,
     ) -> None:
         import httpx
 
@@ -195,7 +200,9 @@ class ServedBackend:
             Progress("requesting", len(conversations), enabled=self.progress) as bar,
         ):
             pending: set[Future[tuple[int, Generation]]] = {
-                pool.submit(self._answer, client, i, conv, settings)
+                pool.submit(
+                    self._answer, client, i, conv, settings, None if seeds is None else seeds[i]
+                )
                 for i, conv in enumerate(conversations)
             }
             try:
@@ -214,7 +221,7 @@ class ServedBackend:
                 raise
 
     def _answer(
-        self, client: Any, i: int, conv: Messages, settings: GenSettings
+        self, client: Any, i: int, conv: Messages, settings: GenSettings, seed: int | None = None
     ) -> tuple[int, Generation]:
         ep = self.endpoint
         body: dict[str, Any] = {
@@ -227,7 +234,9 @@ class ServedBackend:
             body["stop"] = list(settings.stop[:MAX_STOP])
         if settings.temperature > 0:
             body["top_p"] = settings.top_p
-            blob = f"{settings.seed}\0{conv}".encode()
+            # the request's seed (vLLM seeds each request on its own): a sample's own seed, else
+            # one derived from the suite seed and the conversation
+            blob = f"{settings.seed if seed is None else seed}\0{conv}".encode()
             body["seed"] = int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
         t0 = time.perf_counter()
         r = chat_completion(client, ep, self.name, body, self.stats)

@@ -79,6 +79,15 @@ class GenerationSpec(_Strict):
     temperature: float = Field(default=0.0, ge=0.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int = 0
+    samples: int = Field(default=1, ge=1, le=1000, description="answers drawn per case")
+
+    @model_validator(mode="after")
+    def _sampled(self) -> GenerationSpec:
+        if self.samples > 1 and self.temperature == 0:
+            raise ValueError(
+                f"samples: {self.samples} needs temperature > 0 (greedy answers all repeat)"
+            )
+        return self
 
 
 class DataSpec(_Strict):

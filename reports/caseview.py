@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from harness.sampling import sample_grades
 from reports import suites
 from reports.render import (
     badge,
@@ -43,6 +44,12 @@ def row_label(pair: Any, *, must_pass: bool, leak: dict[str, Any] | None) -> str
         change_badge(pair.change),
         f"{badge(a['grade'])} → {badge(b['grade'])}",
     ]
+    if a.get("samples") or b.get("samples"):  # k samples per case: passes out of k, flaky
+        parts.append(f"{passes(a)} → {passes(b)} passed")
+        if any(
+            0 < sum(g != "bad" for g in sample_grades(r)) < len(sample_grades(r)) for r in (a, b)
+        ):
+            parts.append(":orange-badge[flaky]")
     moved = changed_criteria(a.get("criteria", {}), b.get("criteria", {}))
     if moved:
         parts.append(md(moved))
@@ -93,7 +100,24 @@ def outputs(
         with col:
             lab = labels.get((runs[tag], str(pair.case_id)))
             st.markdown(f"**{tag} · {md(names[tag])}** — {label_line(row['grade'], lab)}")
-            text_block(row.get("output", ""))
+            samples = row.get("samples")
+            if not samples:
+                text_block(row.get("output", ""))
+                continue
+            st.caption(f"{passes(row)} samples passed; the grade is the majority")
+            for s in samples:  # every sample with its own grade and what it failed
+                failed = ", ".join(cid for cid, c in s["criteria"].items() if not c["passed"])
+                st.markdown(
+                    f"sample {s['j'] + 1} · {badge(s['grade'])}"
+                    + (f" · {md(failed)}" if failed else "")
+                )
+                text_block(s["output"])
+
+
+def passes(row: dict[str, Any]) -> str:
+    """'3/5': how many of a case's samples passed."""
+    grades = sample_grades(row)
+    return f"{sum(g != 'bad' for g in grades)}/{len(grades)}"
 
 
 def details(

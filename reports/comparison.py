@@ -98,6 +98,7 @@ def pair_table(pairs: list[Any]) -> pd.DataFrame:
                 "i": i,
                 "case_id": str(p.case_id),
                 "change": p.change,
+                **share_columns(p),
                 "grade_a": p.a.get("grade"),
                 "grade_b": p.b.get("grade"),
                 "fails_a": {c for c in ids if not ca.get(c, {}).get("passed", True)},
@@ -150,10 +151,24 @@ def filter_pairs(
     return table[mask]
 
 
-def ordered(shown: pd.DataFrame) -> pd.DataFrame:
-    """Regressions first, then improvements, then the rest; suite order inside each."""
+def share_columns(pair: Any) -> dict[str, Any]:
+    """k samples per case: the change in pass share and whether either side is flaky."""
+    from harness.sampling import case_outcome, sample_grades
+
+    a, b = case_outcome(sample_grades(pair.a)), case_outcome(sample_grades(pair.b))
+    return {
+        "share_change": b["pass_share"] - a["pass_share"],
+        "flaky": bool(a["flaky"] or b["flaky"]),
+    }
+
+
+def ordered(shown: pd.DataFrame, by_share: bool = False) -> pd.DataFrame:
+    """Regressions first, then improvements, then the rest; suite order inside each. `by_share`:
+    by the change in pass share instead, the largest fall first."""
     if shown.empty:
         return shown
+    if by_share:
+        return shown.sort_values(by=["share_change", "i"])
     order = {ch: i for i, ch in enumerate(CHANGES)}
     return shown.sort_values(
         by=["change", "i"], key=lambda s: s.map(order) if s.name == "change" else s

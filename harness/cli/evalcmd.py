@@ -63,6 +63,16 @@ def eval_cmd(
             "--prompt", help="a prompt variant of the suite (prompt.variants; default: the base)"
         ),
     ] = "",
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            "--samples",
+            min=1,
+            max=1000,
+            help="answers drawn per case (default: the suite's generation.samples; needs a "
+            "temperature > 0)",
+        ),
+    ] = None,
     log_to: LogToOption = None,
     project: ProjectOption = "tuneval",
     dest: DestOption = None,
@@ -79,10 +89,14 @@ def eval_cmd(
 
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
     s.check_trust(trust_code)
+    if samples is not None:
+        from harness.sampled import samples_for
+
+        samples_for(s, samples)  # several samples of a greedy suite: located, nothing written
     track.check(log_to)
     opts = EvalOptions(
         limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code,
-        prompt=prompt,
+        prompt=prompt, samples=samples,
     )  # fmt: skip
     if prompt:
         from harness.prompts import prompt_for
@@ -98,7 +112,12 @@ def eval_cmd(
         print_json(data[0] if len(data) == 1 else data)
         return
     for result in results:
-        out.print(summary_table(result.to_json(), result.summary["sections"]))
+        shown = result.to_json()
+        out.print(summary_table(shown, result.summary["sections"]))
+        if "sampling" in shown:
+            from harness.cli.runs import sampling_line
+
+            out.print(sampling_line(shown["sampling"]))
         note = f"{result.cached} from cache, {result.generated} generated"
         if result.resumed:
             note += ", resumed an interrupted run"

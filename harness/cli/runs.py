@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -78,7 +78,10 @@ def show(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show every case of a run with its output, grade and criteria."""
+    """Show every case of a run with its output, grade and criteria (and, for a run of k samples
+    per case, each case's pass share and the suite's pass share, pass@k and pass^k)."""
+    from harness.sampling import case_fields, suite_outcomes
+
     with open_store(db, readonly=True) as store:
         info = store.run(run)
         if info is None:
@@ -86,6 +89,7 @@ def show(
         rows = store.results(run)
     if grade:
         rows = [r for r in rows if r["grade"] == grade]
+    sampled = any(r.get("samples") for r in rows)
     cases = [
         {
             "id": r["case_id"],
@@ -95,6 +99,7 @@ def show(
                 k: {"passed": v["passed"], "score": v["score"], "detail": v["detail"]}
                 for k, v in r["criteria"].items()
             },
+            **case_fields(r),
         }
         for r in rows
     ]
@@ -106,6 +111,7 @@ def show(
                 "model": info["model"],
                 "prompt": info["prompt_variant"] or None,
                 "status": info["status"],
+                **({"sampling": suite_outcomes(rows)} if sampled else {}),
                 "cases": cases,
             }
         )
@@ -114,18 +120,18 @@ def show(
 
     name = _escape(arm(info["model"], info["prompt_variant"]))
     out.print(f"run [bold]{run}[/bold]: {info['suite']} · {name} · {info['status']}")
+    if sampled:
+        out.print(sampling_line(suite_outcomes(rows)))
     table = Table("case", "grade", "output", "failed checks", show_lines=True)
     colour = {"bad": "red", "good": "yellow", "better": "green"}
     for c in cases:
         failed = "\n".join(
             f"{k}: {v['detail']}" for k, v in c["criteria"].items() if not v["passed"]
         )
-        table.add_row(
-            c["id"],
-            f"[{colour[c['grade']]}]{c['grade']}[/]",
-            _escape(c["output"][:300]),
-            _escape(failed),
-        )
+        label = f"[{colour[c['grade']]}]{c['grade']}[/]"
+        if "k" in c:  # the majority grade of k samples, and how often the case passed
+            label += f"\n{c['pass_share']:.0%} of {c['k']}" + (" flaky" if c["flaky"] else "")
+        table.add_row(c["id"], label, _escape(c["output"][:300]), _escape(failed))
     out.print(table)
 
 
@@ -144,6 +150,20 @@ def export(
     with open_store(db, readonly=True) as store:
         rows = export_rows(store, run)
     write(rows, fmt, out_file, store.path)
+
+
+def sampling_line(s: dict[str, Any]) -> str:
+    """One line of a sampled run's suite figures with their 95% intervals."""
+
+    def fig(name: str) -> str:
+        f = s[name]
+        return f"{f['mean']:.1%} [{f['low']:.1%}, {f['high']:.1%}]"
+
+    return (
+        f"{s['n']} cases x {s['k']} samples: pass share {fig('pass_share')}, "
+        f"pass@{s['k']} {fig('pass_at_k')}, pass^{s['k']} {fig('pass_hat_k')}, "
+        f"{s['flaky_cases']} flaky"
+    )
 
 
 def _escape(text: str) -> str:

@@ -142,6 +142,12 @@ def m002_case_facts(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX runs_train ON runs (train_run, step)")
 
 
+def m003_samples(db: sqlite3.Connection) -> None:
+    """results.samples: a case's k sampled answers (JSON: j, seed, output, grade, criteria,
+    cached, output_tokens, seconds) when its run drew several per case; NULL for one answer."""
+    db.execute("ALTER TABLE results ADD COLUMN samples TEXT")
+
+
 Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: list[Migration] = [m001_initial, m002_case_facts]
+MIGRATIONS: list[Migration] = [m001_initial, m002_case_facts, m003_samples]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class ModelRow(TypedDict):
@@ -54,6 +54,7 @@ class ResultRow(TypedDict):
     prompt_tokens: int | None
     output_tokens: int | None
     seconds: float | None
+    samples: NotRequired[list[dict[str, Any]] | None]  # k > 1 samples per case: each graded
 
 
 class GenerationRow(TypedDict):
@@ -122,7 +123,7 @@ class LabelRow(TypedDict):
 JSON_COLUMNS: dict[str, tuple[str, ...]] = {
     "models": ("info",),
     "runs": ("settings", "timings", "suite_files"),
-    "results": ("criteria",),
+    "results": ("criteria", "samples"),
     "train_runs": ("config",),
     "train_log": ("data",),
 }

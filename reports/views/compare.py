@@ -158,8 +158,12 @@ with filters:
     search = st.text_input(
         "Search prompt, outputs, case id", key="compare-search", on_change=first_page
     )
+by_share = c.cmp.sampling is not None and st.toggle(
+    "Sort by change in pass share", key="compare-by-share", help="k samples per case"
+)
 shown = ordered(
-    filter_pairs(c.table, changes, criterion, state, search, cell=cell, leaked=leaked, leak=leak)
+    filter_pairs(c.table, changes, criterion, state, search, cell=cell, leaked=leaked, leak=leak),
+    by_share,
 )
 if in_slice is not None:  # a slice row picked, or "cases where the probe differs"
     shown = shown[shown["case_id"].astype(str).isin(in_slice)]

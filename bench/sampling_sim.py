@@ -1,0 +1,103 @@
+"""How k samples per case trade cost for power: simulated comparisons through the verdict's test.
+
+Each simulated suite draws a pass probability per case from a wide mixture, as real suites look
+(40% of cases near 1, 30% near 0, 30% anywhere in between). Run A and run B each draw k samples
+per case; B has the same probabilities (A/A: every alarm is false) or a planted 10-point drop in
+mean pass share (each probability scaled down). The comparison is `harness.stats.sign_flip` on
+the per-case differences, the test `harness.compare_rates` decides with; an alarm is p < alpha
+(the only step of the verdict rule that says improved or regressed). The MDE column is
+`stats.rate_mde` at the noise the A/A comparisons observed (median over simulations), and the
+last column how often a drop of exactly that size is found (the MDE aims at 80%).
+
+    python bench/sampling_sim.py            # the README table (10,000 simulations per row)
+    python bench/sampling_sim.py --sims 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from harness import stats
+
+ALPHA = 0.05
+DROP = 0.10
+COLUMNS = (
+    "cases n", "samples k", "answers per model", "A/A false alarms", "power, 10-point drop",
+    "smallest detectable change", "power at that change",
+)  # fmt: skip
+
+
+def case_probabilities(rng: np.random.Generator, sims: int, n: int) -> np.ndarray:
+    kind = rng.choice(3, size=(sims, n), p=[0.4, 0.3, 0.3])
+    near_one, near_zero, anywhere = (
+        rng.beta(20, 1, (sims, n)),
+        rng.beta(1, 20, (sims, n)),
+        rng.random((sims, n)),
+    )
+    return np.where(kind == 0, near_one, np.where(kind == 1, near_zero, anywhere))
+
+
+MEAN_P = 0.4 * 20 / 21 + 0.3 * 1 / 21 + 0.3 * 0.5  # the mixture's mean pass probability
+
+
+def simulate(
+    n: int, k: int, sims: int, *, drop: float = 0.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(p-values, mean differences in pass share B - A) of `sims` comparisons."""
+    rng = np.random.default_rng([n, k, int(drop * 1000), seed])
+    p = case_probabilities(rng, sims, n)
+    p_b = p * (1.0 - drop / MEAN_P)  # expected mean drop: `drop`
+    c_a, c_b = rng.binomial(k, p), rng.binomial(k, p_b)
+    d = (c_b - c_a).astype(np.int64)
+    return stats.sign_flip(d), d.mean(axis=1) / k
+
+
+def found(p: np.ndarray, d: np.ndarray) -> float:
+    """The share of comparisons whose verdict is `regressed`."""
+    return float(np.mean((p < ALPHA) & (d < 0)))
+
+
+def row(n: int, k: int, sims: int) -> dict[str, float]:
+    p_aa, d_aa = simulate(n, k, sims)
+    p_drop, d_drop = simulate(n, k, sims, drop=DROP)
+    rng = np.random.default_rng([n, k, 1])
+    # the noise each A/A comparison would have observed: sd of per-case share differences
+    p = case_probabilities(rng, 200, n)
+    churn = np.std((rng.binomial(k, p) - rng.binomial(k, p)) / k, axis=1)
+    return {
+        "n": n,
+        "k": k,
+        "answers": n * k,
+        "false_alarm": float(np.mean(p_aa < ALPHA)),
+        "power": found(p_drop, d_drop),
+        "mde": (mde := float(np.median([stats.rate_mde(n, c, ALPHA) for c in churn]))),
+        # the MDE is a normal approximation: how often a drop of exactly that size is found
+        "power_at_mde": found(*simulate(n, k, sims, drop=mde, seed=1)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sims", type=int, default=10_000)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    print(f"A/A false alarms and power for a {DROP:.0%} drop, alpha={ALPHA}, ", end="")
+    print(f"{args.sims:,} simulations per row\n")
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("|" + "---:|" * len(COLUMNS))
+    for n in (100, 300):
+        for k in (1, 5, 10):
+            r = row(n, k, args.sims)
+            print(
+                f"| {n} | {k} | {r['answers']:,} | {r['false_alarm']:.1%} | {r['power']:.1%} "
+                f"| {r['mde'] * 100:.1f} points | {r['power_at_mde']:.0%} |"
+            )
+    print()
+    print(f"({time.perf_counter() - t0:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()
