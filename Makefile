@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 browser-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "note: /usr/bin/chromium missing and not root: the browser test will be skipped"; fi; \
+	  else echo "error: /usr/bin/chromium missing and not root: the browser test will fail; run 'sudo make browser-deps' (or 'make test-fast' to leave it out)" >&2; fi; \
 	fi
 
 demo: install
