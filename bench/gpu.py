@@ -490,8 +490,9 @@ def main() -> None:
          {"model_dir": m, "steps": steps * 4, "batch": 32}),
         (f"train {small} full TRL packing", "trl",
          {"model_dir": m, "steps": steps, "batch": 16}),
-        (f"train {small} full tuneval compile=false", "tuneval_train",
-         {"model_dir": m, "method": "full", "steps": steps, "extra": ["compile=false"],
+        # compile is off by default: the plain row above is the default, this one compiles
+        (f"train {small} full tuneval compile=true", "tuneval_train",
+         {"model_dir": m, "method": "full", "steps": steps, "extra": ["compile=true"],
           "work": str(work)}),
     ]  # fmt: skip
     if big != small:
