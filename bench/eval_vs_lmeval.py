@@ -177,6 +177,9 @@ def main() -> int:
     out = []
     for name, row in rows.items():
         match = sum(a == b for a, b in zip(row.outputs, reference, strict=True)) / n
+        # The cold run is the reference: its own match is no measurement. The warm run's answers
+        # come from the cold run's cache, so its 100% checks the cache returns what was stored.
+        shown = "—" if row is cold else f"{match:.0%}"
         out.append(
             [
                 name,
@@ -184,7 +187,7 @@ def main() -> int:
                 row.wall,
                 n / row.wall,
                 tokens[name] / row.wall,
-                f"{match:.0%}",
+                shown,
                 base.wall / row.wall,
             ]
         )

@@ -25,6 +25,7 @@ a fixed number of optimizer steps; tokens/s = real (unpadded) tokens processed /
   TRL          SFTTrainer with packing (bfd, padding-free), completion-only loss, bf16, no
                gradient checkpointing; Trainer.train()'s runtime
 
+    pip install -e '.[bench]'      # TRL, accelerate, datasets for the peers' rows
     python bench/gpu.py            # on any CUDA machine; --quick for a shorter run
     python bench/gpu.py --quick --device cpu --tiny   # the same code paths on a CPU (CI-sized)
     options: --only ROW[,ROW]  --out DIR  --tokenizer DIR (a folder with SmolLM2's tokenizer)
@@ -489,8 +490,9 @@ def main() -> None:
          {"model_dir": m, "steps": steps * 4, "batch": 32}),
         (f"train {small} full TRL packing", "trl",
          {"model_dir": m, "steps": steps, "batch": 16}),
-        (f"train {small} full tuneval compile=false", "tuneval_train",
-         {"model_dir": m, "method": "full", "steps": steps, "extra": ["compile=false"],
+        # compile is off by default: the plain row above is the default, this one compiles
+        (f"train {small} full tuneval compile=true", "tuneval_train",
+         {"model_dir": m, "method": "full", "steps": steps, "extra": ["compile=true"],
           "work": str(work)}),
     ]  # fmt: skip
     if big != small:

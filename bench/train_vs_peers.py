@@ -28,6 +28,8 @@ the peers; the trainer's own loop time from its manifest for tuneval, which leav
 loading and the final save, as Trainer.train() does). "process s" is the whole subprocess:
 imports, model load, data preparation, training, saving.
 
+The peers come with the bench extra (`pip install -e '.[bench]'`; `make install` includes it).
+
     .venv/bin/python bench/train_vs_peers.py --quick      # 16 examples, one round
     .venv/bin/python bench/train_vs_peers.py              # full: 64 examples, one round (~30
                                                           # min, 22 of them TRL's bf16 row)

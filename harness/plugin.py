@@ -8,6 +8,10 @@ folder, the chat-formatted examples, the common `Hyperparameters`, the trainer's
 Evaluation, the store and the manifest stay with the harness: the trainer writes a Hugging Face
 folder (or PEFT adapter) into `output_dir` and returns what it measured.
 
+Optionally `check(base, hp, cfg) -> None`: the harness calls it before it opens the store, with
+the base model's folder, so that a setting the model cannot take (a module name it lacks, a rank
+wider than it) raises `UserError` before anything is recorded rather than inside `train()`.
+
 Helpers a recipe needs, so it never reaches into harness internals: `tokenize_examples`
 (chat template, answer-only labels), `UserError` (a mistake in the user's settings: one line,
 exit 2), `compute_dtype` and `device` (what the hardware runs), `Progress` (one progress display),

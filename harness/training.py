@@ -183,6 +183,21 @@ def make_job(
     return TrainJob(suite, trainer, base, hp, cfg, train_ex, val_ex, world)
 
 
+def check_settings(trainer: Trainer, base: ModelRef, hp: Hyperparameters, cfg: BaseModel) -> None:
+    """What can be checked against the base model without training: it has weights, they load,
+    and the trainer's own `check` (optional) accepts the settings for this model. Called before
+    the store is opened for writing, so a mistake records nothing."""
+    if base.kind == "served":
+        raise UserError(f"model '{base.name}' is served by an endpoint: it has no weights to train")
+    root = base
+    while root.base is not None:  # an adapter merges into its base: the base's config counts
+        root = root.base
+    check_loadable(root)
+    check = getattr(trainer, "check", None)
+    if callable(check):
+        check(BaseModelInfo(base.name, root.path, base.fingerprint), hp, cfg)
+
+
 def workspace_models(store: Store) -> Path:
     """Trained models live beside the store: ./.tuneval/models/<name>/."""
     return store.path.resolve().parent / "models"

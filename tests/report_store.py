@@ -14,14 +14,16 @@ from harness.suite import load_suite
 from tests.conftest import TRAIN, FakeBackend, write_suite
 
 SCRIPT = "<script>alert(1)</script>"
+ONERROR = "<img src=x onerror=alert(1)>not sure"
+JAVASCRIPT = "[the docs](javascript:alert(1))"
 
 # function name in the prompt -> output. Comments: grade in the base run -> in the candidate run.
 BASE = {
     "dedent": "textwrap",  # better -> better (unchanged)
     "dumps": "the json module",  # good -> better (improved)
-    "getcwd": "<b>not sure</b>",  # bad -> better (improved), HTML in an output
+    "getcwd": ONERROR,  # bad -> better (improved), an onerror handler in an output
     "sqrt": "math",  # better -> good (regressed)
-    "choice": "The random module has choice.",  # good -> bad (regressed)
+    "choice": "The random module has choice. " + JAVASCRIPT,  # good -> bad (regressed)
     "deepcopy": "copy",  # better -> better (unchanged)
 }
 CANDIDATE = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.report_store import CANDIDATE, SCRIPT, ReportStore, build
+from tests.report_store import BASE, CANDIDATE, JAVASCRIPT, ONERROR, SCRIPT, ReportStore, build
 
 APP = Path(__file__).resolve().parents[1] / "reports" / "app.py"
 PAGES = ["overview", "runs", "compare", "cases", "training", "suite", "grading", "leaderboard"]
@@ -97,7 +97,7 @@ def test_filter_to_regressed_shows_both_outputs(rstore: ReportStore) -> None:
     open_row(at, "d")
     open_row(at, "e")
     codes = texts(at, "code")
-    for out in ("math", CANDIDATE["sqrt"], "The random module has choice.", SCRIPT):
+    for out in ("math", CANDIDATE["sqrt"], BASE["choice"], SCRIPT):
         assert out in codes
     # criterion filter and text search narrow further
     at.selectbox(key="compare-criterion").set_value("names-module").run()
@@ -107,16 +107,29 @@ def test_filter_to_regressed_shows_both_outputs(rstore: ReportStore) -> None:
     assert rows(at) == ["d"]
 
 
-def test_model_output_is_never_markup(rstore: ReportStore) -> None:
-    at = open_page("compare", case="e")
-    assert SCRIPT in texts(at, "code")  # literal text in a code block
+@pytest.mark.parametrize(
+    ("case", "payload", "escaped"),
+    [
+        ("e", SCRIPT, "&lt;script&gt;alert(1)&lt;/script&gt;"),
+        ("c", ONERROR, "&lt;img src=x onerror=alert(1)&gt;"),
+        ("e", JAVASCRIPT, "[the docs](javascript:"),  # the diff splits it at "alert(1)"
+    ],
+    ids=["script", "onerror", "javascript-link"],
+)
+def test_model_output_is_never_markup(
+    rstore: ReportStore, case: str, payload: str, escaped: str
+) -> None:
+    at = open_page("compare", case=case)
+    assert any(payload in c for c in texts(at, "code"))  # literal text in a code block
     htmls = texts(at, "html")
-    assert htmls and not any("<script" in h or "<b>not sure" in h for h in htmls)
-    assert any("&lt;script&gt;alert(1)&lt;/script&gt;" in h for h in htmls)  # the diff
-    assert not any("<script" in t for t in texts(at, "markdown"))
-    # row labels are markdown: every "<" of an output is escaped there
-    assert not any(re.search(r"(?<!\\)<", e.label) for e in at.expander)
-    assert any("\\<script\\>" in e.label for e in at.expander)
+    assert htmls and not any(re.search(r"<(script|img|a)\b", h) for h in htmls)
+    assert any(escaped in h for h in htmls)  # the word diff shows it as text
+    assert not any(re.search(r"<(script|img)|\]\(javascript", t) for t in texts(at, "markdown"))
+    # row labels are markdown: every "<", "[" and "(" of an output is escaped there
+    labels = [e.label for e in at.expander]
+    assert not any(re.search(r"(?<!\\)<|(?<!\\)\]\(", label) for label in labels), labels
+    assert any("\\<script\\>" in label for label in labels)
+    assert any("\\[the docs\\]\\(jav" in label for label in labels)
 
 
 def test_case_explorer_shows_a_case_across_runs(rstore: ReportStore) -> None:

@@ -60,10 +60,20 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0)
     raise TimeoutError(f"the report did not answer at {url} within {timeout:.0f}s")
 
 
+def require_chromium(path: Path) -> None:
+    """Fail, not skip: a skip would let `make test` pass with the report never driven in a
+    browser. The message names the command that installs it."""
+    if not path.exists():
+        pytest.fail(
+            f"{path} is not installed: run `sudo make browser-deps` (Debian's chromium), "
+            "or leave this test out with -m 'not browser' (make test-fast)",
+            pytrace=False,
+        )
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, ReportStore]]:
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is not installed (make browser-deps installs it)")
+    require_chromium(CHROMIUM)
     rs = build(tmp_path)
     port = free_port()
     from harness.cli.report import app_file, streamlit_command

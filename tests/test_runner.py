@@ -70,6 +70,26 @@ def test_second_run_comes_from_cache(
     assert grades(first.run_id) == grades(second.run_id)
 
 
+def test_warm_eval_loads_no_model(
+    mini_suite: Path, store, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's warm row: the same eval again takes every answer from the cache and never
+    loads the model (the real engine, not the fake backend)."""
+    ref = models.resolve(str(tiny_model_dir), store)
+    suite = load_suite(mini_suite)
+    first = run_eval(suite, ref, store, progress=False)
+    assert first.generated == 6
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a warm eval loaded the model")
+
+    monkeypatch.setattr(models, "load", refuse)
+    second = run_eval(suite, ref, store, progress=False)
+    assert second.cached == 6 and second.generated == 0
+    grades = lambda run: [(r["case_id"], r["grade"]) for r in store.results(run)]  # noqa: E731
+    assert grades(first.run_id) == grades(second.run_id)
+
+
 def test_changed_suite_setting_misses_cache(
     mini_suite: Path, store, tiny_model_dir: Path, fake_backend
 ) -> None:

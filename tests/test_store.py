@@ -182,3 +182,26 @@ def test_one_builder_per_row_kind(tmp_path: Path, mini_suite: Path) -> None:
         store.insert_run(run)
         assert store.cached_generations(["k"])["k"]["output"] == "out"
         assert store.run(run["id"])["model"] == "m"
+
+
+def test_a_truncated_store_is_one_line(tmp_path: Path) -> None:
+    """A store cut short (a copy interrupted, a full disk): read and write commands say so in one
+    line, exit 2, and leave the file as it is."""
+    path = tmp_path / "t.db"
+    with Store(path) as store:
+        for i in range(40):
+            store.register_model(
+                {"name": f"m{i}", "spec": f"m{i}", "kind": "local", "fingerprint": "f" * 64,
+                 "path": None, "produced_by": None, "info": {"pad": "x" * 2000}, "base": None,
+                 "created_at": 0.0}
+            )  # fmt: skip
+    whole = path.read_bytes()
+    assert len(whole) > 8 * 4096, len(whole)
+    cut = whole[: len(whole) // 2]
+    path.write_bytes(cut)
+    for args in (["models", "list"], ["runs", "list"]):
+        res = cli(*args, "--db", str(path))
+        assert res.returncode == 2, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert "Traceback" not in res.stderr and str(path) in res.stderr, res.stderr
+    assert path.read_bytes() == cut

@@ -439,20 +439,49 @@ def test_base_that_does_not_load_exits_2(
         assert s.train_runs() == []
 
 
-def test_lora_settings_checked_against_the_model(
+MODEL_MISTAKES = (
+    ("lora_targets=nonexistent_module", "no Linear module named nonexistent_module"),
+    ("lora_r=64", "larger than the model's width"),
+    ("lora_layers=3", "the model has 2"),
+    ("attention=flash_attention_2", "needs a CUDA GPU and the flash-attn package"),
+)
+
+
+def test_lora_settings_checked_against_the_model_before_the_store(
     tiny_model_dir: Path, mini_suite: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for setting, message in (
-        ("lora_targets=nonexistent_module", "no Linear module named nonexistent_module"),
-        ("lora_r=64", "larger than the model's width"),
-        ("attention=flash_attention_2", "needs a CUDA GPU and the flash-attn package"),
-    ):
+    """Checked from the base's config before the store is opened: no failed train run, and
+    `loop` evaluates no base first."""
+    runs = [("train", setting, message) for setting, message in MODEL_MISTAKES]
+    runs.append(("loop", *MODEL_MISTAKES[0]))
+    for command, setting, message in runs:
         code, _, err = run_cli(
-            "train", str(mini_suite), "--base", str(tiny_model_dir), "--db", str(db),
+            command, str(mini_suite), "--base", str(tiny_model_dir), "--db", str(db),
             *sets(setting, "max_steps=2"), capsys=capsys,
         )  # fmt: skip
         assert code == 2 and message in err and "Traceback" not in err, err
-    assert models_in(db) == []
+        assert len(err.strip().splitlines()) == 1, err
+        assert not db.exists(), f"{command} {setting}: the store was opened"
+
+
+def test_served_base_refused_before_loop_evaluates_it(
+    mini_suite: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A base named in an existing store is resolved from it read-only: a served one (no weights
+    to train) stops `loop` before it evaluates the base; the store file stays as it was."""
+    from harness.store import Store
+
+    code, _, err = run_cli(
+        "models", "add", "far", "--url", "http://127.0.0.1:9/v1", "--model", "m", "--no-check",
+        "--db", str(db), capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    before = db.read_bytes()
+    code, _, err = run_cli("loop", str(mini_suite), "--base", "far", "--db", str(db), capsys=capsys)
+    assert code == 2 and "no weights to train" in err and "Traceback" not in err, err
+    assert db.read_bytes() == before
+    with Store(db, readonly=True) as s:
+        assert s.train_runs() == [] and s.runs() == []
 
 
 def test_full_finetune_of_a_dequantized_gguf_export(

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from harness.plugin import (
     CHECKPOINTS,
     IGNORE,
+    BaseModelInfo,
     Events,
     Hyperparameters,
     Messages,
@@ -122,6 +123,10 @@ class SFT:
     name = "sft"
     description = "supervised finetuning, loss on the answer only; full or LoRA (peft)"
     Config = Config
+
+    def check(self, base: BaseModelInfo, hp: Hyperparameters, cfg: BaseModel) -> None:
+        assert isinstance(cfg, Config)
+        check_against_model(base, cfg)
 
     def train(self, request: TrainRequest, events: Events) -> TrainedModel:
         return run(request, events)
@@ -295,7 +300,7 @@ def load_model(
     request: TrainRequest, cfg: Config, dtype: str, resume: Path | None
 ) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base = request.base.path
     # Frozen LoRA base weights may live in bf16; trained weights stay fp32 (AdamW in bf16 loses
@@ -311,12 +316,7 @@ def load_model(
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
         tok = AutoTokenizer.from_pretrained(base)
-        config = AutoConfig.from_pretrained(source)
-        if getattr(config, "quantization_config", None):
-            # A GGUF export dequantized to plain safetensors still names its origin here, and
-            # transformers then refuses to train or save it. The weights are plain floats.
-            if dict(config.quantization_config).get("quant_method") == "gguf":
-                del config.quantization_config
+        config = model_config(source)
         model: Any = AutoModelForCausalLM.from_pretrained(
             source, config=config, dtype=weights_dtype, attn_implementation=kernel
         )
@@ -335,6 +335,38 @@ def load_model(
     model.to(device())
     model.train()
     return model, tok
+
+
+def model_config(folder: Path) -> Any:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder)
+    if getattr(config, "quantization_config", None):
+        # A GGUF export dequantized to plain safetensors still names its origin here, and
+        # transformers then refuses to train or save it. The weights are plain floats.
+        if dict(config.quantization_config).get("quant_method") == "gguf":
+            del config.quantization_config
+    return config
+
+
+def check_against_model(base: BaseModelInfo, cfg: Config) -> None:
+    """Every setting that depends on the model, checked on the model built from its config on
+    the meta device (no weights read, no memory), so that a mistake stops the command before the
+    harness opens the store. `load_model` runs the same checks on the real model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kernel = attention_kernel(cfg.attention, compute_dtype(cfg.dtype))
+    try:
+        config = model_config(base.path)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, attn_implementation=kernel)
+    except Exception as e:  # the same wording as load_model's
+        raise UserError(f"base model '{base.name}' does not load from {base.path}: {e}") from None
+    if cfg.gradient_checkpointing and not model.supports_gradient_checkpointing:
+        raise UserError(f"gradient_checkpointing=true: {type(model).__name__} does not support it")
+    if cfg.method == "lora":
+        lora_targets(model, cfg)
 
 
 def attention_kernel(choice: str, dtype: str) -> str:
@@ -356,17 +388,11 @@ def attention_kernel(choice: str, dtype: str) -> str:
     return choice
 
 
-def add_lora(
-    model: Any, cfg: Config, base: str, resume: Path | None, revision: str | None = None
-) -> Any:
-    import warnings
-
+def lora_targets(model: Any, cfg: Config) -> tuple[str | list[str], list[int] | None]:
+    """peft's target_modules and layers_to_transform for these settings on this model; a
+    setting the model cannot take is a UserError."""
     import torch
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    from safetensors.torch import load_file
 
-    # peft calls a transformers API that transformers 5 deprecates; not ours to fix.
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
     head = model.get_output_embeddings()
     linear = {
         n.rsplit(".", 1)[-1]
@@ -385,10 +411,26 @@ def add_lora(
     elif cfg.lora_layers:  # peft takes a layer subset only with named modules
         targets = sorted(linear)
     n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    if n_layers and cfg.lora_layers > n_layers:
+        raise UserError(f"lora_layers={cfg.lora_layers}: the model has {n_layers} layers")
     top = list(range(max(0, n_layers - cfg.lora_layers), n_layers)) if cfg.lora_layers else None
     hidden = int(getattr(model.config, "hidden_size", 0) or 0)
     if hidden and cfg.lora_r > hidden:
         raise UserError(f"lora_r={cfg.lora_r} is larger than the model's width ({hidden})")
+    return targets, top
+
+
+def add_lora(
+    model: Any, cfg: Config, base: str, resume: Path | None, revision: str | None = None
+) -> Any:
+    import warnings
+
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    # peft calls a transformers API that transformers 5 deprecates; not ours to fix.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    targets, top = lora_targets(model, cfg)
     lora = LoraConfig(
         layers_to_transform=top,
         r=cfg.lora_r,

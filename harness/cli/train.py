@@ -102,6 +102,21 @@ def _prepare(suite: Path, trainer: str, sets: list[str] | None) -> tuple[Any, An
     return s, t, hp, cfg
 
 
+def _check_against_base(t: Any, base: str, hp: Any, cfg: Any, db: Path | None) -> None:
+    """The settings checked against the base model before the store is opened for writing: a
+    base named in an existing store is looked up there read-only."""
+    from harness.models import resolve
+    from harness.store import Store, default_path
+    from harness.training import check_settings
+
+    path = db or default_path()
+    if not path.is_file():
+        check_settings(t, resolve(base, None), hp, cfg)
+        return
+    with Store(path, readonly=True) as peek:
+        check_settings(t, resolve(base, peek), hp, cfg)
+
+
 def _train(job: Any, store: Any, eval_checkpoints: int, quiet: bool, trust_code: bool) -> Any:
     from harness.training import train as run_training
 
@@ -173,6 +188,7 @@ def train_cmd(
     s, t, hp, cfg = _prepare(suite, trainer, sets)
     if eval_checkpoints:  # refused now, not at a checkpoint
         s.check_trust(trust_code)
+    _check_against_base(t, base, hp, cfg, db)
     if (nproc > 1 or torchrun) and distributed().world_size == 1:
         from harness.launch import relaunch
 
@@ -246,6 +262,7 @@ def loop_cmd(
         if not prompt_baseline.strip():
             raise UserError("--prompt-baseline needs a variant's name (see `tuneval suites show`)")
         prompt_for(s, prompt_baseline)  # an unknown variant stops here, before the store
+    _check_against_base(t, base, hp, cfg, db)
     opts = EvalOptions(
         limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code
     )
