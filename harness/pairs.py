@@ -280,3 +280,83 @@ def write_pairs(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     tmp.replace(path)
+
+
+# --- human labels as pairs ----------------------------------------------------------------------
+
+
+def warning_for_test_cases(suites: Sequence[str]) -> str:
+    """The grading page's warning, for pairs made of test cases."""
+    return (
+        f"these pairs are test cases of {', '.join(suites)}. Training on them puts the test set "
+        "into the training data: later evaluations on these cases measure memory, not skill. "
+        "Move the cases out of the suite's test split, or evaluate on other cases, before "
+        "training on them"
+    )
+
+
+def label_pairs(store: Store, run_a: str, run_b: str) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """A pair per test case of two runs of one suite that a reviewer labelled on either side and
+    whose grades differ, the human grade overriding the automatic one. The rows say they come
+    from the test split: the dpo trainer refuses them unless told otherwise."""
+    runs = [store.run(r) for r in (run_a, run_b)]
+    for rid, run in zip((run_a, run_b), runs, strict=True):
+        if run is None:
+            raise UserError(f"no run '{rid}' in the store (see `tuneval runs list`)")
+    a, b = runs[0], runs[1]
+    assert a is not None and b is not None
+    if a["suite_fingerprint"] != b["suite_fingerprint"]:
+        raise UserError(f"runs {run_a} and {run_b} are of different suites or suite versions")
+    human = {
+        (row["run_id"], row["case_id"]): row["human"]
+        for row in store.labelled_results([run_a, run_b])
+    }
+    results_b = {r["case_id"]: r for r in store.results(run_b)}
+    models = {run_a: a["model"], run_b: b["model"]}
+
+    def side(s: tuple[str, Any, str, bool]) -> dict[str, Any]:
+        by = "human" if s[3] else "rubric"
+        return {"grade": s[2], "by": by, "run": s[0], "model": models[s[0]]}
+
+    dropped: Counter[str] = Counter()
+    rows: list[dict[str, Any]] = []
+    for ra in store.results(run_a):
+        cid = ra["case_id"]
+        rb = results_b.get(cid)
+        if rb is None:
+            dropped["not in both runs"] += 1
+            continue
+        if (run_a, cid) not in human and (run_b, cid) not in human:
+            dropped["no human label"] += 1
+            continue
+        sides = [
+            (run_a, ra, human.get((run_a, cid), ra["grade"]), (run_a, cid) in human),
+            (run_b, rb, human.get((run_b, cid), rb["grade"]), (run_b, cid) in human),
+        ]
+        if RANK[sides[0][2]] == RANK[sides[1][2]]:
+            dropped[f"same grade ({sides[0][2]})"] += 1
+            continue
+        if normalize(ra["output"]) == normalize(rb["output"]):
+            dropped["same answer text"] += 1
+            continue
+        chosen, rejected = sorted(sides, key=lambda s: -RANK[s[2]])
+        rows.append(
+            {
+                "prompt": [
+                    {"role": m["role"], "content": m["content"]} for m in json.loads(ra["prompt"])
+                ],
+                "chosen": [{"role": "assistant", "content": chosen[1]["output"]}],
+                "rejected": [{"role": "assistant", "content": rejected[1]["output"]}],
+                "tuneval": {
+                    "format": FORMAT,
+                    "suite": a["suite"],
+                    "suite_fingerprint": a["suite_fingerprint"],
+                    "split": "test",  # the trainer refuses these by default
+                    "row": cid,
+                    "source": "human labels",
+                    "chosen": side(chosen),
+                    "rejected": side(rejected),
+                },
+            }
+        )
+    return rows, dropped

@@ -263,3 +263,100 @@ def test_dpo_resumes_after_kill_9(made: dict, tiny_model_dir: Path, tmp_path: Pa
     assert result["steps"] == 8
     manifest = json.loads((Path(result["path"]) / "tuneval-manifest.json").read_text())
     assert [s for s, _ in manifest["loss_curve"]] == list(range(1, 9))
+
+
+def test_human_labels_export_as_pairs_refused_for_training_by_default(
+    tmp_path: Path, mini_suite: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two recorded runs of the mini suite; a reviewer overrides one automatic grade. The
+    human grade decides the pair; the dpo trainer refuses the file unless told otherwise."""
+    from harness.store import Store
+    from harness.training import parse_sets
+    from tests.conftest import CASES
+    from trainers import registry
+
+    db = tmp_path / "ws.db"
+    ids = {}
+    for name, answer in (
+        ("right", lambda c: c["module"]),
+        ("wordy", lambda c: "it is " + c["module"]),
+    ):
+        outputs = tmp_path / f"{name}.jsonl"
+        outputs.write_text(
+            "".join(json.dumps({"id": c["id"], "output": answer(c)}) + "\n" for c in CASES)
+        )
+        code, out, err = run_cli(
+            "grade", str(mini_suite), "--outputs", str(outputs), "--name", name, "--db", str(db),
+            "--json", capsys=capsys,
+        )  # fmt: skip
+        assert code == 0, err
+        ids[name] = json.loads(out)["run_id"]
+    # by the rubric "right" is better and "wordy" good everywhere; a reviewer overrides two
+    with Store(db) as store:
+        for run, case, grade in (("right", "a", "bad"), ("wordy", "b", "better")):
+            label = {"run_id": ids[run], "case_id": case, "grade": grade, "note": ""}
+            store.save_label({**label, "corrected_output": None, "reviewer": "r", "created_at": 0})
+    file = tmp_path / "labels.jsonl"
+    code, out, err = run_cli("data", "label-pairs", ids["right"], ids["wordy"], "--out", str(file),
+                             "--db", str(db), "--json", capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out) == {
+        "out": str(file),
+        "pairs": 1,
+        "dropped": {"no human label": 4, "same grade (better)": 1},
+    }
+    assert "test cases of mini" in err and "memory, not skill" in err
+    (row,) = read_rows(file)
+    assert (
+        row["chosen"][0]["content"] == "it is textwrap"
+    )  # the human's "bad" beat the rubric's "better"
+    assert (
+        row["tuneval"]["chosen"]["by"] == "rubric" and row["tuneval"]["rejected"]["by"] == "human"
+    )
+    assert row["tuneval"]["split"] == "test"
+    code, _, err = run_cli("train", str(mini_suite), "--trainer", "dpo", *sets(f"pairs={file}"),
+                           "--db", str(tmp_path / "t.db"), capsys=capsys)  # fmt: skip
+    assert code == 2 and f"{file}:1: field 'tuneval.split' is 'test'" in err
+    assert "allow_test_pairs=true" in err and not (tmp_path / "t.db").exists()
+    _, cfg = parse_sets(registry.get("dpo"), [f"pairs={file}", "allow_test_pairs=true"])
+    assert cfg.allow_test_pairs and cfg.pairs_sha256
+
+
+def test_report_shows_the_pairs_behind_a_dpo_candidate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.store import Store
+    from tests.report_store import SCRIPT, build
+    from tests.test_report_apptest import open_page
+
+    rs = build(tmp_path)
+    file = tmp_path / "pairs.jsonl"
+    row = {
+        "prompt": [{"role": "user", "content": "Which module holds dedent?"}],
+        "chosen": [{"role": "assistant", "content": "textwrap"}],
+        "rejected": [{"role": "assistant", "content": SCRIPT}],
+        "tuneval": {"chosen": {"grade": "better"}, "rejected": {"grade": "bad"},
+                    "decided_by": ["names-module"]},
+    }  # fmt: skip
+    file.write_text(json.dumps(row) + "\n")
+    sha = hashlib.sha256(file.read_bytes()).hexdigest()
+    with Store(rs.db) as store:
+        now = time.time()
+        store.register_model({
+            "name": "mini-dpo", "spec": "mini-dpo", "kind": "trained", "path": None,
+            "fingerprint": "fp-mini-dpo", "base": "base-model", "produced_by": "train-dpo",
+            "info": {"pairs": {"path": str(file), "sha256": sha, "rows": 1}}, "created_at": now,
+        })  # fmt: skip
+        store.insert_train_run({
+            "id": "train-dpo", "suite": "mini", "trainer": "dpo", "base": "base-model",
+            "config": {}, "output_dir": str(tmp_path / "dpo"), "model": "mini-dpo",
+            "status": "complete", "created_at": now + 1, "finished_at": now + 1,
+        })  # fmt: skip
+    monkeypatch.setenv("TUNEVAL_DB", str(rs.db))
+    at = open_page("training", run="train-dpo")
+    assert "Preference pairs behind this candidate" in [s.value for s in at.subheader]
+    table = at.dataframe[0].value
+    assert list(table["rejected"]) == [SCRIPT] and list(table["decided by"]) == ["names-module"]
+    file.write_text("")  # changed since training: not shown as if it were what it learned
+    at = open_page("training", run="train-dpo")
+    assert any("has changed since training" in str(c.value) for c in at.caption)

@@ -36,6 +36,7 @@ from pydantic import (
     ValidationInfo,
     computed_field,
     field_validator,
+    model_validator,
 )
 
 from harness.plugin import (
@@ -85,6 +86,11 @@ class Config(BaseModel):
     keep_checkpoints: int = Field(
         default=1, ge=1, description="newest checkpoints kept while training"
     )
+    allow_test_pairs: bool = Field(
+        default=False,
+        description="train on pairs made of test cases (human labels): their verdict then "
+        "overstates the candidate",
+    )
     _sha256: str | None = PrivateAttr(default=None)
     _rows: int = PrivateAttr(default=0)
 
@@ -98,6 +104,21 @@ class Config(BaseModel):
         path = Path(value).expanduser().resolve()
         check_pairs(path)  # raises ValueError naming the file, line and field
         return str(path)
+
+    @model_validator(mode="after")
+    def _test_pairs_refused(self) -> Config:
+        # fields validate in order, so `pairs` cannot see allow_test_pairs: checked here
+        path = Path(self.pairs)
+        if path.is_file() and not self.allow_test_pairs:
+            first = first_test_row(path)
+            if first is not None:
+                raise ValueError(
+                    f"{path}:{first}: field 'tuneval.split' is 'test': pairs made of test cases "
+                    "(human labels) are refused for training; --set allow_test_pairs=true trains "
+                    "on them anyway, and the candidate's verdict on those cases then measures "
+                    "memory, not skill"
+                )
+        return self
 
     def model_post_init(self, _context: Any) -> None:
         path = Path(self.pairs)
@@ -175,6 +196,16 @@ def check_pairs(path: Path) -> int:
     if n == 0:
         raise ValueError(f"{path}: holds no pairs")
     return n
+
+
+def first_test_row(path: Path) -> int | None:
+    """The line of the first pair made of a test case (`tuneval.split` is "test"), if any."""
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            meta = json.loads(line).get("tuneval")
+            if isinstance(meta, dict) and meta.get("split") == "test":
+                return lineno
+    return None
 
 
 def load_pairs(path: Path) -> Any:
@@ -364,6 +395,14 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
     (folder / RUN_KEY).write_text(request.run_key + "\n")
     pairs = Path(cfg.pairs)
     dataset = load_pairs(pairs)
+    from_tests = first_test_row(pairs) is not None
+    if from_tests:  # allowed, or the settings would have been refused
+        import sys
+
+        sys.stderr.write(
+            f"warning: {pairs} holds pairs made of test cases (allow_test_pairs=true): "
+            "evaluations on those cases will measure memory, not skill\n"
+        )
     dtype = compute_dtype(cfg.dtype)
     model, ref, tok = load_model(request, cfg, dtype)
     peft = lora_config(model, cfg) if cfg.method == "lora" else None
@@ -418,6 +457,11 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
         "loss_curve": curve,
         "reward_margin": last.get("rewards/margins"),
         "reward_accuracy": last.get("rewards/accuracies"),
-        "pairs": {"path": str(pairs), "sha256": cfg.pairs_sha256, "rows": len(dataset)},
+        "pairs": {
+            "path": str(pairs),
+            "sha256": cfg.pairs_sha256,
+            "rows": len(dataset),
+            "from_test_cases": from_tests,
+        },
     }
     return TrainedModel(out, "adapter" if cfg.method == "lora" else "full", facts)

@@ -94,5 +94,32 @@ def show(result: Any, out_file: Path) -> None:
         )
 
 
+def label_pairs_cmd(
+    run_a: Annotated[str, typer.Argument(help="one run of the suite")],
+    run_b: Annotated[str, typer.Argument(help="another run of the same suite")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="pairs file to write (JSONL)")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Pairs from the grading queue's labels on two runs' answers (the human grade overrides
+    the automatic one). They are test cases: the dpo trainer refuses them unless
+    `--set allow_test_pairs=true`."""
+    from harness.pairs import label_pairs, warning_for_test_cases, write_pairs
+
+    with open_store(db, readonly=True) as store:
+        rows, dropped = label_pairs(store, run_a, run_b)
+    write_pairs(out_file, rows)
+    suites = sorted({r["tuneval"]["suite"] for r in rows})
+    if as_json:
+        print_json({"out": str(out_file), "pairs": len(rows), "dropped": dict(dropped)})
+    else:
+        out.print(f"{len(rows)} pairs from human labels -> {escape(str(out_file))}")
+        for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1]):
+            out.print(f"  dropped {n}: {escape(reason)}")
+    if rows:
+        err.print(f"[yellow]warning:[/] {escape(warning_for_test_cases(suites))}")
+
+
 def register(data_app: typer.Typer) -> None:
     data_app.command("pairs")(pairs_cmd)
+    data_app.command("label-pairs")(label_pairs_cmd)
