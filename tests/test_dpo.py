@@ -58,17 +58,24 @@ def read_rows(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict:
-    """One pairs run shared by the tests of this file (a subprocess: a module fixture has no
-    capsys for run_cli): the suite, its store, the file and the command's report."""
+    """One pairs run shared by the tests of this file, made in this process (the command's own
+    path, minus its argument parsing, which the tests below go through): the suite, its store,
+    the file, the report and the command line that makes the same file."""
+    from harness.models import resolve
+    from harness.pairs import PairOptions, build_pairs, write_pairs
+    from harness.store import Store
+    from harness.suite import load_suite
+
     root = tmp_path_factory.mktemp("pairs")
     suite = write_suite(root / "prefs", PAIRS_YAML, train=TRAIN)
     db, file = root / "ws" / "tuneval.db", root / "pairs.jsonl"
+    with Store(db) as store:
+        opts = PairOptions(samples=3, progress=False)
+        result = build_pairs(load_suite(suite), resolve(str(tiny_model_dir), store), store, opts)
+    write_pairs(file, result.rows)
     args = ["data", "pairs", str(suite), "--model", str(tiny_model_dir), "--out", str(file)]
     args += [*SAMPLES, "--db", str(db), "--json"]
-    proc = subprocess.run([TUNEVAL, *args], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return {"suite": suite, "db": db, "file": file, "report": json.loads(proc.stdout),
-            "args": args}  # fmt: skip
+    return {"suite": suite, "db": db, "file": file, "report": result.to_json(), "args": args}
 
 
 def test_pairs_are_leak_free_ordered_by_the_rubric_and_cached(
@@ -143,6 +150,7 @@ def test_bad_pairs_options_exit_2_and_write_nothing(
     assert not db.exists() and not (tmp_path / "p.jsonl").exists()
 
 
+@pytest.mark.slow  # over 10 s on a shared 2-core CPU
 def test_pairs_file_trains_a_bare_trl_dpo_trainer(made: dict, tiny_model_dir: Path) -> None:
     """The file is TRL's own format: a DPOTrainer takes it as `datasets` loads it."""
     from datasets import load_dataset
@@ -209,17 +217,19 @@ def test_bad_dpo_settings_exit_2_and_touch_no_store(
     bad.write_text(json.dumps(good) + "\n" + json.dumps(wrong) + "\n")
     extra = [a.replace("BAD", str(bad)).replace("GOOD", str(made["file"])) for a in extra]
     db = tmp_path / "t.db"
-    for command in ("train", "loop"):
+    runs = [("train", extra)]
+    if "beta=0" in extra:  # the loop, which will make the pairs, checks the rest first
+        runs.append(("loop", sets("beta=0")))
+    for command, args in runs:
         code, _, err = run_cli(
-            command, str(made["suite"]), "--trainer", "dpo", *extra, "--db", str(db),
+            command, str(made["suite"]), "--trainer", "dpo", *args, "--db", str(db),
             capsys=capsys,
         )  # fmt: skip
-        if command == "loop" and not extra:
-            continue  # the loop makes the pairs itself
         assert code == 2 and message in err and "Traceback" not in err, (command, err)
         assert not db.exists()
 
 
+@pytest.mark.slow  # over 10 s on a shared 2-core CPU
 def test_loop_with_dpo_makes_pairs_trains_and_judges(
     made: dict, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
