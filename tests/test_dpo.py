@@ -150,7 +150,6 @@ def test_bad_pairs_options_exit_2_and_write_nothing(
     assert not db.exists() and not (tmp_path / "p.jsonl").exists()
 
 
-@pytest.mark.slow  # over 10 s on a shared 2-core CPU
 def test_pairs_file_trains_a_bare_trl_dpo_trainer(made: dict, tiny_model_dir: Path) -> None:
     """The file is TRL's own format: a DPOTrainer takes it as `datasets` loads it."""
     from datasets import load_dataset
@@ -229,7 +228,6 @@ def test_bad_dpo_settings_exit_2_and_touch_no_store(
         assert not db.exists()
 
 
-@pytest.mark.slow  # over 10 s on a shared 2-core CPU
 def test_loop_with_dpo_makes_pairs_trains_and_judges(
     made: dict, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -275,6 +273,7 @@ def test_dpo_resumes_after_kill_9(made: dict, tiny_model_dir: Path, tmp_path: Pa
     assert [s for s, _ in manifest["loss_curve"]] == list(range(1, 9))
 
 
+@pytest.mark.slow  # two graded runs and three commands: about 17 s
 def test_human_labels_export_as_pairs_refused_for_training_by_default(
     tmp_path: Path, mini_suite: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
