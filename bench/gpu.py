@@ -25,7 +25,7 @@ a fixed number of optimizer steps; tokens/s = real (unpadded) tokens processed /
   TRL          SFTTrainer with packing (bfd, padding-free), completion-only loss, bf16, no
                gradient checkpointing; Trainer.train()'s runtime
 
-    pip install -e '.[bench]'      # TRL, accelerate, datasets for the peers' rows
+    pip install -e '.[bench]'      # accelerate for HF Trainer's rows (TRL comes with tuneval)
     python bench/gpu.py            # on any CUDA machine; --quick for a shorter run
     python bench/gpu.py --quick --device cpu --tiny   # the same code paths on a CPU (CI-sized)
     options: --only ROW[,ROW]  --out DIR  --tokenizer DIR (a folder with SmolLM2's tokenizer)

@@ -49,6 +49,7 @@ __all__ = [
     "Hyperparameters",
     "Messages",
     "NullEvents",
+    "PAIRS_PENDING",
     "Progress",
     "Stopped",
     "TrainRequest",
@@ -64,6 +65,9 @@ __all__ = [
 Messages = list[dict[str, str]]
 
 CHECKPOINTS = "checkpoints"  # sub-folder of output_dir holding step-N checkpoints
+# A validation-context key: `tuneval loop` checks a trainer's settings before the pairs file it
+# will make exists, so a Config's `pairs` validator takes the name without reading the file.
+PAIRS_PENDING = "pairs_pending"
 
 
 class Hyperparameters(BaseModel):

@@ -81,9 +81,12 @@ class TrainOutcome:
 # --- settings ----------------------------------------------------------------------------------
 
 
-def parse_sets(trainer: Trainer, sets: Sequence[str]) -> tuple[Hyperparameters, BaseModel]:
+def parse_sets(
+    trainer: Trainer, sets: Sequence[str], context: dict[str, Any] | None = None
+) -> tuple[Hyperparameters, BaseModel]:
     """`key=value` pairs split between the common hyperparameters and the trainer's own Config.
-    Values are strings that pydantic coerces ("3" -> 3, "true" -> True); "null" means None."""
+    Values are strings that pydantic coerces ("3" -> 3, "true" -> True); "null" means None.
+    `context` reaches the Config's validators (dpo's `pairs_pending`: the file is made later)."""
     common: dict[str, Any] = {}
     own: dict[str, Any] = {}
     problems: list[Problem] = []
@@ -106,19 +109,28 @@ def parse_sets(trainer: Trainer, sets: Sequence[str]) -> tuple[Hyperparameters, 
                 Problem("--set", key, f"unknown key for trainer '{trainer.name}'; known: {known}")
             )
     hp = _validate(Hyperparameters, common, problems)
-    cfg = _validate(trainer.Config, own, problems)
+    cfg = _validate(trainer.Config, own, problems, context)
     if problems or hp is None or cfg is None:
         raise UserError(problems)
     return hp, cfg
 
 
-def _validate(model: type[BaseModel], values: dict[str, Any], problems: list[Problem]) -> Any:
+def _validate(
+    model: type[BaseModel], values: dict[str, Any], problems: list[Problem],
+    context: dict[str, Any] | None = None,
+) -> Any:  # fmt: skip
     try:
-        return model.model_validate(values)
+        return model.model_validate(values, context=context)
     except ValidationError as e:
         for err in e.errors():
             key = ".".join(str(x) for x in err["loc"])
             got = values.get(str(err["loc"][0])) if err["loc"] else None
+            if err["type"] == "missing":
+                problems.append(Problem("--set", key, f"required: --set {key}=..."))
+                continue
+            if err["type"] == "value_error":  # a validator's own sentence names what it read
+                problems.append(Problem("--set", key, str(err.get("ctx", {}).get("error", ""))))
+                continue
             problems.append(Problem("--set", key, f"{err['msg']} (got {got!r})"))
         return None
 
@@ -158,7 +170,10 @@ class TrainJob:
 
     @property
     def name(self) -> str:
-        return f"{self.suite.name}-{self.trainer.name}-{self.run_key[:8]}"
+        """A Config may add a `name_tag` (dpo: which pairs file it learned from)."""
+        tag = getattr(self.cfg, "name_tag", "")
+        name = f"{self.suite.name}-{self.trainer.name}-{self.run_key[:8]}"
+        return f"{name}-{tag}" if tag else name
 
 
 def examples(suite: Suite) -> tuple[list[Messages], list[Messages]]:
@@ -438,8 +453,11 @@ def _start_train_run(store: Store, job: TrainJob, out: Path) -> str:
     """The unfinished train run of this very command, if any (resumed), else a new one."""
     unfinished = store.unfinished_train_run(job.name)
     if unfinished:
-        has_checkpoint = any(
-            p for p in (out / CHECKPOINTS).glob("step-*") if not p.name.endswith(".tmp")
+        has_checkpoint = any(  # sft writes step-N, trainers on HF's Trainer checkpoint-N
+            p
+            for pattern in ("step-*", "checkpoint-*")
+            for p in (out / CHECKPOINTS).glob(pattern)
+            if not p.name.endswith(".tmp")
         )
         store.reopen_train_run(unfinished, clear_log=not has_checkpoint)
         return unfinished

@@ -205,3 +205,26 @@ def default_pair(all_runs: list[dict[str, Any]], suite: str) -> tuple[str | None
     if len(on_suite) == 1:
         return on_suite[0]["id"], None
     return on_suite[1]["id"], on_suite[0]["id"]
+
+
+def pairs_sample(info: dict[str, Any], n: int = 5) -> tuple[list[dict[str, Any]], str]:
+    """Up to n preference pairs a candidate learned from (its manifest's `pairs`), with a note:
+    how many there were, or why they cannot be shown (the file moved or changed since)."""
+    import hashlib
+    import json
+
+    pairs = info.get("pairs")
+    if not isinstance(pairs, dict) or not pairs.get("path"):
+        return [], ""
+    path = Path(str(pairs["path"]))
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return [], f"the pairs file {path} is no longer there"
+    if hashlib.sha256(blob).hexdigest() != pairs.get("sha256"):
+        return [], f"the pairs file {path} has changed since training: not shown"
+    rows = []
+    for line in blob.decode("utf-8", "replace").splitlines():
+        if line.strip() and len(rows) < n:
+            rows.append(json.loads(line))
+    return rows, f"{pairs.get('rows')} pairs from {path} (sha256 {str(pairs['sha256'])[:12]}…)"

@@ -350,6 +350,8 @@ def test_plugin_is_discovered_and_trains(
 
 
 def test_every_trainer_and_its_defaults_load(with_plugin: None) -> None:
+    from pydantic import ValidationError
+
     from harness.plugin import Hyperparameters, Trainer
     from trainers import registry
 
@@ -357,7 +359,13 @@ def test_every_trainer_and_its_defaults_load(with_plugin: None) -> None:
     for name in registry.available():
         trainer = registry.get(name)
         assert isinstance(trainer, Trainer) and trainer.name == name
-        trainer.Config()  # the defaults are valid settings
+        required = {k for k, f in trainer.Config.model_fields.items() if f.is_required()}
+        if not required:
+            trainer.Config()  # the defaults are valid settings
+            continue
+        with pytest.raises(ValidationError) as missing:  # dpo's pairs: no default to give
+            trainer.Config()
+        assert {e["loc"][0] for e in missing.value.errors()} == required
     Hyperparameters()
 
 
@@ -663,7 +671,9 @@ def test_recipes_and_the_example_plugin_import_only_the_plugin_surface() -> None
     """A trainer imports one module of tuneval: `harness.plugin` (never harness internals)."""
     import ast
 
-    for path in (REPO / "trainers" / "sft.py", PLUGIN / "tuneval_echo_trainer" / "__init__.py"):
+    recipes = sorted((REPO / "trainers").glob("*.py"))
+    assert {"sft.py", "dpo.py"} <= {p.name for p in recipes}
+    for path in [*recipes, PLUGIN / "tuneval_echo_trainer" / "__init__.py"]:
         tree = ast.parse(path.read_text())
         imported = {
             node.module if isinstance(node, ast.ImportFrom) else alias.name
@@ -673,4 +683,7 @@ def test_recipes_and_the_example_plugin_import_only_the_plugin_surface() -> None
             if not isinstance(node, ast.ImportFrom) or node.module
         }
         ours = {m for m in imported if m and m.split(".")[0] in ("harness", "trainers", "reports")}
+        if path.name == "__init__.py" and path.parent.name == "trainers":
+            assert not ours  # the package door imports nothing
+            continue
         assert ours == {"harness.plugin"}, (path.name, ours)

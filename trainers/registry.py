@@ -18,6 +18,7 @@ GROUP = "tuneval.trainers"
 
 BUILTINS: dict[str, str] = {
     "sft": "trainers.sft:trainer",
+    "dpo": "trainers.dpo:trainer",
 }
 
 

@@ -1,4 +1,4 @@
-"""tuneval data prepare | check"""
+"""tuneval data prepare | check | synth (and pairs, in harness/cli/pairs.py)"""
 
 from __future__ import annotations
 
@@ -205,4 +205,7 @@ def _share(x: float | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    from harness.cli import pairs
+
+    pairs.register(data_app)
     app.add_typer(data_app, name="data")

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, TrustOption, err, open_store, out, print_json
+from harness.cli.pairs import TieBreakOption
 from harness.cli.track import DestOption, LogToOption, ProjectOption
 from harness.errors import UserError
 
@@ -35,7 +36,11 @@ EvalCheckpointsOption = Annotated[
 
 
 def _settings(config: Any) -> dict[str, Any]:
-    return {k: f.default for k, f in config.model_fields.items()}
+    """Each setting's default; a required one (dpo's pairs) has none: REQUIRED."""
+    return {k: REQUIRED if f.is_required() else f.default for k, f in config.model_fields.items()}
+
+
+REQUIRED = "(required)"
 
 
 @trainers_app.command("list")
@@ -89,15 +94,23 @@ TorchrunOption = Annotated[
 ]
 
 
-def _prepare(suite: Path, trainer: str, sets: list[str] | None) -> tuple[Any, Any, Any, Any]:
-    """Everything that can be wrong with the command, checked before the store is touched."""
+def _prepare(
+    suite: Path, trainer: str, sets: list[str] | None, pairs_later: bool = False
+) -> tuple[Any, Any, Any, Any]:
+    """Everything that can be wrong with the command, checked before the store is touched.
+    With `pairs_later` (the loop makes the pairs file), a trainer's `pairs` setting is checked
+    for everything but the file."""
+    from harness.plugin import PAIRS_PENDING
     from harness.suite import load_suite
     from harness.training import examples, parse_sets
     from trainers import registry
 
     s = load_suite(suite)
     t = registry.get(trainer)
-    hp, cfg = parse_sets(t, sets or [])
+    items = list(sets or [])
+    if pairs_later:
+        items.append("pairs=(made by this loop)")
+    hp, cfg = parse_sets(t, items, {PAIRS_PENDING: True} if pairs_later else None)
     examples(s)
     return s, t, hp, cfg
 
@@ -115,6 +128,15 @@ def _check_against_base(t: Any, base: str, hp: Any, cfg: Any, db: Path | None) -
         return
     with Store(path, readonly=True) as peek:
         check_settings(t, resolve(base, peek), hp, cfg)
+
+
+def _loop_makes_pairs(trainer: str, sets: list[str] | None) -> bool:
+    """A trainer with a `pairs` setting the user left out learns from pairs this loop makes."""
+    from trainers import registry
+
+    t = registry.get(trainer)
+    given = {item.partition("=")[0].strip() for item in sets or []}
+    return "pairs" in t.Config.model_fields and "pairs" not in given
 
 
 def _train(job: Any, store: Any, eval_checkpoints: int, quiet: bool, trust_code: bool) -> Any:
@@ -236,6 +258,13 @@ def loop_cmd(
     ] = None,
     trust_code: TrustOption = False,
     prompt_baseline: PromptBaselineOption = None,
+    samples: Annotated[
+        int,
+        typer.Option(
+            "--samples", help="with a pairs trainer (dpo): answers sampled per train prompt"
+        ),
+    ] = 4,
+    tie_break: TieBreakOption = "none",
     log_to: LogToOption = None,
     project: ProjectOption = "tuneval",
     dest: DestOption = None,
@@ -243,7 +272,9 @@ def loop_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """The whole loop: evaluate the base (cached), train a candidate, evaluate it, compare; with
-    --prompt-baseline, the base with a prompt variant too, and a second verdict against it."""
+    --prompt-baseline, the base with a prompt variant too, and a second verdict against it.
+    With --trainer dpo (and no pairs= setting), the pairs come from the base's own answers to
+    the train prompts, graded by the rubric, before training."""
     from dataclasses import replace
 
     from harness import models
@@ -253,9 +284,19 @@ def loop_cmd(
     from harness.runner import EvalOptions, evaluate_suite
     from harness.training import make_job
 
-    s, t, hp, cfg = _prepare(suite, trainer, sets)
+    makes_pairs = _loop_makes_pairs(trainer, sets)
+    s, t, hp, cfg = _prepare(suite, trainer, sets, pairs_later=makes_pairs)
     s.check_trust(trust_code)  # before the store is touched
     track.check(log_to)
+    pair_opts = None
+    if makes_pairs:
+        from harness.pairs import PairOptions
+
+        pair_opts = PairOptions(
+            samples=samples, tie_break=tie_break,  # type: ignore[arg-type]  # checked next
+            batch_size=batch_size, progress=not as_json, trust_code=trust_code,
+        )  # fmt: skip
+        pair_opts.check()
     if not s.cases:
         raise UserError(f"suite '{s.name}' has no test cases (data.test) to compare on")
     if prompt_baseline is not None:
@@ -266,7 +307,7 @@ def loop_cmd(
     opts = EvalOptions(
         limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code
     )
-    stages = 5 if prompt_baseline else 4
+    stages = 4 + (prompt_baseline is not None) + (pair_opts is not None)
     step = iter(range(1, stages + 1))
 
     def say(text: str) -> None:
@@ -274,13 +315,17 @@ def loop_cmd(
             err.print(f"{next(step)}/{stages} {text}")
 
     with open_store(db) as store:
-        job = make_job(s, t, base, hp, cfg, store)
-        say(f"evaluating the base {escape(job.base.name)}")
-        run_a = evaluate_suite(s, job.base, store, opts)
+        base_ref = models.resolve(base, store)
+        say(f"evaluating the base {escape(base_ref.name)}")
+        run_a = evaluate_suite(s, base_ref, store, opts)
         run_p = None
         if prompt_baseline is not None:
             say(f"evaluating the base with prompt variant {escape(prompt_baseline)}")
-            run_p = evaluate_suite(s, job.base, store, replace(opts, prompt=prompt_baseline))
+            run_p = evaluate_suite(s, base_ref, store, replace(opts, prompt=prompt_baseline))
+        if pair_opts is not None:
+            say(f"preference pairs from the base's answers to the {s.name} train prompts")
+            hp, cfg, pairs = _loop_pairs(s, t, base_ref, store, pair_opts, sets, as_json)
+        job = make_job(s, t, base, hp, cfg, store)
         say("training")
         trained = _train(job, store, eval_checkpoints, as_json, trust_code)
         if not as_json:
@@ -294,9 +339,38 @@ def loop_cmd(
     logged = [(run_a.run_id, None), (run_b.run_id, run_a.run_id)]
     track.send(db, logged, log_to, project, dest, quiet=as_json, train_run=trained.train_run)
     if as_json:
-        print_json(_loop_json(trained, run_a.run_id, run_b.run_id, comparisons, prompt_baseline))
+        data = _loop_json(trained, run_a.run_id, run_b.run_id, comparisons, prompt_baseline)
+        print_json(data if pairs is None else {**data, "pairs": pairs})
     else:
         _show_loop(comparisons)
+
+
+def _loop_pairs(
+    s: Any, t: Any, base: Any, store: Any, opts: Any, sets: list[str] | None, quiet: bool
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Pairs from the base on the train split, written beside the store (named by what made
+    them), and the trainer's settings with that file."""
+    import hashlib
+    import json
+
+    from harness.cli.pairs import show
+    from harness.pairs import build_pairs, write_pairs
+    from harness.training import parse_sets, workspace_models
+
+    result = build_pairs(s, base, store, opts)
+    blob = json.dumps([s.fingerprint, base.fingerprint, result.settings], sort_keys=True)
+    tag = hashlib.sha256(blob.encode()).hexdigest()[:8]
+    path = workspace_models(store).parent / "pairs" / f"{s.name}-{tag}.jsonl"
+    write_pairs(path, result.rows)
+    if not quiet:
+        show(result, path)
+    if not result.rows:
+        raise UserError(
+            f"no preference pairs from the base's answers ({result.dropped}): nothing for "
+            f"'{t.name}' to learn; try --samples, --tie-break failed|score, or --trainer sft"
+        )
+    hp, cfg = parse_sets(t, [*(sets or []), f"pairs={path}"])
+    return hp, cfg, {"out": str(path), **result.to_json()}
 
 
 def _loop_json(

@@ -1,5 +1,6 @@
-"""Training: loss curves, grade shares per checkpoint, and the link to the candidate's
-comparison with its base, for one training run."""
+"""Training: loss curves, grade shares per checkpoint, the link to the candidate's comparison
+with its base, and a sample of the preference pairs a dpo candidate learned from, for one
+training run."""
 
 from __future__ import annotations
 
@@ -64,6 +65,40 @@ if pair:
     )
 elif t["model"]:
     st.caption(f"Evaluate both models on the suite to compare them: `tuneval eval` ({t['suite']}).")
+
+
+def show_pairs(model: str) -> None:
+    """The preference pairs a candidate learned from (the dpo trainer's manifest names them)."""
+    info = next((m["info"] for m in data.models(db, version) if m["name"] == model), None) or {}
+    sample, note = data.pairs_sample(info)
+    if not note:
+        return
+    st.subheader("Preference pairs behind this candidate")
+    st.caption(note)
+    if not sample:
+        return
+
+    def last(messages: Any) -> str:
+        return str(messages[-1]["content"]) if messages else ""
+
+    table = []
+    for row in sample:
+        meta = row.get("tuneval") or {}
+        table.append(
+            {
+                "prompt": last(row["prompt"]),
+                "chosen": last(row["chosen"]),
+                "grade": (meta.get("chosen") or {}).get("grade"),
+                "rejected": last(row["rejected"]),
+                "grade ": (meta.get("rejected") or {}).get("grade"),
+                "decided by": ", ".join(meta.get("decided_by") or []),
+            }
+        )
+    st.dataframe(pd.DataFrame(table), hide_index=True)  # text cells: never rendered as HTML
+
+
+if t["model"]:
+    show_pairs(t["model"])
 
 log = data.train_log(db, tid, version)
 points = []
