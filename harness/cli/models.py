@@ -11,6 +11,7 @@ from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, err, open_store, out, print_json
 from harness.errors import UserError
+from harness.served import redact
 
 models_app = typer.Typer(
     help="Models: the packaged default, the candidates you trained, served endpoints.",
@@ -88,7 +89,7 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
         )
         trained = f"{m['suite']} · {m['trainer']} · {m['steps']} steps" if m["trainer"] else ""
         if m["kind"] == "served":
-            trained = f"{m['url']} · {m['served_id']} (fingerprint not verified)"
+            trained = f"{redact(m['url'] or '')} · {m['served_id']} (fingerprint not verified)"
         if m.get("hub"):
             trained = "Hub: " + ", ".join(f"{h['id']}@{h['commit'][:12]}" for h in m["hub"])
         table.add_row(
@@ -129,7 +130,7 @@ def _served_fields(row: dict[str, Any]) -> dict[str, Any]:
         return {}
     info = row["info"]
     return {
-        "url": info.get("url"),
+        "url": redact(str(info.get("url") or "")),  # a URL stored before credentials were refused
         "served_id": info.get("model"),
         "revision": info.get("revision"),
         "api_key_env": info.get("api_key_env"),
