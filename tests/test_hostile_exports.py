@@ -28,3 +28,28 @@ def test_csv_reads_back_whole_and_formula_safe(tmp_path: Path) -> None:
     for got, sent in zip(read, OUTPUTS, strict=True):
         risky = sent[0] in "=+-@\t\r"
         assert got["output"] == ("'" + sent if risky else sent)
+
+
+def test_outputs_never_replace_a_database_or_suite_data(tmp_path: Path) -> None:
+    """`runs export --out other.db`, `data synth --out qa/test.jsonl`: refused, files intact."""
+    import sqlite3
+
+    import pytest
+
+    from harness import outfile
+    from harness.errors import UserError
+
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("create table t (x)").connection.close()
+    suite = tmp_path / "qa"
+    suite.mkdir()
+    (suite / "suite.yaml").write_text("name: qa\n")
+    (suite / "test.jsonl").write_text('{"id": "a"}\n')
+    for target, why in ((other, "SQLite database"), (suite / "test.jsonl", "file of the suite")):
+        before = target.read_bytes()
+        with pytest.raises(UserError, match=why):
+            outfile.write_text(target, "x")
+        assert target.read_bytes() == before
+    outfile.write_text(suite / "new.jsonl", "{}\n")  # a new file beside a suite is fine
+    outfile.write_text(tmp_path / "plain.txt", "x")
+    outfile.write_text(tmp_path / "plain.txt", "y")  # and replacing an ordinary file

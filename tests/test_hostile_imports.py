@@ -162,7 +162,7 @@ def test_hostile_import_is_one_line(
     assert not out.exists() and not list(tmp_path.glob(".out.*")), "a partial --out was left"
 
 
-@pytest.mark.parametrize("out_name", ["dangling", "proc"])
+@pytest.mark.parametrize("out_name", ["dangling", "proc", "X.db"])
 def test_out_that_cannot_be_created(
     out_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -171,8 +171,10 @@ def test_out_that_cannot_be_created(
     out = tmp_path / "gone"
     if out_name == "dangling":
         out.symlink_to(tmp_path / "nowhere")
-    else:
+    elif out_name == "proc":
         out = Path("/proc/self/tuneval-suite")
+    else:
+        out = tmp_path / out_name
     source = SPECIMENS / "inspect" / "samples.jsonl"
     code, _, err = run_cli("suites", "import", "inspect", str(source), "--out", str(out),
                            "--scorer", "match", capsys=capsys)  # fmt: skip

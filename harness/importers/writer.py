@@ -62,6 +62,8 @@ def _check_out(out: Path) -> Path:
     try:
         if out.is_symlink():
             raise UserError(f"{out}: is a symbolic link; choose another --out")
+        if out.suffix in (".db", ".sqlite", ".sqlite3"):  # where a store would be created
+            raise UserError(f"{out}: a suite folder named like a database; choose another --out")
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise UserError(
                 f"{out}: already exists and is not an empty folder; choose another --out"
