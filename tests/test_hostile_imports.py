@@ -205,3 +205,24 @@ def test_interrupted_import_leaves_no_out(
     monkeypatch.undo()
     code, _, err = run_cli(*args, capsys=capsys)
     assert code == 0 and (out / "suite.yaml").is_file(), err
+
+
+def test_skip_refused_drops_a_test_whose_checks_were_all_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kept without checks, such a case would pass any answer ("totally wrong" graded better)."""
+    import json
+
+    config = tmp_path / "promptfooconfig.yaml"
+    config.write_text(
+        "tests:\n"
+        "  - vars: {q: a}\n    assert: [{type: llm-rubric, value: is kind}]\n"
+        "  - vars: {q: b}\n    assert: [{type: equals, value: b}]\n"
+    )
+    out = tmp_path / "out"
+    code, stdout, err = run_cli("suites", "import", "promptfoo", str(config), "--out", str(out),
+                                "--skip-refused", "--json", capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    assert json.loads(stdout)["cases"] == 1
+    lines = (out / "test.jsonl").read_text().splitlines()
+    assert [json.loads(line)["q"] for line in lines] == ["b"]

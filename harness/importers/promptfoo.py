@@ -273,6 +273,10 @@ def _add_cases(
                 checks.append(check(assertion, variables, base, counts))
             except Refused as e:
                 imported.refused.append(Problem(where, f"assert[{i}]", str(e)))
+        if test["assert"] and not checks:
+            # every assertion refused: kept, the case would pass any answer (--skip-refused
+            # drops the test instead, and its refusals say why)
+            continue
         case_id = f"t{n:04d}" + (f"-{k + 1}" if len(expansions) > 1 else "")
         source = {"file": where.split(":")[0], "where": where}
         if test.get("description"):
