@@ -174,7 +174,9 @@ def train_cmd(
     if eval_checkpoints:  # refused now, not at a checkpoint
         s.check_trust(trust_code)
     if (nproc > 1 or torchrun) and distributed().world_size == 1:
-        from harness.launch import relaunch
+        from harness.launch import check_launch, relaunch
+
+        check_launch(nproc, torchrun or [])
 
         with open_store(db) as store:  # the launcher prepares the store and the base once
             job = make_job(s, t, base, hp, cfg, store)
