@@ -165,13 +165,10 @@ def add(
     """Register an OpenAI-compatible endpoint (vLLM, SGLang, TGI, llama.cpp, `transformers
     serve`) as a model. The API key is read from --api-key-env when requests are made; it is
     never stored."""
-    from harness.models import DEFAULT_MODEL
+    from harness.names import check_name
     from harness.served import Endpoint, check_reachable, fingerprint, normalize_url
 
-    if name == DEFAULT_MODEL or "/" in name or not name.strip():
-        raise UserError(
-            f"'{name}' cannot name a served model (a name without '/', not the default)"
-        )
+    check_name(name, "NAME", None)
     endpoint = Endpoint(normalize_url(url), model, api_key_env, revision, concurrency, timeout)
     listed = check_reachable(endpoint, name) if check else []
     if check and listed and model not in listed:
