@@ -34,6 +34,9 @@ class _OutOfTime(BaseException):
     between here and Jinja swallows it."""
 
 
+OutOfTime = _OutOfTime  # for other renders held to the same limit (import-time templates)
+
+
 @contextmanager
 def time_limit(limit: float) -> Iterator[None]:
     """Interrupt the block after `limit` seconds with `_OutOfTime` (main thread only). A timer

@@ -1,8 +1,15 @@
 """A run's cases as a table: JSONL (nested values as they are), CSV or Parquet (through pandas;
-nested values as JSON text, plus one `check:<criterion>` column of pass/fail per criterion)."""
+nested values as JSON text, plus one `check:<criterion>` column of pass/fail per criterion).
+
+CSV is written for spreadsheets as well as parsers: every text cell is quoted (a lone carriage
+return in an output would otherwise end the row for Python's csv and pandas), and a text cell
+that begins with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` (OWASP's
+advice against formula injection), so a spreadsheet shows it as text instead of running it.
+JSONL and Parquet keep every value exactly."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -88,9 +95,18 @@ def _write(rows: list[dict[str, Any]], fmt: str, out: Path | None) -> None:
         return
     frame = _flat(rows)
     if fmt == "csv":
-        if out is None:
-            frame.to_csv(sys.stdout, index=False)
-        else:
-            frame.to_csv(out, index=False)
+        frame = frame.map(formula_safe)
+        options: dict[str, Any] = {"index": False, "quoting": csv.QUOTE_NONNUMERIC}
+        frame.to_csv(sys.stdout if out is None else out, **options)
         return
     frame.to_parquet(out, index=False)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_safe(value: Any) -> Any:
+    """A text cell a spreadsheet will not read as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value

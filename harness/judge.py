@@ -203,7 +203,7 @@ class ServedChooser:
         self, client: Any, ep: Any, stats: Any, messages: Messages, choices: Sequence[str],
         longest: int,
     ) -> Verdict:  # fmt: skip
-        from harness.served import chat_completion
+        from harness.served import chat_completion, shown_answer
 
         body = {
             "model": ep.model,
@@ -218,9 +218,8 @@ class ServedChooser:
             choice = r.json()["choices"][0]
             text = choice["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError):
-            raise UserError(
-                f"judge '{self.ref.name}': not a chat completion: {r.text[:300]}"
-            ) from None
+            said = shown_answer(r, ep)
+            raise UserError(f"judge '{self.ref.name}': not a chat completion: {said}") from None
         content = ((choice.get("logprobs") or {}).get("content")) or []
         if content and content[0].get("top_logprobs"):
             probs = choice_probs(content[0]["top_logprobs"], choices)

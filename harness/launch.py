@@ -36,6 +36,43 @@ def torchrun_command(nproc: int, extra: Sequence[str], argv: Sequence[str]) -> l
     return cmd
 
 
+MAX_NPROC_VAR = "TUNEVAL_MAX_NPROC"
+# torchrun options that change what it runs, or that tuneval sets itself
+_NOT_PASSED = ("-m", "--module", "--no-python", "--no_python", "--run-path", "--run_path",
+               "--nproc-per-node", "--nproc_per_node")  # fmt: skip
+
+
+def max_nproc() -> int:
+    """Processes one machine can take: its GPUs, else its CPUs (TUNEVAL_MAX_NPROC overrides)."""
+    try:
+        return max(1, int(os.environ[MAX_NPROC_VAR]))
+    except (KeyError, ValueError):
+        pass
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return gpus or os.cpu_count() or 1
+
+
+def check_launch(nproc: int, extra: Sequence[str]) -> None:
+    """Refuse, before any work, more processes than the machine has, and --torchrun values that
+    are not torchrun options (`--torchrun=hello.py` would make hello.py torchrun's script)."""
+    from harness.errors import UserError
+
+    limit = max_nproc()
+    if nproc > limit:
+        raise UserError(
+            f"--nproc {nproc}: this machine takes at most {limit} (its GPUs, else its CPUs); "
+            f"set {MAX_NPROC_VAR} to allow more"
+        )
+    for value in extra:
+        name = value.split("=", 1)[0]
+        if not value.startswith("--") or len(name) < 3 or any(c.isspace() for c in name):
+            raise UserError(f"--torchrun {value!r}: not a torchrun option (--name or --name=value)")
+        if name in _NOT_PASSED:
+            raise UserError(f"--torchrun {value!r}: tuneval sets what torchrun runs itself")
+
+
 def relaunch(nproc: int, extra: Sequence[str]) -> None:
     """Replace this process with torchrun running the same command on `nproc` processes."""
     cmd = torchrun_command(nproc, extra, sys.argv[1:])

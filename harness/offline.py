@@ -129,14 +129,13 @@ def _check_name(name: str, store: Store) -> None:
     """The run becomes its model's latest run for compare, gate and the leaderboard: a name
     that already means a model (registered, the packaged default, or one with runs of its own)
     is refused."""
-    from harness.models import DEFAULT_MODEL
+    from harness.names import check_name
 
+    check_name(name, "--name", store)
     registered = store.model(name)
     if registered is not None:
         kind = registered["kind"]
         raise UserError(f"'{name}' is a registered {kind} model: choose another --name")
-    if name == DEFAULT_MODEL:
-        raise UserError(f"'{name}' is the packaged default model: choose another --name")
     kinds = sorted({r["model_kind"] for r in store.runs(None, name)} - {KIND})
     if kinds:
         raise UserError(

@@ -4,6 +4,9 @@ and never over the store.
 - A path that resolves to the store, or to one of the files SQLite and tuneval keep beside it
   (-wal, -shm, -journal, .lock), is refused: `--junit .tuneval/tuneval.db` must not turn the
   workspace into XML.
+- Any existing SQLite file (another workspace's store, a copy) and any existing file of a suite
+  folder (a folder holding suite.yaml: its data) is refused too: `data synth --out
+  qa/test.jsonl` must not replace a suite's test cases.
 - The folder must exist: a typo in a path is an error, not a new directory tree.
 - An existing target must be a regular file (not a folder, a device or a /proc entry).
 - The text goes to a temporary file beside the target, renamed over it when complete: a reader
@@ -47,6 +50,8 @@ def check(path: Path, store: Path | None = None) -> None:
         raise UserError(f"{path} is a folder: give a file name")
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise UserError(f"{path} is not a regular file")
+    if info is not None:
+        protected(path, target)
     if not folder_ok:
         raise UserError(f"cannot write {path}: the folder {path.parent} does not exist")
 
@@ -74,3 +79,24 @@ def replacing(path: Path, store: Path | None = None) -> Iterator[Path]:
 def write_text(path: Path, text: str, store: Path | None = None) -> None:
     with replacing(path, store) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+SQLITE_MAGIC = b"SQLite format 3\0"
+
+
+def is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def protected(path: Path, target: Path) -> None:
+    """Refuse replacing an existing SQLite database or a file of a suite folder."""
+    if is_sqlite(target):
+        raise UserError(f"{path} is a SQLite database (a store?): write the output somewhere else")
+    if (target.parent / "suite.yaml").is_file():
+        raise UserError(
+            f"{path} is a file of the suite in {target.parent}: write the output somewhere else"
+        )

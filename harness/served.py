@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from harness import served_http
 from harness.errors import UserError
 from harness.generate import Generation, GenSettings, Messages, OnBatch, apply_stop
 from harness.models import ModelRef
@@ -73,10 +75,57 @@ def served_ref(row: ModelRow) -> ModelRef:
 
 
 def normalize_url(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UserError(f"--url {url!r}: expected http(s)://host[:port]/v1")
+    """The API base, checked: http(s), a host, no control characters or spaces (stored, they
+    would break every later request), and no `user:password@` (kept out of the store: put the
+    key in an environment variable and name it with --api-key-env)."""
+    shown = redact(url)
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
+        raise UserError(f"--url {shown!r}: holds a space or a control character")
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as e:
+        raise UserError(f"--url {shown!r}: not a URL ({e})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise UserError(f"--url {shown!r}: expected http(s)://host[:port]/v1")
+    if parsed.username is not None or parsed.password is not None:
+        raise UserError(
+            f"--url {shown!r}: holds credentials; they would be stored and shown in plain text "
+            "(pass the key in an environment variable named by --api-key-env)"
+        )
     return url.rstrip("/")
+
+
+_SECRETS = [
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 ***"),
+    (
+        re.compile(
+            r"(?i)([\"']?(?:authorization|api[-_]?key|x-api-key)[\"']?\s*[:=]\s*[\"']?)"
+            r"[^\"',}\s]+"
+        ),
+        r"\1***",
+    ),  # fmt: skip
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "sk-***"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@"), r"\1***@"),  # user:password@host
+]
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` with API keys, Authorization headers and URL credentials replaced by ***: what a
+    server echoes back (`you sent: {"Authorization": "Bearer sk-..."}`) must not reach the
+    terminal, a log or the store."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _key(endpoint: Endpoint | None) -> str | None:
+    if endpoint is None or not endpoint.api_key_env:
+        return None
+    return os.environ.get(endpoint.api_key_env)
 
 
 def headers(endpoint: Endpoint, name: str) -> dict[str, str]:
@@ -95,23 +144,23 @@ def check_reachable(endpoint: Endpoint, name: str) -> list[str]:
     """The ids the server lists under /models; a UserError naming the URL if it cannot answer."""
     import httpx
 
+    url = redact(endpoint.url)
     try:
-        r = httpx.get(f"{endpoint.url}/models", headers=headers(endpoint, name), timeout=10.0)
-    except httpx.HTTPError as e:
-        raise UserError(
-            f"served model '{name}': cannot reach {endpoint.url} ({type(e).__name__}: {e})"
-        ) from None
+        with httpx.Client() as client:
+            r = served_http.request(
+                client, "GET", f"{endpoint.url}/models", 10.0, headers=headers(endpoint, name)
+            )
+    except (httpx.HTTPError, served_http.TooLarge, served_http.TooSlow,
+            served_http.Undecodable) as e:  # fmt: skip
+        why = redact(f"{type(e).__name__}: {e}", _key(endpoint))
+        raise UserError(f"served model '{name}': cannot reach {url} ({why})") from None
     if r.status_code in (401, 403):
-        raise UserError(
-            f"served model '{name}': {endpoint.url} refused the API key ({r.status_code})"
-        )
+        raise UserError(f"served model '{name}': {url} refused the API key ({r.status_code})")
     if r.status_code >= 400:
-        raise UserError(
-            f"served model '{name}': {endpoint.url}/models answered HTTP {r.status_code}"
-        )
+        raise UserError(f"served model '{name}': {url}/models answered HTTP {r.status_code}")
     try:
         return [str(m.get("id")) for m in r.json().get("data", [])]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):
         return []
 
 
@@ -132,33 +181,41 @@ class Stats:
 
 def chat_completion(
     client: Any, ep: Endpoint, name: str, body: dict[str, Any], stats: Stats
-) -> Any:
+) -> served_http.Answer:
     """POST one chat completion, retried with backoff and jitter on 429, 5xx, timeouts and
-    broken connections; the response, or a UserError naming the URL."""
+    broken connections; the answer, or a UserError naming the URL. Each attempt is bounded by
+    `ep.timeout` seconds in all and by served_http.max_bytes(); every message is redacted."""
     import httpx
 
     url = f"{ep.url}/chat/completions"
+    shown, key = redact(url), _key(ep)
     for attempt in range(ep.retries + 1):
         try:
-            r = client.post(url, json=body, headers=headers(ep, name))
+            r = served_http.post(client, url, body, headers(ep, name), ep.timeout)
             if r.status_code not in RETRY_STATUS:
                 break
             reason = f"HTTP {r.status_code}"
-        except (httpx.TimeoutException, httpx.TransportError) as e:
-            reason = type(e).__name__
+        except (httpx.TimeoutException, httpx.TransportError, served_http.TooSlow) as e:
+            reason = redact(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, key)
+        except (served_http.TooLarge, served_http.Undecodable, httpx.HTTPError) as e:
+            raise UserError(f"served model '{name}': {shown}: {redact(str(e), key)}") from None
         if attempt == ep.retries:
             raise UserError(
-                f"served model '{name}': {url} failed {ep.retries + 1} times "
-                f"(last: {reason}); rerun the same command to resume"
+                f"served model '{name}': {shown} failed {ep.retries + 1} times "
+                f"(last: {reason[:200]}); rerun the same command to resume"
             )
         stats.add(retries=1)
         time.sleep(min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.5))
     stats.add(requests=1)
     if r.status_code >= 400:
-        raise UserError(
-            f"served model '{name}': {url} answered HTTP {r.status_code}: {r.text[:300]}"
-        )
+        said = redact(r.text[:2000], key)[:300]
+        raise UserError(f"served model '{name}': {shown} answered HTTP {r.status_code}: {said}")
     return r
+
+
+def shown_answer(r: served_http.Answer, ep: Endpoint | None) -> str:
+    """The start of an answer, for an error message: redacted."""
+    return redact(r.text[:2000], _key(ep))[:300]
 
 
 @dataclass
@@ -249,14 +306,21 @@ class ServedBackend:
             usage = data.get("usage") or {}
             if not isinstance(text, str) or not isinstance(usage, dict):
                 raise TypeError
-            n = int(usage.get("completion_tokens") or 0)
+            n = _tokens(usage.get("completion_tokens") or 0)
             prompt = usage.get("prompt_tokens")
-            prompt = int(prompt) if prompt is not None else None
+            prompt = _tokens(prompt) if prompt is not None else None
         except (ValueError, KeyError, IndexError, TypeError, OverflowError):
-            raise UserError(
-                f"served model '{self.name}': not a chat completion: {r.text[:300]}"
-            ) from None
+            said = shown_answer(r, self.endpoint)
+            raise UserError(f"served model '{self.name}': not a chat completion: {said}") from None
         # JSON can spell a lone surrogate ("\ud800"), which no database can store: mark it
         text = text.encode("utf-8", "replace").decode("utf-8")
         out = apply_stop(text, settings.stop).strip()
         return Generation(out, n, seconds, prompt)
+
+
+def _tokens(value: Any) -> int:
+    """A token count from a server: a whole number a database can hold (not 10**30)."""
+    n = int(value)
+    if not 0 <= n < 1 << 62:
+        raise ValueError(f"token count {str(value)[:40]}")
+    return n

@@ -134,7 +134,8 @@ def test_refused_checks_are_located(tmp_path: Path, capsys: pytest.CaptureFixtur
     ):
         assert expected in err, err
     summary = import_suite(capsys, "promptfoo", source, tmp_path / "r", "--skip-refused")
-    assert len(summary["refused"]) == 7 and summary["cases"] == 4
+    # tests[1] and tests[2] have every assertion refused: dropped, else they would pass anything
+    assert len(summary["refused"]) == 7 and summary["cases"] == 2
     assert summary["mapped"]["contains -> contains"] == 2
     assert "refused" in (tmp_path / "r" / "README.md").read_text()
 

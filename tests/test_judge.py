@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import httpx
@@ -113,6 +114,10 @@ class FakeClient:
         if top is not None:
             choice["logprobs"] = {"content": [{"token": content, "top_logprobs": top}]}
         return httpx.Response(200, json={"choices": [choice]}, request=httpx.Request("POST", url))
+
+    @contextlib.contextmanager
+    def stream(self, method, url, json, headers, timeout):  # noqa: A002 - httpx's keywords
+        yield self.post(url, json, headers)
 
 
 def test_served_chooser_uses_logprobs_else_parses_strictly() -> None:

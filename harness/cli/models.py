@@ -11,6 +11,7 @@ from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, err, open_store, out, print_json
 from harness.errors import UserError
+from harness.served import redact
 
 models_app = typer.Typer(
     help="Models: the packaged default, the candidates you trained, served endpoints.",
@@ -88,7 +89,7 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
         )
         trained = f"{m['suite']} · {m['trainer']} · {m['steps']} steps" if m["trainer"] else ""
         if m["kind"] == "served":
-            trained = f"{m['url']} · {m['served_id']} (fingerprint not verified)"
+            trained = f"{redact(m['url'] or '')} · {m['served_id']} (fingerprint not verified)"
         if m.get("hub"):
             trained = "Hub: " + ", ".join(f"{h['id']}@{h['commit'][:12]}" for h in m["hub"])
         table.add_row(
@@ -129,7 +130,7 @@ def _served_fields(row: dict[str, Any]) -> dict[str, Any]:
         return {}
     info = row["info"]
     return {
-        "url": info.get("url"),
+        "url": redact(str(info.get("url") or "")),  # a URL stored before credentials were refused
         "served_id": info.get("model"),
         "revision": info.get("revision"),
         "api_key_env": info.get("api_key_env"),
@@ -164,13 +165,10 @@ def add(
     """Register an OpenAI-compatible endpoint (vLLM, SGLang, TGI, llama.cpp, `transformers
     serve`) as a model. The API key is read from --api-key-env when requests are made; it is
     never stored."""
-    from harness.models import DEFAULT_MODEL
+    from harness.names import check_name
     from harness.served import Endpoint, check_reachable, fingerprint, normalize_url
 
-    if name == DEFAULT_MODEL or "/" in name or not name.strip():
-        raise UserError(
-            f"'{name}' cannot name a served model (a name without '/', not the default)"
-        )
+    check_name(name, "NAME", None)
     endpoint = Endpoint(normalize_url(url), model, api_key_env, revision, concurrency, timeout)
     listed = check_reachable(endpoint, name) if check else []
     if check and listed and model not in listed:

@@ -212,7 +212,9 @@ def train_cmd(
         s.check_trust(trust_code)
     _check_against_base(t, base, hp, cfg, db)
     if (nproc > 1 or torchrun) and distributed().world_size == 1:
-        from harness.launch import relaunch
+        from harness.launch import check_launch, relaunch
+
+        check_launch(nproc, torchrun or [])
 
         with open_store(db) as store:  # the launcher prepares the store and the base once
             job = make_job(s, t, base, hp, cfg, store)

@@ -19,6 +19,11 @@ from typing import Any
 
 from harness.errors import Problem, UserError
 
+# What malformed input can raise from deep in an importer (a value of the wrong type, a 100,000-deep
+# document); MemoryError is not among them: the readers' size bounds keep it from happening.
+_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
+              ArithmeticError)  # fmt: skip
+
 FORMATS = {
     "promptfoo": "harness.importers.promptfoo",
     "openai-evals": "harness.importers.openai_evals",
@@ -81,7 +86,13 @@ def read(fmt: str, source: Path, options: ImportOptions) -> Imported:
         raise UserError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
     if not source.exists():
         raise UserError(f"{source}: no such file or folder")
-    imported: Imported = import_module(FORMATS[fmt]).read(source, options)
+    try:
+        imported: Imported = import_module(FORMATS[fmt]).read(source, options)
+    except _MALFORMED as e:
+        # A shape of input no check above anticipated: still the input's fault, said in one line
+        # naming the source, never a traceback.
+        why = "nested too deeply" if isinstance(e, RecursionError) else f"{type(e).__name__}: {e}"
+        raise UserError(f"{source}: cannot import this {fmt} source: {why}"[:400]) from None
     if imported.refused and not options.skip_refused:
         more = "; pass --skip-refused to import the rest without them"
         raise UserError(

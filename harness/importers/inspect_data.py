@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.errors import Problem, UserError
 from harness.importers import Imported, ImportOptions, chat_messages
+from harness.importers import source as files
 
 SCORERS = {
     "match": {"id": "match", "type": "answer-match", "value": "{target}"},
@@ -59,21 +60,31 @@ def read(source: Path, options: ImportOptions) -> Imported:
 
 
 def _records(source: Path) -> list[tuple[str, dict[str, Any]]]:
-    text = source.read_text(encoding="utf-8-sig")
+    text = files.read_text(source, encoding="utf-8-sig")
     if source.suffix == ".csv":
         reader = csv.DictReader(io.StringIO(text), dialect="unix")
-        return [(f"line {reader.line_num}", dict(row)) for row in reader]
+        try:
+            return [(f"line {reader.line_num}", dict(row)) for row in reader]
+        except csv.Error as e:  # a cell over csv's field limit, a NUL byte
+            raise UserError(f"{source}:line {reader.line_num}: unreadable CSV: {e}") from None
     if source.suffix == ".json":
-        data = json.loads(text)
-        return [(f"[{i}]", r) for i, r in enumerate(data if isinstance(data, list) else [data])]
-    out = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                out.append((f"line {n}", json.loads(line)))
-            except ValueError as e:
-                raise UserError(f"{source}:line {n}: invalid JSON: {e}") from None
+        data = _json(text, source, "")
+        out = [(f"[{i}]", r) for i, r in enumerate(data if isinstance(data, list) else [data])]
+    else:
+        out = [(f"line {n}", _json(line, source, f":line {n}"))
+               for n, line in enumerate(text.splitlines(), start=1) if line.strip()]  # fmt: skip
+    for where, record in out:
+        if not isinstance(record, dict):
+            raise UserError(f"{source}:{where}: a sample must be a JSON object")
     return out
+
+
+def _json(text: str, source: Path, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else e
+        raise UserError(f"{source}{where}: invalid JSON: {why}") from None
 
 
 def _target(value: Any) -> list[str]:
@@ -123,7 +134,7 @@ def _add_case(
                                                               multiple)}  # fmt: skip
     metadata = record.get("metadata")
     if isinstance(metadata, str) and metadata.strip():
-        metadata = json.loads(metadata)
+        metadata = _json(metadata, source, f":{where}: metadata")
     known = ("input", "target", "choices", "id", "metadata")
     extra = {k: v for k, v in record.items() if k not in known}
     position = len(imported.cases) + 1

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import yaml
 
 from harness.errors import Problem, UserError
 from harness.importers import Imported, ImportOptions
+from harness.importers import source as files
 from harness.lmeval_config import TaskFile, read_task
 
 _METRIC_OPTIONS = {"ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore"}
@@ -42,15 +44,23 @@ def read(source: Path, options: ImportOptions) -> Imported:
     imported.sources += [source, *task.data_files.values()]
     if cfg.get("output_type") == "multiple_choice":
         return _copy_task(task, imported)
-    if int(cfg.get("num_fewshot") or 0) > 0:
+    if _number(cfg, "num_fewshot", source, int) > 0:
         raise UserError(f"{source}: num_fewshot {cfg['num_fewshot']}: few-shot prompts are not "
                         "imported (import the zero-shot task)")  # fmt: skip
     docs = _docs(task)
-    _generation(cfg, imported)
+    _generation(cfg, imported, source)
     imported.rubric = {"good": _criteria(cfg, source, imported, len(docs))}
-    env = _jinja()
+    with files.template_limit(str(source)):
+        _add_cases(imported, task, cfg, docs)
+    imported.notes.append("prompts go through the model's chat template (lm-eval's default "
+                          "sends raw text; the checks are the same)")  # fmt: skip
+    return imported
+
+
+def _add_cases(imported: Imported, task: TaskFile, cfg: dict[str, Any], docs: list) -> None:
     from jinja2 import TemplateError
 
+    env = _jinja()
     description = cfg.get("description") or ""
     # With a description, each case carries its conversation (lm-eval's system message is the
     # rendered description, left out when it renders empty); without, one user template.
@@ -73,18 +83,16 @@ def read(source: Path, options: ImportOptions) -> Imported:
             "source": {"task": task.name, "doc_id": i},
             "metadata": {k: v for k, v in doc.items() if isinstance(v, str | int | float)},
         })  # fmt: skip
-    imported.notes.append("prompts go through the model's chat template (lm-eval's default "
-                          "sends raw text; the checks are the same)")  # fmt: skip
-    return imported
 
 
 def _copy_task(task: TaskFile, imported: Imported) -> Imported:
     name = f"{task.name}.yaml"
     imported.extra_files[name] = yaml.safe_dump(task.config, sort_keys=False).encode()
     for rel, path in task.data_files.items():
-        imported.extra_files[rel] = path.read_bytes()
+        imported.extra_files[rel] = files.read_bytes(path)
     imported.lm_eval = [name]
-    metrics = [m.get("metric") for m in task.config.get("metric_list") or []] or ["acc", "acc_norm"]
+    listed = task.config.get("metric_list") or []
+    metrics = [m.get("metric") if isinstance(m, dict) else m for m in listed] or ["acc", "acc_norm"]
     imported.mapped[f"multiple_choice ({', '.join(map(str, metrics))}) -> lm-eval task"] = 1
     imported.notes.append("multiple choice is scored by log-likelihood through lm-eval")
     return imported
@@ -124,11 +132,11 @@ def _read_docs(path: Path, builder: str) -> list[Any]:
         if builder == "csv":
             import pandas as pd  # what `datasets` reads CSV with: same type inference
 
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(io.BytesIO(files.read_bytes(path)))
             return [{k: (None if v != v else v) for k, v in row.items()}
                     for row in frame.to_dict("records")]  # fmt: skip
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError, ValueError) as e:  # pandas' ParserError is a ValueError
+        text = files.read_text(path)
+    except (OSError, ValueError) as e:  # pandas' ParserError is a ValueError
         raise UserError(f"{path}: cannot read: {e}") from None
     if text.lstrip().startswith("["):
         try:
@@ -146,15 +154,11 @@ def _read_docs(path: Path, builder: str) -> list[Any]:
 
 
 def _jinja() -> Any:
-    """lm-eval's template environment, sandboxed: data cannot reach Python objects."""
-    from jinja2 import BaseLoader, StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
+    """lm-eval's template environment, sandboxed: data cannot reach Python objects, and what a
+    template builds is bounded (`harness.importers.source`)."""
     from harness.saferegex import template_replace
 
-    env = ImmutableSandboxedEnvironment(
-        loader=BaseLoader, undefined=StrictUndefined, keep_trailing_newline=True
-    )
+    env = files.jinja_env()
     env.filters["regex_replace"] = template_replace
     return env
 
@@ -163,7 +167,7 @@ def _field(spec: Any, doc: dict[str, Any], env: Any) -> Any:
     """lm-eval's doc_to_text / doc_to_target: a field name, a template, or a constant."""
     if not isinstance(spec, str):
         return spec
-    return doc[spec] if spec in doc else env.from_string(spec).render(**doc)
+    return doc[spec] if spec in doc else files.render(env, spec, doc)
 
 
 def _target(cfg: dict[str, Any], doc: dict[str, Any], env: Any) -> str | list[str]:
@@ -186,14 +190,39 @@ def _target(cfg: dict[str, Any], doc: dict[str, Any], env: Any) -> str | list[st
     return [str(g) for g in gold] if isinstance(gold, list) else str(gold)
 
 
-def _generation(cfg: dict[str, Any], imported: Imported) -> None:
-    kwargs = dict(cfg.get("generation_kwargs") or {})
+def _number(cfg: dict[str, Any], key: str, source: Path, kind: type, default: Any = 0) -> Any:
+    """cfg[key] as an int or float, or one located line (`num_fewshot: lots`)."""
+    value = cfg.get(key)
+    if value is None:
+        return default
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        number = kind(value)
+        if number != number or abs(number) == float("inf"):
+            raise ValueError
+        return number
+    except (ValueError, OverflowError):
+        what = "a whole number" if kind is int else "a number"
+        raise UserError(f"{source}: {key}: {str(value)[:40]!r} is not {what}") from None
+
+
+def _generation(cfg: dict[str, Any], imported: Imported, source: Path) -> None:
+    kwargs = cfg.get("generation_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise UserError(f"{source}: generation_kwargs must be a mapping")
+    kwargs = dict(kwargs)
     until = kwargs.pop("until", [cfg.get("fewshot_delimiter", "\n\n")])
+    stop = [until] if isinstance(until, str) else until
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise UserError(f"{source}: generation_kwargs.until must be text or a list of text")
     imported.generation = {
-        "max_new_tokens": int(kwargs.pop("max_gen_toks", 256)),
-        "stop": [until] if isinstance(until, str) else list(until),
-        "temperature": float(kwargs.pop("temperature", 0.0)),
+        "max_new_tokens": _number(kwargs, "max_gen_toks", source, int, 256),
+        "stop": stop,
+        "temperature": _number(kwargs, "temperature", source, float, 0.0),
     }
+    kwargs.pop("max_gen_toks", None)
+    kwargs.pop("temperature", None)
     kwargs.pop("do_sample", None)
     if kwargs:
         imported.notes.append(f"generation_kwargs not imported: {', '.join(sorted(kwargs))}")
@@ -203,6 +232,8 @@ def _criteria(
     cfg: dict[str, Any], source: Path, imported: Imported, n: int
 ) -> list[dict[str, Any]]:
     metrics = [m for m in cfg.get("metric_list") or [{"metric": "exact_match"}]]
+    if not all(isinstance(m, dict) for m in metrics):
+        raise UserError(f"{source}: metric_list: each entry must be a mapping with a 'metric'")
     options = {k: v for k, v in metrics[0].items()
                if k not in ("metric", "aggregation", "higher_is_better")}  # fmt: skip
     unknown = sorted(set(options) - _METRIC_OPTIONS)
@@ -210,7 +241,9 @@ def _criteria(
         raise UserError(f"{source}: exact_match option '{unknown[0]}' is not imported")
     pipelines = cfg.get("filter_list") or [{"name": "none", "filter": [{"function": "take_first"}]}]
     out = []
-    for p in pipelines:
+    for i, p in enumerate(pipelines if isinstance(pipelines, list) else [pipelines]):
+        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+            raise UserError(f"{source}: filter_list[{i}]: a pipeline is a mapping with a 'name'")
         name = "exact_match" if p["name"] == "none" else str(p["name"])
         out.append({"id": name, "type": "filtered-match", "reference": "{target}",
                     "filters": list(p.get("filter") or []), **options})  # fmt: skip

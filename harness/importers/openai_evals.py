@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from harness import yamlsafe
 from harness.errors import Problem, UserError
 from harness.importers import Imported, ImportOptions, chat_messages
+from harness.importers import source as files
 
 CLASSES = {
     "evals.elsuite.basic.match:Match": ("match", "starts-with"),
@@ -40,7 +40,10 @@ def read(source: Path, options: ImportOptions) -> Imported:
         what = "a model-graded eval needs a judge" if "modelgraded" in str(cls) else "custom code"
         raise UserError(f"{source}: eval '{name}' uses {cls} ({what}); tuneval imports "
                         f"{', '.join(c.rsplit(':', 1)[1] for c in CLASSES)}")  # fmt: skip
-    args = dict(spec.get("args") or {})
+    args = spec.get("args") or {}
+    if not isinstance(args, dict):
+        raise UserError(f"{source}: eval '{name}': args must be a mapping")
+    args = dict(args)
     check_id, criterion = CLASSES[str(cls)]
     imported = Imported("OpenAI evals", str(_base(registry, name).get("description") or ""),
                         {"messages": "input"}, [], {})  # fmt: skip
@@ -53,9 +56,9 @@ def read(source: Path, options: ImportOptions) -> Imported:
         rubric.update(case_sensitive=not args.pop("ignore_case", False), fold="lower")
     elif criterion == "starts-with":
         rubric["case_sensitive"] = True
-    max_tokens = args.pop("max_tokens", MAX_TOKENS.get(check_id))
+    max_tokens = _count(args.pop("max_tokens", MAX_TOKENS.get(check_id)), "max_tokens", source)
     if max_tokens:
-        imported.generation = {"max_new_tokens": int(max_tokens)}
+        imported.generation = {"max_new_tokens": max_tokens}
     if args:
         imported.notes.append(f"eval arguments not imported: {', '.join(sorted(args))}")
     imported.rubric = {"good": [rubric]}
@@ -68,10 +71,7 @@ def read(source: Path, options: ImportOptions) -> Imported:
 
 
 def _yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"{path}: {e}") from None
+    data = files.load_yaml(path, yamlsafe.StrictLoader)  # evals reads YAML 1.1 (PyYAML)
     if not isinstance(data, dict):
         raise UserError(f"{path}: a registry file maps eval names to specs")
     return data
@@ -112,24 +112,34 @@ def _data_file(rel: str, source: Path) -> Path:
         raise UserError(f"{source}: the eval has no samples_jsonl")
     for root in (source.parent.parent / "data", source.parent / "data", source.parent):
         if (root / rel).is_file():
-            return root / rel
+            return files.regular(root / rel)
     raise UserError(f"{source}: samples file '{rel}' not found under the registry's data/")
 
 
 def _samples(path: Path) -> list[tuple[int, dict[str, Any]]]:
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(files.read_text(path).splitlines(), start=1):
         if line.strip():
             try:
                 out.append((n, json.loads(line)))
-            except ValueError as e:
-                raise UserError(f"{path}:line {n}: invalid JSON: {e}") from None
+            except (ValueError, RecursionError) as e:
+                why = "nested too deeply" if isinstance(e, RecursionError) else e
+                raise UserError(f"{path}:line {n}: invalid JSON: {why}") from None
     return out
+
+
+def _count(value: Any, key: str, source: Path) -> int:
+    """A whole number of the eval's args, or one located line (`max_tokens: abc`, `1e400`)."""
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10**7:
+        return value
+    raise UserError(f"{source}: args.{key}: {str(value)[:40]!r} is not a whole number (0 to 10^7)")
 
 
 def _few_shot(args: dict[str, Any], check_id: str, source: Path, imported: Imported) -> list:
     """Match's few-shot messages (each few-shot sample's `sample` conversation)."""
-    n = int(args.pop("num_few_shot", 0) or 0)
+    n = _count(args.pop("num_few_shot", 0), "num_few_shot", source)
     path = args.pop("few_shot_jsonl", None)
     if not n:
         return []

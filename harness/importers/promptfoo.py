@@ -23,10 +23,9 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.errors import Problem, UserError
 from harness.importers import Imported, ImportOptions, nunjucks
+from harness.importers import source as files
 from harness.importers.promptfoo_checks import Refused, check
 
 _TEST_KEYS = {"description", "vars", "assert", "threshold", "metadata", "options", "provider",
@@ -79,16 +78,12 @@ def read(source: Path, options: ImportOptions) -> Imported:
 
 
 def _yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"{path}: {e}") from None
+    # promptfoo reads YAML with js-yaml, a YAML 1.2 reader: the core schema, bounded
+    return files.load_yaml(path)
 
 
 def _load_file(ref: str, base: Path, imported: Imported, where: Path) -> Any:
-    path = base / ref.removeprefix("file://")
-    if not path.is_file():
-        raise UserError(f"{where}: file '{ref}' not found")
+    path = files.inside(base, ref, where)
     imported.sources.append(path)
     return _yaml(path)
 
@@ -108,11 +103,11 @@ def _prompt(
     if not isinstance(chosen, str):
         raise UserError(f"{path}: prompts[{options.prompt}] must be text or file://")
     if chosen.startswith("file://"):
-        file = base / chosen.removeprefix("file://")
-        if file.suffix not in (".txt", ".md", ".json", ".j2"):
+        if Path(chosen).suffix not in (".txt", ".md", ".json", ".j2"):
             raise UserError(f"{path}: prompt {chosen}: only text and JSON chat prompt files")
+        file = files.inside(base, chosen, path)
         imported.sources.append(file)
-        chosen = file.read_text(encoding="utf-8")
+        chosen = files.read_text(file, files.suite_files.YAML_LIMIT)
     try:
         chat = json.loads(chosen) if chosen.lstrip().startswith("[") else None
     except ValueError:
@@ -145,38 +140,54 @@ def _tests(raw: Any, base: Path, imported: Imported, path: Path) -> list[tuple[s
             continue
         if not isinstance(entry, str) or not entry.startswith("file://"):
             raise UserError(f"{path}: tests[{i}] must be a test or a file:// reference")
-        file = base / entry.removeprefix("file://")
-        if not file.is_file():
-            raise UserError(f"{path}: tests[{i}]: file '{entry}' not found")
+        file = files.inside(base, entry, path)
         imported.sources.append(file)
         out += _test_file(file)
     return out
 
 
 def _test_file(file: Path) -> list[tuple[str, dict]]:
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{file}: cannot read ({e})") from None
+    text = files.read_text(file, encoding="utf-8-sig")
     if file.suffix == ".csv":
-        rows = csv.DictReader(io.StringIO(text))
-        return [(f"{file.name}:line {rows.line_num}", _csv_test(row)) for row in rows]
+        return _csv_tests(file, text)
     if file.suffix == ".jsonl":
         out = []
         for n, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 out.append((f"{file.name}:line {n}", _parse(json.loads, line, f"{file}:line {n}")))
         return out
-    data = _parse(json.loads if file.suffix == ".json" else yaml.safe_load, text, str(file))
+    if file.suffix == ".json":
+        data = _parse(json.loads, text, str(file))
+    else:
+        data = files.parse_yaml(text, str(file))
     data = data if isinstance(data, list) else [data]
     return [(f"{file.name}[{i}]", t) for i, t in enumerate(data)]
+
+
+def _csv_tests(file: Path, text: str) -> list[tuple[str, dict]]:
+    rows = csv.DictReader(io.StringIO(text))
+    out = []
+    try:
+        for row in rows:
+            if None in row or None in row.values():  # more cells than columns, or fewer
+                more = "more" if None in row else "fewer"
+                raise UserError(f"{file}:line {rows.line_num}: {more} cells than the header")
+            out.append((f"{file.name}:line {rows.line_num}", _csv_test(row)))
+    except csv.Error as e:  # a cell over csv's field limit, a NUL byte
+        raise UserError(f"{file}:line {rows.line_num}: unreadable CSV: {e}") from None
+    header = rows.fieldnames or []
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise UserError(f"{file}:line 1: column '{twice[0]}' appears twice")
+    return out
 
 
 def _parse(parse: Any, text: str, where: str) -> Any:
     try:
         return parse(text)
-    except (ValueError, yaml.YAMLError) as e:
-        raise UserError(f"{where}: cannot parse: {e}") from None
+    except (ValueError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise UserError(f"{where}: cannot parse: {why}") from None
 
 
 def _csv_test(row: dict[str, str]) -> dict[str, Any]:
@@ -225,6 +236,11 @@ def _combinations(variables: dict[str, Any]) -> list[dict[str, Any]]:
         v if isinstance(v, list) and v and isinstance(v[0], str) else [v]
         for v in variables.values()
     ]
+    count = 1
+    for c in choices:
+        count *= len(c)
+        if count > files.MAX_CASES:
+            raise ValueError(f"its variables expand to more than {files.MAX_CASES} cases")
     return [dict(zip(variables, combo, strict=True)) for combo in product(*choices)]
 
 
@@ -238,9 +254,14 @@ def _add_cases(
         imported.refused += problems
         return
     options = test["options"]
-    expansions = (
-        [test["vars"]] if options.get("disableVarExpansion") else _combinations(test["vars"])
-    )
+    try:
+        expansions = (
+            [test["vars"]] if options.get("disableVarExpansion") else _combinations(test["vars"])
+        )
+    except ValueError as e:
+        raise UserError(f"{where}: vars: {e}") from None
+    if len(imported.cases) + len(expansions) > files.MAX_CASES:
+        raise UserError(f"{where}: the tests expand to more than {files.MAX_CASES} cases")
     for k, variables in enumerate(expansions):
         clash = sorted(set(variables) & _RESERVED)
         if clash:
@@ -252,6 +273,10 @@ def _add_cases(
                 checks.append(check(assertion, variables, base, counts))
             except Refused as e:
                 imported.refused.append(Problem(where, f"assert[{i}]", str(e)))
+        if test["assert"] and not checks:
+            # every assertion refused: kept, the case would pass any answer (--skip-refused
+            # drops the test instead, and its refusals say why)
+            continue
         case_id = f"t{n:04d}" + (f"-{k + 1}" if len(expansions) > 1 else "")
         source = {"file": where.split(":")[0], "where": where}
         if test.get("description"):

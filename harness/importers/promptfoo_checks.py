@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from harness.errors import UserError
 from harness.importers import jsregex, literal
 from harness.importers.nunjucks import js_string, render
 
@@ -198,11 +197,12 @@ def _schema(value: Any, base: Path) -> Any:
 
     if isinstance(value, str):
         if value.startswith("file://"):
-            path = base / value[len("file://") :]
+            from harness.importers import source as files
+
             try:
-                value = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError) as e:
-                raise Refused(f"schema {path}: {e}") from None
+                value = files.load_yaml(files.inside(base, value, base))
+            except UserError as e:
+                raise Refused(f"schema: {e}") from None
         else:
             value = load_yaml12(value)
     if not isinstance(value, dict | bool):
