@@ -18,8 +18,8 @@ from typing import Any
 
 import streamlit as st
 
-from harness.prompts import arm
 from harness.store import Store, default_path
+from reports import arms
 
 # Cached functions take a `version` argument that is never read: it is part of the cache key.
 # (Streamlit skips parameters whose names start with "_" when hashing, so it has no underscore.)
@@ -69,7 +69,6 @@ def runs(db: str, version: Stamp) -> list[dict[str, Any]]:
         per = store.grade_counts()
     for r in rows:
         r["model_kind"] = r["model_kind"] or r["registered_kind"]
-        r["arm"] = arm(r["model"], r["prompt_variant"])  # the model, and its prompt variant
         g = per.get(r["id"], {"bad": 0, "good": 0, "better": 0})
         n = sum(g.values())
         r["grades"], r["n_results"] = g, n
@@ -78,6 +77,7 @@ def runs(db: str, version: Stamp) -> list[dict[str, Any]]:
         r["is_candidate"] = bool(
             r["model_kind"] == "trained" or r["model_produced_by"] or r["train_run"]
         )
+    arms.label_all(rows)  # each run's arm: model, prompt variant, sampling settings
     return rows
 
 
@@ -169,42 +169,19 @@ def default_suite(all_runs: list[dict[str, Any]]) -> str | None:
 
 
 def latest_runs(all_runs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(model, suite) -> the newest complete run. Checkpoint evaluations are left out: their
-    models (`name@step`) were never registered, unlike the trained model they led to."""
+    """(model, suite) -> the newest complete run of the model under the suite's base prompt: a
+    plain model name means that arm, never its few-shot run. Checkpoint evaluations are left out:
+    their models (`name@step`) were never registered, unlike the trained model they led to."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in all_runs:  # newest first
-        checkpoint = r["train_run"] and not r["registered_kind"]
-        if r["status"] == "complete" and r["n_results"] and not checkpoint:
-            out.setdefault((r["model"], r["suite"]), r)
+    for (model_arm, suite), r in arms.latest(all_runs).items():
+        if not model_arm[1]:
+            out.setdefault((model_arm[0], suite), r)
     return out
 
 
 def default_pair(all_runs: list[dict[str, Any]], suite: str) -> tuple[str | None, str | None]:
-    """(base run, candidate run) to compare first on a suite.
-
-    The candidate is the newest run of a trained model (kind 'trained', produced by a training run,
-    or a checkpoint evaluation); the base is the newest run of that model's base, else the newest
-    run that is not a candidate. Without a candidate: the two newest runs, older first. Runs with
-    the base prompt come before prompt-variant runs (the third arm of `loop --prompt-baseline`).
-    """
-    on_suite = sorted(
-        (r for r in all_runs if r["suite"] == suite and r["n_results"]),
-        key=lambda r: (not r.get("prompt_variant"), r["created_at"]),
-        reverse=True,
-    )
-    if not on_suite:
-        return None, None
-    cands = [r for r in on_suite if r["is_candidate"]]
-    if cands:
-        cand = cands[0]
-        bases = [r for r in on_suite if r["model"] == cand["model_base"]] or [
-            r for r in on_suite if not r["is_candidate"]
-        ]
-        if bases:
-            return bases[0]["id"], cand["id"]
-    if len(on_suite) == 1:
-        return on_suite[0]["id"], None
-    return on_suite[1]["id"], on_suite[0]["id"]
+    """(base run, candidate run) to compare first on a suite, by lineage (`arms.default_pair`)."""
+    return arms.default_pair(all_runs, suite)
 
 
 def pairs_sample(info: dict[str, Any], n: int = 5) -> tuple[list[dict[str, Any]], str]:

@@ -32,9 +32,10 @@ def as_percent(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def model_label(run: dict[str, Any]) -> str:
-    """The model of a run as every page names it: with its prompt variant when it has one, and
-    marked when it is served (its fingerprint is only the endpoint's word)."""
-    name = arm(str(run["model"]), run.get("prompt_variant") or None)
+    """The arm of a run as every page names it: the model with its prompt variant when it has
+    one (and its sampling settings where they tell arms apart, `arms.label_all`), marked when it
+    is served (its fingerprint is only the endpoint's word)."""
+    name = run.get("arm_label") or arm(str(run["model"]), run.get("prompt_variant") or None)
     if run.get("model_kind") == "served":
         name += " (served, not verified)"
     return name

@@ -3,12 +3,13 @@ labelled with its prompt variant, and the Compare page pairs any two of the thre
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.compare_helpers import answers, fake_run
-from tests.conftest import write_suite
+from tests.conftest import CASES, write_suite
 from tests.test_prompts import VARIANTS
 from tests.test_report_apptest import open_row, rows
 
@@ -65,3 +66,80 @@ def test_runs_page_shows_the_prompt_beside_the_model(arms: dict[str, str]) -> No
     models = dict(zip(runs["run"], runs["model"], strict=True))
     assert models[arms["few-shot"]] == "base-model + few-shot"  # the variant beside the model
     assert models[arms["base"]] == "base-model" and models[arms["candidate"]] == "mini-sft"
+
+
+# --- a loop's store: base, base + few-shot, two candidates, the base re-run last --------------
+
+
+@pytest.fixture
+def loop_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """What `tuneval loop --prompt-baseline few-shot` leaves, twice: the second loop re-creates
+    the (cached) base run after the first candidate, then the few-shot run after it."""
+    from harness.store import Store
+
+    suite = write_suite(tmp_path / "mini", VARIANTS)
+    db = tmp_path / "tuneval.db"
+    with Store(db) as store:
+        for name in ("mini-sft", "mini-sft-2"):
+            store.register_model(
+                {"name": name, "spec": name, "kind": "trained", "fingerprint": f"fp-{name}",
+                 "path": None, "produced_by": f"train-{name}", "info": {}, "base": "base-model",
+                 "created_at": 0.0}
+            )  # fmt: skip
+            store.insert_train_run(
+                {"id": f"train-{name}", "suite": "mini", "trainer": "sft", "base": "base-model",
+                 "config": {}, "output_dir": str(tmp_path), "model": name,
+                 "status": "complete", "created_at": 0.0, "finished_at": 0.0}
+            )  # fmt: skip
+        runs = {
+            "old-base": fake_run(store, suite, "base-model", answers({"a": "", "b": ""})),
+            "cand-1": fake_run(store, suite, "mini-sft", answers({"c": ""})),
+            "base": fake_run(store, suite, "base-model", answers({"a": "", "b": ""})),
+            "few-shot": fake_run(store, suite, "base-model", answers({"a": ""}), prompt="few-shot"),
+            "cand-2": fake_run(store, suite, "mini-sft-2", answers()),
+        }
+    monkeypatch.setenv("TUNEVAL_DB", str(db))
+    return runs
+
+
+def test_pages_pick_arms_by_lineage(loop_store: dict[str, str]) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    matrix = at.dataframe[0].value
+    rates = dict(zip(matrix["model"], matrix["mini"], strict=True))
+    n = len(CASES)
+    assert rates["base-model"] == pytest.approx(100 * (n - 2) / n)  # zero-shot, not few-shot
+    assert rates["base-model + few-shot"] == pytest.approx(100 * (n - 1) / n)  # its own row
+    verdict = " ".join(str(m.value) for m in at.markdown)
+    assert r"**mini\-sft\-2** against base\-model" in verdict
+
+    at.switch_page("views/compare.py").run()
+    a, b = at.selectbox(key="compare-a"), at.selectbox(key="compare-b")
+    assert (a.value, b.value) == (loop_store["base"], loop_store["cand-2"])
+    at.button(key="compare-swap").click().run()
+    assert at.selectbox(key="compare-a").value == loop_store["cand-2"]
+    assert at.selectbox(key="compare-b").value == loop_store["base"]
+    assert at.query_params["a"] == loop_store["cand-2"]
+
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.query_params["run"] = "train-mini-sft"
+    at.switch_page("views/training.py").run()
+    links = [link.proto for link in at.get("page_link") if link.proto.page == "compare"]
+    assert links and f"a={loop_store['base']}" in links[0].query_string
+    assert f"b={loop_store['cand-1']}" in links[0].query_string
+
+
+def test_runs_to_compare_puts_the_base_in_a(loop_store: dict[str, str]) -> None:
+    """Two picked runs go to Compare by lineage: the base first although it is newer."""
+    from reports import arms, data
+
+    db = os.environ["TUNEVAL_DB"]
+    runs = {r["id"]: r for r in data.runs(db, data.stamp(db))}
+    base, cand = runs[loop_store["base"]], runs[loop_store["cand-1"]]
+    few = runs[loop_store["few-shot"]]
+    assert base["created_at"] > cand["created_at"]
+    assert arms.order(cand, base) == (base, cand) == arms.order(base, cand)
+    assert arms.order(few, base) == (base, few)  # the base prompt before a variant
+    assert arms.order(few, cand)[0] is few  # a non-candidate before a candidate

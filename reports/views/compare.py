@@ -32,7 +32,7 @@ if len(all_runs) < 2:
     st.stop()
 
 # --- choose the runs ------------------------------------------------------------------------
-pick = st.columns([1, 2, 2])
+pick = st.columns([2, 4, 1, 4], vertical_alignment="bottom")
 suite = suite_picker(pick[0], all_runs, "compare-suite")
 options = [r["id"] for r in all_runs if r["suite"] == suite]
 defaults = dict(zip("ab", data.default_pair(all_runs, suite), strict=True))
@@ -45,8 +45,16 @@ def label(run_id: str) -> str:
     return run_label(by_id[run_id])
 
 
+def swap() -> None:
+    state = st.session_state
+    state["compare-a"], state["compare-b"] = state["compare-b"], state["compare-a"]
+
+
 run_a = pick[1].selectbox("A (base)", options, format_func=label, key="compare-a")
-run_b = pick[2].selectbox("B (candidate)", options, format_func=label, key="compare-b")
+pick[2].button(
+    "⇄", key="compare-swap", on_click=swap, help="Swap A and B", width="stretch"
+)  # fmt: skip
+run_b = pick[3].selectbox("B (candidate)", options, format_func=label, key="compare-b")
 urlstate.seed("compare-force", "force", False, parse=lambda v: v == "1")
 published = {"suite": suite, "a": run_a, "b": run_b}
 if not run_a or not run_b or run_a == run_b:

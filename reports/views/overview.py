@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from harness.errors import UserError
-from reports import data, suites
+from reports import arms, data, suites
 from reports.comparison import compared
 from reports.render import CHANGE_MARK, badge, md, pct, plural, points
 from reports.widgets import RATE_BAR, as_percent, model_label
@@ -78,11 +78,12 @@ for start in range(0, len(order), 3):
 
 # --- every model on every suite ---------------------------------------------------------------
 st.subheader("Pass rate by model and suite")
-latest = data.latest_runs(all_runs)
+latest = arms.latest(all_runs)
 if latest:
-    names = {model: model_label(r) for (model, _), r in latest.items()}
+    # One row per arm: "model + few-shot" is its own row, never the model's.
+    names = {a: model_label(r) for (a, _), r in latest.items()}
     frame = pd.DataFrame(
-        [{"model": names[m], "suite": s, "pass": r["pass_rate"]} for (m, s), r in latest.items()]
+        [{"model": names[a], "suite": s, "pass": r["pass_rate"]} for (a, s), r in latest.items()]
     ).pivot(index="model", columns="suite", values="pass")
     frame = as_percent(frame.reset_index(), list(frame.columns))
     st.dataframe(
@@ -92,8 +93,9 @@ if latest:
         column_config={s: RATE_BAR for s in frame.columns if s != "model"},
     )
     st.caption(
-        "Share of cases graded good or better in each model's newest complete run on the suite; "
-        "checkpoint evaluations are on the Training page."
+        "Share of cases graded good or better in each arm's newest complete run on the suite (an "
+        "arm: a model with its prompt variant and sampling settings); checkpoint evaluations are "
+        "on the Training page."
     )
 
 

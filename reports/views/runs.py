@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from reports import data
+from reports import arms, data
 from reports.labels import agreement
 from reports.render import step_text
 from reports.widgets import PERCENT, RATE_BAR, as_percent, model_label
@@ -76,7 +76,9 @@ event = st.dataframe(
 )
 picked = [shown.iloc[i]["run"] for i in event.selection.rows] if event else []
 if len(picked) == 2:
-    a, b = sorted(picked, key=lambda rid: next(r["created_at"] for r in all_runs if r["id"] == rid))
+    by_id = {r["id"]: r for r in all_runs}
+    # By lineage, not time: every loop re-creates the cached base run, so the base is newer.
+    a, b = (r["id"] for r in arms.order(by_id[picked[0]], by_id[picked[1]]))
     if st.button(f"Compare {a} → {b}", type="primary"):
         suite = next(r["suite"] for r in all_runs if r["id"] == a)
         st.switch_page("views/compare.py", query_params={"suite": suite, "a": a, "b": b})
