@@ -78,3 +78,20 @@ def summary(lines: Sequence[CostLine], a: str = "A", b: str = "B") -> str:
     of A'; empty when no figure has a ratio."""
     parts = [f"{x.ratio:.2f}x the {x.label}" for x in lines if x.ratio is not None]
     return f"{b} spends " + ", ".join(parts) + f" per case of {a}" if parts else ""
+
+
+def engine_caveat(run_a: dict[str, Any], run_b: dict[str, Any]) -> str:
+    """Why the seconds of two runs do not compare: a sentence when their engines (backend and
+    dtype) differ, else empty. Token counts still compare."""
+
+    def engine(run: dict[str, Any]) -> str:
+        settings = run.get("settings") or {}
+        return " ".join(str(settings[k]) for k in ("backend", "dtype") if settings.get(k))
+
+    a, b = engine(run_a), engine(run_b)
+    if a == b:
+        return ""
+    return (
+        f"A and B ran on different engines ({a or 'not recorded'} vs {b or 'not recorded'}): "
+        "their seconds do not compare, their token counts do"
+    )

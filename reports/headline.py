@@ -1,12 +1,15 @@
 """The top of the Compare page: the verdict with its reason and what leaked test prompts carry of
-it, the headline deltas with their intervals, and the per-criterion changes by rubric section."""
+it, the headline deltas with their intervals, what each answer cost, and the per-criterion changes
+by rubric section."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
+from harness.cost import amount, engine_caveat, ratio_text
 from reports.comparison import Compared, without
 from reports.data import Stamp
 from reports.render import md, pct, plural, points
@@ -89,6 +92,40 @@ def headline(
         cols[0].metric("McNemar p (pass/fail)", _p(cmp.mcnemar), border=True)
         cols[1].metric("Sign test p (grades)", _p(cmp.sign_test), border=True)
         st.caption(cmp.mde_text())
+        cost_block(cmp)
     with right:
         st.markdown("**Per-criterion pass-rate change** (B − A, 95% CI; faint: CI holds 0)")
         st.vega_lite_chart(c.charts["criteria"], key="chart-criteria", width="content")
+
+
+def cost_rows(cmp: Any) -> list[dict[str, Any]]:
+    """The CLI's cost table (`tuneval compare`): mean per case on each side, B / A with its
+    paired bootstrap interval, the cases with the figure on both sides."""
+    rows = []
+    for line in cmp.cost:
+        ratio, _, ci = ratio_text(line).partition(" ")
+        rows.append(
+            {
+                "cost per case (mean)": line.label,
+                "A": amount(line, line.a),
+                "B": amount(line, line.b),
+                "B / A": ratio,
+                "95% CI": ci or "—",
+                "cases": line.n,
+            }
+        )
+    return rows
+
+
+def cost_block(cmp: Any) -> None:
+    """What an answer costs beside how good it is: the prompt-or-finetune question needs both."""
+    rows = cost_rows(cmp)
+    if not rows:
+        st.caption("No cost figures: these runs record no token counts or times.")
+        return
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare-cost")
+    note = "Seconds: each answer's share of its batch's decoding time."
+    caveat = engine_caveat(cmp.run_a, cmp.run_b)
+    if caveat:
+        st.warning(md(caveat[0].upper() + caveat[1:] + "."))
+    st.caption(note)

@@ -215,7 +215,12 @@ def show(c: Comparison, *, cases: bool = True) -> None:
         head.add_row(name, pct(d.a), pct(d.b), _signed(pts(d.delta), d.delta), interval(d))
     out.print(head)
     if c.cost:
+        from harness.cost import engine_caveat
+
         out.print(cost_table(c))
+        caveat = engine_caveat(a, b)
+        if caveat:
+            out.print(f"[yellow]note:[/] {escape(caveat)}")
     if c.preference is not None:
         _preference(c.preference)
     out.print(_transitions(c))

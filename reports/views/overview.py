@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from harness.cost import engine_caveat, summary
 from harness.errors import UserError
 from reports import arms, data, suites
 from reports.comparison import compared
@@ -59,6 +60,10 @@ def verdict_card(suite: str) -> None:
     if cmp.must_pass_broken:
         line += f" · :red[{len(cmp.must_pass_broken)} must-pass broken]"
     st.markdown(line)
+    spent = summary(cmp.cost, model_label(ra), model_label(rb))  # the CLI's cost sentence
+    if spent:
+        caveat = engine_caveat(ra, rb)
+        st.caption(md(spent) + (f" · :orange[{md(caveat)}]" if caveat else ""))
     st.page_link(
         "views/compare.py",
         label="Open the comparison",
