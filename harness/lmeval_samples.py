@@ -83,6 +83,9 @@ def choice_rows(task: str, cfg: dict[str, Any], samples: list[dict[str, Any]]) -
                 "passed": correct,
                 "score": round(p_gold, 4),
                 "detail": f"{detail} (p={p_gold:.2f})",
+                # what a reviewer needs to grade the item by hand: the options and the answer
+                "choices": shown,
+                "gold": [shown[g] for g in gold],
             }
         }
         grade = "good" if correct else "bad"

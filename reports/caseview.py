@@ -73,9 +73,19 @@ def leak_warning(leak: dict[str, Any] | None) -> None:
     text_block(leak["train"], empty="(empty)")
 
 
-def prompt_and_reference(view: suites.SuiteView, case_id: str, prompt: str) -> Any:
-    """The prompt on the left, the reference answer on the right; returns the right column, for
-    what a page adds under the reference."""
+def choices(row: dict[str, Any] | None) -> tuple[list[str], list[str]] | None:
+    """(choices, gold answers) of a multiple-choice item (an lm-eval task), from its result."""
+    for criterion in ((row or {}).get("criteria") or {}).values():
+        if isinstance(criterion, dict) and isinstance(criterion.get("choices"), list):
+            return [str(c) for c in criterion["choices"]], [str(g) for g in criterion["gold"]]
+    return None
+
+
+def prompt_and_reference(
+    view: suites.SuiteView, case_id: str, prompt: str, row: dict[str, Any] | None = None
+) -> Any:
+    """The prompt on the left, the reference answer on the right (a multiple-choice item's
+    choices with the gold one marked); returns the right column, for what a page adds under it."""
     left, right = st.columns(2)
     with left:
         st.markdown("**Prompt**")
@@ -83,7 +93,16 @@ def prompt_and_reference(view: suites.SuiteView, case_id: str, prompt: str) -> A
     with right:
         st.markdown("**Reference**")
         ref = suites.reference(view, case_id)
-        if ref is None:
+        options = choices(row)
+        if options is not None:
+            listed, gold = options
+            st.markdown(
+                "\n".join(
+                    f"{i}. " + (f"**{md(c)}** ✓ gold" if c in gold else md(c))
+                    for i, c in enumerate(listed, start=1)
+                )
+            )
+        elif ref is None:
             st.caption(view.problem or "no reference answer for this case")
         else:
             text_block(ref, empty="(empty reference)")
@@ -134,7 +153,8 @@ def details(
     """Everything about one compared case, as an opened row shows it."""
     case_id = str(pair.case_id)
     leak_warning(leak)
-    prompt_and_reference(view, case_id, pair.a.get("prompt") or pair.b.get("prompt") or "")
+    prompt = pair.a.get("prompt") or pair.b.get("prompt") or ""
+    prompt_and_reference(view, case_id, prompt, pair.a)
     outputs(pair, names, labels, runs)
     st.html(diff_html(pair.a.get("output", ""), pair.b.get("output", "")))
     st.html(criteria_html(pair.a.get("criteria", {}), pair.b.get("criteria", {})))

@@ -73,6 +73,8 @@ def test_samples_are_stored_as_cases(mc_suite: Path, tiny_model_dir: Path, store
         assert row["grade"] == ("good" if c["passed"] else "bad")
         assert 0.0 <= c["score"] <= 1.0
         assert row["output"] in c["detail"]
+        # the grading queue shows a reviewer the options and the answer
+        assert c["choices"] == doc["choices"] and c["gold"] == [doc["choices"][doc["gold"]]]
     run = store.run(result.run_id)
     assert run["status"] == "complete" and run["settings"]["lm_eval"]["backend"] == "lm-eval"
     # The stored accuracy is lm-eval's own.

@@ -37,7 +37,9 @@ newest = next(r for r in all_runs if r["suite"] == suite)
 view = suites.for_run(newest)
 leak = suites.leaks(view).get(case_id)
 leak_warning(leak)
-with prompt_and_reference(view, case_id, rows[-1]["prompt"] if rows else ""):
+with prompt_and_reference(
+    view, case_id, rows[-1]["prompt"] if rows else "", rows[-1] if rows else None
+):
     if suites.must_pass(view, case_id):
         st.markdown(":violet-badge[must pass]")
     if leak:

@@ -12,8 +12,15 @@ from reports import data, suites, urlstate
 from reports.caseview import leak_badge, leak_warning, prompt_and_reference
 from reports.labels import agreement, confusion, corrected_pairs, labelled_results, to_jsonl
 from reports.queue import SCOPES, build, grade_buttons, graded, navigation, next_ungraded
-from reports.render import change_badge, criteria_html, diff_html, md, plural, text_block
-from reports.widgets import label_line, review_form, reviewer_box, run_label, suite_picker
+from reports.render import badge, change_badge, criteria_html, diff_html, md, plural, text_block
+from reports.widgets import (
+    label_line,
+    model_label,
+    review_form,
+    reviewer_box,
+    run_label,
+    suite_picker,
+)
 
 db = data.db_path()
 all_runs = [r for r in data.runs(db, data.stamp(db)) if r["n_results"]]
@@ -53,39 +60,62 @@ labels = data.labels(db)
 done = graded(queue, labels)
 urlstate.seed("grading-case", "case", next_ungraded(queue, labels, None), options=queue.ids)
 urlstate.keep("grading-case", queue.ids, next_ungraded(queue, labels, None))
+pair_key = [suite, run_a, run_b, scope]
+if st.session_state.get("grading-pair") not in (None, pair_key):
+    # Another pair or queue: start at its first case to grade, not at the old position.
+    st.session_state["grading-case"] = next_ungraded(queue, labels, None)
+st.session_state["grading-pair"] = pair_key
 case_id = st.session_state["grading-case"] or (queue.ids[0] if queue.ids else None)
-urlstate.publish(
-    {"suite": suite, "a": run_a, "b": run_b, "queue": scope if run_b else None, "case": case_id}
+urlstate.seed("grading-blind", "blind", False, parse=lambda v: v == "1")
+blind = st.columns([2, 3])[1].toggle(
+    "Blind: hide names and automatic grades until a case is graded",
+    key="grading-blind",
+    help="so that the model's name and the automatic grade do not lead the human grade",
 )
+urlstate.publish(
+    {
+        "suite": suite, "a": run_a, "b": run_b, "queue": scope if run_b else None,
+        "case": case_id, "blind": "1" if blind else None,
+    }
+)  # fmt: skip
 
 # --- one case at a time ----------------------------------------------------------------------
 if case_id is None:
     st.info("No case in this queue.")
 else:
+    hidden = blind and case_id not in done  # names and automatic grades, until graded
+    per_side = {
+        side: sum((run, cid) in labels for cid in queue.ids) for side, run in queue.runs.items()
+    }
+    counts = " · ".join(f"{side}: {n} labelled" for side, n in per_side.items())
     both = " on every side" if run_b else ""
     st.progress(
         len(done) / len(queue.ids),
-        text=f"{len(done)} of {plural(len(queue.ids), 'case')} graded{both}",
+        text=f"{len(done)} of {plural(len(queue.ids), 'case')} graded{both} · {counts}",
     )
     navigation(db, queue, case_id)
     view = suites.for_run(by_id[run_a])
     leak = suites.leaks(view).get(case_id)
     head = f"### case {md(case_id)} · {queue.position(case_id) + 1} of {len(queue.ids)}"
-    if case_id in queue.changes:
+    if case_id in queue.changes and not hidden:
         head += f" {change_badge(queue.changes[case_id])}"
     if suites.must_pass(view, case_id):
         head += " :violet-badge[must pass]"
     st.markdown(head + (f" {leak_badge(leak)}" if leak else ""))
-    leak_warning(leak)
     rows = queue.rows[case_id]
-    prompt_and_reference(view, case_id, rows["A"].get("prompt") or "")
+
+    def who(side: str) -> str:
+        return side if hidden else f"{side} · {md(model_label(by_id[queue.runs[side]]))}"
+
+    # The grade buttons come first, under the case's name: in view without scrolling.
     cols = st.columns(len(rows))
     for col, (side, row) in zip(cols, rows.items(), strict=True):
         with col:
             lab = labels.get((queue.runs[side], case_id))
-            name = md(by_id[queue.runs[side]]["model"])
-            st.markdown(f"**{side} · {name}** — {label_line(row['grade'], lab)}")
-            text_block(row.get("output", ""))
+            line = (
+                f"human {badge(lab['grade'])}" if lab else "not graded"
+            ) if hidden else label_line(row["grade"], lab)  # fmt: skip
+            st.markdown(f"**{who(side)}** — {line}")
             grade_buttons(db, queue, side, case_id, lab["grade"] if lab else None)
     message = st.session_state.pop("grading-msg", None)
     st.caption(
@@ -94,13 +124,23 @@ else:
         + (", 7 8 9 grade B" if run_b else "")
         + " · J next · K previous · N next ungraded."
     )
+    leak_warning(leak)
+    prompt_and_reference(view, case_id, rows["A"].get("prompt") or "", rows["A"])
+    cols = st.columns(len(rows))
+    for col, (side, row) in zip(cols, rows.items(), strict=True):
+        with col:
+            st.markdown(f"**{who(side)}**")
+            text_block(row.get("output", ""))
     st.checkbox("Go to the next ungraded case when this one is graded", True, key="grading-advance")
     if run_b:
         st.html(diff_html(rows["A"].get("output", ""), rows["B"].get("output", "")))
-    st.html(criteria_html(rows["A"]["criteria"], rows["B"]["criteria"] if run_b else None))
+    if hidden:
+        st.caption("Automatic criteria hidden until this case is graded (blind mode).")
+    else:
+        st.html(criteria_html(rows["A"]["criteria"], rows["B"]["criteria"] if run_b else None))
     with st.expander("Note or corrected output"):
         for side, run_id in queue.runs.items():
-            st.caption(f"{side} · {by_id[run_id]['model']}")
+            st.caption(who(side))
             lab = labels.get((run_id, case_id))
             review_form(db, run_id, case_id, lab, key=f"lab-{side}-{run_id}-{case_id}")
 
@@ -113,7 +153,15 @@ if not rows_all:
     st.info("No human labels yet: grade cases in the queue above.")
     st.stop()
 label_runs = sorted({r["run_id"] for r in rows_all})
-chosen = st.multiselect("Runs", label_runs, default=label_runs, key="grading-runs")
+# A run labelled since the last rerun (the B side's first label) joins the selection at once.
+known = st.session_state.get("grading-runs-known", [])
+if "grading-runs" in st.session_state:
+    kept = [r for r in st.session_state["grading-runs"] if r in label_runs]
+    st.session_state["grading-runs"] = kept + [r for r in label_runs if r not in known]
+else:
+    st.session_state["grading-runs"] = label_runs
+st.session_state["grading-runs-known"] = label_runs
+chosen = st.multiselect("Runs", label_runs, key="grading-runs")
 rows_all = [r for r in rows_all if r["run_id"] in chosen]
 pairs = [(r["human"], r["auto"]) for r in rows_all]
 ag = agreement(pairs)
