@@ -111,12 +111,16 @@ class Leaderboard:
 def chosen_runs(store: Any, suite: str, models: list[str] | None) -> tuple[list[Any], list[str]]:
     """(one run per model, models left out for older suite files), by the rule above."""
     asked = set(models or [])
-    complete = [
-        r
-        for r in store.runs(suite)
-        if r["status"] == "complete" and r["n_cases"] and not r["prompt_variant"]
-        and (r["train_run"] is None or r["model"] in asked)
-    ]  # fmt: skip
+    complete = []
+    for r in store.runs(suite):
+        if r["status"] != "complete" or r["prompt_variant"]:
+            continue
+        if r["train_run"] is not None and r["model"] not in asked:
+            continue
+        # An lm-eval-only suite has no test cases of its own: its items are the stored results.
+        size = r["n_cases"] or len(store.result_ids(r["id"]))
+        if size:
+            complete.append({**r, "n_cases": size})
     if not complete:
         raise UserError(f"no complete run on suite '{suite}' (see `tuneval runs list`)")
     current = complete[-1]["suite_fingerprint"]

@@ -66,7 +66,10 @@ st.dataframe(
 )
 frame = pd.DataFrame(result["models"])
 order = list(frame["model"])
-base = alt.Chart(frame).encode(y=alt.Y("model:N", sort=order, title=None))
+# Whole names: two candidates "python-docs-sft-…" cut alike would read as one.
+base = alt.Chart(frame).encode(
+    y=alt.Y("model:N", sort=order, title=None, axis=alt.Axis(labelLimit=0))
+)
 chart = base.mark_rule().encode(
     x=alt.X("low:Q", title="rating (Elo scale)", scale=alt.Scale(zero=False)), x2="high:Q"
 ) + base.mark_point(filled=True, size=60).encode(

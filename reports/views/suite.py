@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from reports import data, suites, urlstate
+from reports.caseview import choices
 from reports.render import md, plural, text_block
 
 
@@ -21,6 +22,52 @@ def params_text(params: dict[str, object]) -> str:
         )
         or "—"
     )
+
+
+TASK_KEYS = ("task", "output_type", "dataset_path", "test_split", "doc_to_text", "doc_to_target")
+
+
+def lm_eval_section(name: str, folder: Path, files: list[str]) -> None:
+    """An lm-eval suite's tasks (read as data), and its items and criteria as the newest run
+    of the suite stored them: lm-eval builds the items, so the store is where they are."""
+    from harness.lmeval_config import read_task
+
+    st.subheader(f"lm-eval tasks ({len(files)})")
+    rows = []
+    for file in files:
+        config = read_task(folder / file, folder).config
+        metrics = [m.get("metric") for m in config.get("metric_list") or [] if isinstance(m, dict)]
+        rows.append(
+            {"file": file, **{k: str(config.get(k, "")) for k in TASK_KEYS}}
+            | {"metrics": ", ".join(map(str, metrics))}
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="suite-tasks")
+    runs = [r for r in all_runs if r["suite"] == name and r["n_results"]]
+    if not runs:
+        st.caption("No run yet: the items appear once a model is evaluated on the suite.")
+        return
+    newest = runs[0]
+    results = data.results(db, newest["id"], data.run_version(newest, db))
+    criteria = sorted({cid for row in results for cid in row["criteria"]})
+    st.markdown("**Criteria** (lm-eval's metrics as grades): " + ", ".join(map(md, criteria)))
+    st.subheader(f"Items ({len(results)})")
+    st.caption(f"as stored by run {newest['id']} ({md(newest['arm_label'])})")
+    items = []
+    for row in results:
+        options = choices(row)
+        try:
+            prompt = json.loads(row["prompt"])[-1]["content"]
+        except (ValueError, LookupError, TypeError):
+            prompt = str(row["prompt"])
+        items.append(
+            {
+                "item": row["case_id"],
+                "prompt": prompt,
+                "choices": " | ".join(options[0]) if options else "",
+                "gold": " | ".join(options[1]) if options else "",
+            }
+        )
+    st.dataframe(pd.DataFrame(items), hide_index=True, key="suite-items")
 
 
 db = data.db_path()
@@ -68,6 +115,8 @@ if stale:
     st.caption(f"{len(stale)} stored fingerprint(s) differ from the folder as it is now.")
 
 st.subheader("Rubric")
+if spec.lm_eval and not any(specs for _, specs in spec.rubric.sections()):
+    st.caption("No rubric of its own: lm-eval's metrics grade each item (the tasks below).")
 cols = st.columns(3)
 blurbs = {
     "bad": "any one that fires makes the case bad",
@@ -99,7 +148,10 @@ st.caption(
     f"generation: max {g.max_new_tokens} new tokens · stop {g.stop} · temperature {g.temperature}"
 )
 
-st.subheader(f"Cases ({len(suite.cases)})")
+if spec.lm_eval:
+    lm_eval_section(name, Path(view.path), spec.lm_eval)
+if suite.cases or not spec.lm_eval:
+    st.subheader(f"Cases ({len(suite.cases)})")
 if suite.cases:
     frame = pd.DataFrame([{k: v for k, v in c.items() if k != "__line__"} for c in suite.cases])
     st.dataframe(frame.fillna("").astype(str), hide_index=True)
