@@ -5,7 +5,7 @@ into a table that filters in milliseconds on thousands of cases."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,17 +106,53 @@ def pair_table(pairs: list[Any]) -> pd.DataFrame:
                 "changed": {
                     c for c in ids if ca.get(c, {}).get("passed") != cb.get(c, {}).get("passed")
                 },
+                # What search looks in: the case's own question and both outputs, never the
+                # few-shot examples or system text a prompt variant puts before the question.
                 "text": "\n".join(
                     (
                         str(p.case_id),
-                        p.a.get("prompt", ""),
+                        own_question(p.a.get("prompt", "")),
                         p.a.get("output", ""),
                         p.b.get("output", ""),
                     )
-                ).casefold(),
+                ),
             }
         )
     return pd.DataFrame(rows)
+
+
+def own_question(prompt: str) -> str:
+    """The last user message of a stored prompt (JSON chat messages): the case's own."""
+    import json
+
+    try:
+        messages = json.loads(prompt)
+        return next(
+            str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"
+        )
+    except (ValueError, TypeError, AttributeError, StopIteration):
+        return str(prompt)
+
+
+def searcher(search: str, regex: bool = False) -> Callable[[str], bool]:
+    """A test for one row's text: a case-insensitive substring, or a regular expression
+    (any case, ^ and $ at each line, matched under a time limit: `harness.saferegex`). Raises
+    ValueError for a bad pattern."""
+    from harness import saferegex
+
+    needle = search.strip()
+    if not regex:
+        folded = needle.casefold()
+        return lambda text: folded in text.casefold()
+    rx = saferegex.compile(needle, saferegex.IGNORECASE | saferegex.MULTILINE)
+
+    def found(text: str) -> bool:
+        try:
+            return saferegex.search(rx, text) is not None
+        except saferegex.RegexTimeout:
+            return False
+
+    return found
 
 
 def filter_pairs(
@@ -129,9 +165,13 @@ def filter_pairs(
     cell: str | None = None,
     leaked: Collection[str] = (),
     leak: str = "all",
+    regex: bool = False,
+    fields: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Rows matching every given filter; `changes` None or empty keeps all changes. `cell` is a
-    transition 'good→bad'; `leak` keeps all cases, only the `leaked` ones, or only the others."""
+    transition 'good→bad'; `leak` keeps all cases, only the `leaked` ones, or only the others.
+    `search` looks in the case id, the case's own question and `fields` (its suite fields, by
+    case id), and both outputs; with `regex` it is a regular expression."""
     if table.empty:
         return table
     mask = pd.Series(True, index=table.index)
@@ -146,8 +186,13 @@ def filter_pairs(
         inside = table["case_id"].isin(set(leaked))
         mask &= inside if leak == "leaked" else ~inside
     if search.strip():
-        needle = search.strip().casefold()
-        mask &= table["text"].str.contains(needle, regex=False)
+        found = searcher(search, regex)
+        own = fields or {}
+        hits = [
+            found(text + "\n" + own.get(cid, ""))
+            for text, cid in zip(table["text"], table["case_id"], strict=True)
+        ]
+        mask &= pd.Series(hits, index=table.index, dtype=bool)
     return table[mask]
 
 

@@ -11,7 +11,7 @@ import pytest
 from tests.compare_helpers import answers, fake_run
 from tests.conftest import CASES, write_suite
 from tests.test_prompts import VARIANTS
-from tests.test_report_apptest import open_row, rows
+from tests.test_report_apptest import open_page, open_row, rows
 
 APP = Path(__file__).resolve().parents[1] / "reports" / "app.py"
 
@@ -143,3 +143,31 @@ def test_runs_to_compare_puts_the_base_in_a(loop_store: dict[str, str]) -> None:
     assert arms.order(cand, base) == (base, cand) == arms.order(base, cand)
     assert arms.order(few, base) == (base, few)  # the base prompt before a variant
     assert arms.order(few, cand)[0] is few  # a non-candidate before a candidate
+
+
+def test_search_is_scoped_to_the_case_and_takes_a_regex(arms: dict[str, str]) -> None:
+    """A few-shot prompt holds training examples before every question: searching a word of
+    theirs must not match every case."""
+    import json
+
+    from harness.store import Store
+
+    with Store(Path(os.environ["TUNEVAL_DB"]), readonly=True) as store:
+        prompt = json.loads(store.results(arms["few-shot"])[0]["prompt"])
+    shots = [m["content"] for m in prompt[:-1] if m["role"] == "user"]
+    shot_word = next(w for w in ("loads", "listdir", "floor") if any(w in s for s in shots))
+    at = open_page(
+        "compare", a=arms["few-shot"], b=arms["candidate"],
+        change=["regressed", "improved", "unchanged"],
+    )  # fmt: skip
+    assert len(rows(at)) == len(CASES)
+    at.text_input(key="compare-search").input(shot_word).run()
+    assert rows(at) == []  # in every prompt, in no case of its own
+    at.text_input(key="compare-search").input("dumps").run()
+    assert rows(at) == ["b"]  # the case's own question (and its fields)
+    at.text_input(key="compare-search").input(r"^(sqrt|choice)$").run()
+    at.toggle(key="compare-regex").set_value(True).run()
+    assert sorted(rows(at)) == ["d", "e"] and at.query_params["re"] == "1"
+    at.text_input(key="compare-search").input("(unclosed").run()
+    assert any("invalid regular expression" in str(w.value) for w in at.warning)
+    assert len(rows(at)) == len(CASES)  # the other filters still apply

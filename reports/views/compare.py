@@ -120,6 +120,7 @@ urlstate.seed("compare-cell", "cell", "", options=CELLS)
 urlstate.seed("compare-criterion", "criterion", "", options=c.criteria)
 urlstate.seed("compare-crit-state", "which", "changed", options=CRITERION_STATES)
 urlstate.seed("compare-search", "q", "")
+urlstate.seed("compare-regex", "re", False, parse=lambda v: v == "1")
 urlstate.seed("compare-leak", "leak", "all", options=LEAK_FILTERS)
 with filters:
     changes = st.pills(
@@ -163,16 +164,31 @@ with filters:
         disabled=not criterion,
         on_change=first_page,
     )
-    search = st.text_input(
-        "Search prompt, outputs, case id", key="compare-search", on_change=first_page
+    f = st.columns([5, 1], vertical_alignment="bottom")
+    search = f[0].text_input(
+        "Search case id, the case's own fields and question, both outputs",
+        key="compare-search",
+        on_change=first_page,
+        help="not the few-shot examples or system text around the question",
     )
+    regex = f[1].toggle("regex", key="compare-regex", on_change=first_page)
+# The case's fields as the suite holds them (an lm-eval item has none: its question is enough).
+fields = {
+    cid: "\n".join(str(v) for k, v in case.items() if k != "__line__")
+    for cid, case in view.cases.items()
+}
+try:
+    matching = filter_pairs(
+        c.table, changes, criterion, state, search, cell=cell, leaked=leaked, leak=leak,
+        regex=regex, fields=fields,
+    )  # fmt: skip
+except ValueError as e:  # a pattern that does not compile: say so, filter by the rest
+    st.warning(md(str(e)))
+    matching = filter_pairs(c.table, changes, criterion, state, cell=cell, leaked=leaked, leak=leak)
 by_share = c.cmp.sampling is not None and st.toggle(
     "Sort by change in pass share", key="compare-by-share", help="k samples per case"
 )
-shown = ordered(
-    filter_pairs(c.table, changes, criterion, state, search, cell=cell, leaked=leaked, leak=leak),
-    by_share,
-)
+shown = ordered(matching, by_share)
 if in_slice is not None:  # a slice row picked, or "cases where the probe differs"
     shown = shown[shown["case_id"].astype(str).isin(in_slice)]
 
@@ -193,6 +209,7 @@ urlstate.publish(
         "criterion": criterion,
         "which": state if criterion and state != "changed" else None,
         "q": search.strip() or None,
+        "re": "1" if regex and search.strip() else None,
         "page": page_no if page_no > 1 else None,
         "case": st.session_state["compare-open"],
     }
