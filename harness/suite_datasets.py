@@ -87,27 +87,24 @@ def read(
         if spec.file is not None:
             path = suite_files.locate(folder, spec.file)
             files[spec.file] = hashlib.sha256(suite_files.read(path)).hexdigest()
-            builder = BUILDERS.get(path.suffix.lower())
-            if builder is None:
+            if path.suffix.lower() not in BUILDERS:
                 endings = ", ".join([".jsonl", *BUILDERS])
                 raise FileProblem(f"'{spec.file}' is not a data file this reads ({endings})")
-            table = _load(builder, data_files=str(path), split="train")
-            commit = None
+            table, commit = load_file(path), None
         else:
             assert spec.hf is not None
-            snapshot, commit = _snapshot(spec.hf, spec.revision)
-            _hash_snapshot(snapshot, f"hf:{spec.hf}@{commit}", files)
-            table = _load(str(snapshot), name=spec.config, split=spec.split or split)
+            hub = (spec.hf, spec.revision, spec.config, spec.split or split)
+            table, commit = load_hub(*hub, files)
     except FileProblem as e:
         problems.append(Problem(yaml_label, where(at), f"data file {e}"))
         return None
-    except _LoadProblem as e:
+    except LoadProblem as e:
         problems.append(Problem(yaml_label, where((*at, e.key) if e.key else at), str(e)))
         return None
     return _rows(table, spec, commit, label(folder, source, split), yaml_label, where, at, problems)
 
 
-class _LoadProblem(Exception):
+class LoadProblem(Exception):
     def __init__(self, message: str, key: str = ""):
         super().__init__(message)
         self.key = key  # which key of data.<split> is at fault
@@ -129,14 +126,14 @@ def _snapshot(repo: str, revision: str | None) -> tuple[Path, str]:
             if constants.HF_HUB_OFFLINE
             else "and the Hub cannot be reached"
         )
-        raise _LoadProblem(
+        raise LoadProblem(
             f"Hub dataset '{repo}' at revision '{asked}' is not in the Hugging Face cache "
             f"({constants.HF_HUB_CACHE}); {how}",
             "revision" if revision else "hf",
         ) from None
     except (HfHubHTTPError, OSError, ValueError) as e:  # no such repo or revision, no access
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise _LoadProblem(f"Hub dataset '{repo}' at revision '{asked}': {first}", "hf") from None
+        raise LoadProblem(f"Hub dataset '{repo}' at revision '{asked}': {first}", "hf") from None
     return folder, folder.name
 
 
@@ -160,10 +157,10 @@ def _load(path: str, **kwargs: Any) -> Any:
         except ValueError as e:
             text = _first_line(str(e))
             key = next((k for k in ("split", "config") if k in text.lower()), "")
-            raise _LoadProblem(text, key) from None
+            raise LoadProblem(text, key) from None
         except Exception as e:  # a malformed file, a script-only dataset, no data files
             why = f"{type(e).__name__}: {_first_line(str(e))}"
-            raise _LoadProblem(f"cannot be read: {why}") from None
+            raise LoadProblem(f"cannot be read: {why}") from None
         return ds.with_format("arrow")[:]
 
 
@@ -187,7 +184,7 @@ def _rows(
     if spec.id is not None and spec.id not in names:
         message = f"id column '{spec.id}' is not in {data_label}; it has: {shown}"
         problems.append(Problem(yaml_label, where((*at, "id")), message))
-    binary = {f.name for f in table.schema if _is_binary(f.type)}
+    binary = binary_columns(table)
     wanted = set(spec.columns.values()) | {spec.id}
     for column in sorted(binary & wanted):
         message = f"column '{column}' holds binary data (an image, audio); a case field is text"
@@ -203,7 +200,7 @@ def _rows(
     rows: Rows = []
     for i, record in enumerate(table.select(keep).to_pylist()):
         # a null cell (an empty CSV field, a column other rows fill) is a field this row lacks
-        row = {rename.get(k, k): _plain(v) for k, v in record.items() if v is not None}
+        row = {rename.get(k, k): plain(v) for k, v in record.items() if v is not None}
         if id_column is not None:
             row["id"] = record[id_column]
         else:  # the index names a row only within one version of the data
@@ -212,6 +209,29 @@ def _rows(
         row["__at__"] = f"row {i + 1}"
         rows.append(row)
     return rows
+
+
+def binary_columns(table: Any) -> set[str]:
+    """Columns holding bytes (images, audio): no case field can hold them."""
+    return {f.name for f in table.schema if _is_binary(f.type)}
+
+
+def load_file(path: Path) -> Any:
+    """A Parquet, CSV, JSON or Arrow file as a pyarrow table."""
+    builder = BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise LoadProblem(f"'{path.name}' is not a file this reads ({', '.join(BUILDERS)})")
+    return _load(builder, data_files=str(path), split="train")
+
+
+def load_hub(
+    repo: str, revision: str | None, config: str | None, split: str, files: dict[str, str]
+) -> tuple[Any, str]:
+    """A Hub dataset's split as a pyarrow table, and the commit it came from; each file's hash
+    joins `files`."""
+    snapshot, commit = _snapshot(repo, revision)
+    _hash_snapshot(snapshot, f"hf:{repo}@{commit}", files)
+    return _load(str(snapshot), name=config, split=split), commit
 
 
 def _is_binary(t: Any) -> bool:
@@ -226,13 +246,13 @@ def _is_binary(t: Any) -> bool:
     return False
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A value as JSON holds it: dates, times and decimals become their text."""
     if value is None or isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     iso = getattr(value, "isoformat", None)
     return iso() if callable(iso) else str(value)
