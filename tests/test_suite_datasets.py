@@ -185,3 +185,20 @@ def test_bad_shapes_are_located(
     code, _, err = run_cli("suites", "validate", str(folder), capsys=capsys)
     assert code == 2 and err.count("error:") == 1 and "Traceback" not in err, err
     assert "hf:org/modules (test) row 1" in err
+
+
+def test_hub_suite_evaluates_and_seeds_a_new_suite(
+    hub: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness import suite_new
+
+    folder = _suite(tmp_path / "hub-eval", f"  test: {{hf: org/modules, {HUB}}}\n")
+    args = ["eval", str(folder), "--model", str(tiny_model_dir), "--db", str(tmp_path / "t.db")]
+    code, out, err = run_cli(*args, "--json", capsys=capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["n"] == len(CASES) and sum(result["grades"].values()) == len(CASES)
+
+    src = suite_new.read_source(f"org/modules@{COMMITS[1]}", split="test")
+    assert [r["module"] for r in src.rows][:2] == ["changed", "json"]
+    assert f"commit `{COMMITS[1]}`" in src.provenance[0] and "sha256" in src.provenance[1]
