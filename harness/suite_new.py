@@ -39,9 +39,10 @@ class Source:
 def read_source(text: str, config: str | None = None, split: str | None = None) -> Source:
     """The rows of a JSONL, CSV, Parquet, JSON or Arrow file, or of a Hub dataset's split."""
     path = Path(text)
+    data_file = path.suffix.lower() in (".jsonl", *suite_datasets.BUILDERS)
     hub = _HUB.match(text)
     try:
-        if path.is_file() or not hub:
+        if path.is_file() or data_file or not hub:
             return _read_file(path)
         repo, revision = hub.group(1), hub.group(2)
         files: dict[str, str] = {}

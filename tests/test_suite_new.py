@@ -136,7 +136,7 @@ def test_bad_input_exits_2_and_writes_nothing(
         assert code == 2 and message in err and "Traceback" not in err, err
         assert not (tmp_path / "x").exists()
     args = ["suites", "new", "x", "--input", "q", "--target", "a"]
-    code, _, err = run_cli(*args, "--from", str(tmp_path / "none.csv"), capsys=capsys)
+    code, _, err = run_cli(*args, "--from", "missing/none.csv", capsys=capsys)
     assert code == 2 and "no such file, nor a Hub dataset id" in err
     code, _, err = run_cli(*args, "--from", str(source), "--out", str(made), capsys=capsys)
     assert code == 2 and "already exists" in err
