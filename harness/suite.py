@@ -91,6 +91,24 @@ class DataSpec(_Strict):
     train: Source | None = None
     validation: Source | None = None
 
+    @field_validator("test", "train", "validation", mode="before")
+    @classmethod
+    def _source(cls, v: Any) -> Any:
+        """One message per problem, not one per member of the union."""
+        if v is None or isinstance(v, str):
+            return v
+        if not isinstance(v, dict):
+            raise ValueError("a data file name, or a mapping {file: ...} or {hf: org/name, ...}")
+        try:
+            return suite_datasets.DatasetSplit.model_validate(v)
+        except ValidationError as e:
+            err = e.errors()[0]
+            at = ".".join(str(x) for x in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "string_pattern_mismatch" and at == "hf":
+                msg = f"'{err['input']}' is not a Hub dataset id (org/name)"
+            raise ValueError(f"{at}: {msg}" if at else msg) from None
+
     def label(self, folder: Path, split: str) -> str:
         """How a problem with this split's rows names it ('' for a split not given)."""
         source = getattr(self, split)

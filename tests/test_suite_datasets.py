@@ -163,6 +163,8 @@ BAD = [
      "(data.test.revision): Hub dataset 'org/modules' at revision 'v9'"),
     ("  test: ../test.parquet\n", "is outside the suite folder"),
     ("  test: {file: test.parquet, split: test}\n", "config, split and revision belong to"),
+    ("  test: {hf: 'not an id'}\n", "(data.test): Value error, hf: 'not an id' is not a Hub"),
+    ("  test: 42\n", "a data file name, or a mapping {file: ...} or {hf: org/name, ...}"),
     ("  test: {hf: org/modules, columns: {module: fn}}\n",
      "placeholder {function} has no field 'function' in hf:org/modules (test) row 1"),
 ]  # fmt: skip
