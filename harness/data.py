@@ -228,6 +228,34 @@ def near_matches(
     return found
 
 
+def near_groups(texts: Sequence[str], threshold: float = NEAR_THRESHOLD) -> list[int]:
+    """A group number per text (0, 1, ... in order of first appearance): texts that are exact or
+    near duplicates by the leakage rule of `near_matches`, and the duplicates of those, share
+    one, so that a split can keep each group on one side. Prefix-filtered like `near_matches`:
+    with one global order of shingles, two sets at Jaccard >= t meet in their prefixes."""
+    sets = [shingles(t) for t in texts]
+    freq = Counter(s for sh in sets for s in sh)
+    parent = list(range(len(texts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    index: dict[str, list[int]] = {}
+    for i, sh in enumerate(sets):
+        need = math.ceil(threshold * len(sh) - 1e-9)
+        prefix = sorted(sh, key=lambda s: (freq[s], s))[: len(sh) - need + 1]
+        for j in {j for s in prefix for j in index.get(s, ())}:
+            if root(i) != root(j) and len(sh & sets[j]) / len(sh | sets[j]) >= threshold:
+                parent[root(i)] = root(j)
+        for s in prefix:
+            index.setdefault(s, []).append(i)
+    numbers: dict[int, int] = {}
+    return [numbers.setdefault(root(i), len(numbers)) for i in range(len(texts))]
+
+
 def overlaps(
     suite: Suite, threshold: float = NEAR_THRESHOLD
 ) -> tuple[list[str], list[str], list[tuple[int, int]], list[tuple[int, int, float]]]:

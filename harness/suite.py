@@ -24,10 +24,11 @@ from pydantic import (
     model_validator,
 )
 
-from harness import criteria, suite_files, yamlsafe
+from harness import criteria, suite_datasets, suite_files, yamlsafe
 from harness.errors import Problem, UserError
 from harness.suite_code import check_criteria_code
-from harness.suite_files import FileProblem, read_jsonl
+from harness.suite_datasets import Source
+from harness.suite_files import FileProblem, read_jsonl, row_at
 from harness.templating import Loc, placeholders, walk_strings
 from harness.yamlpos import where as yaml_where
 
@@ -91,9 +92,36 @@ class GenerationSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    test: str | None = None
-    train: str | None = None
-    validation: str | None = None
+    """Each split: a JSONL file in the suite folder, another data file (Parquet, CSV, JSON, Arrow)
+    or a mapping: {file: ..., columns: ..., id: ...} or {hf: org/name, config, split, revision,
+    columns, id} (`harness.suite_datasets`)."""
+
+    test: Source | None = None
+    train: Source | None = None
+    validation: Source | None = None
+
+    @field_validator("test", "train", "validation", mode="before")
+    @classmethod
+    def _source(cls, v: Any) -> Any:
+        """One message per problem, not one per member of the union."""
+        if v is None or isinstance(v, str):
+            return v
+        if not isinstance(v, dict):
+            raise ValueError("a data file name, or a mapping {file: ...} or {hf: org/name, ...}")
+        try:
+            return suite_datasets.DatasetSplit.model_validate(v)
+        except ValidationError as e:
+            err = e.errors()[0]
+            at = ".".join(str(x) for x in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "string_pattern_mismatch" and at == "hf":
+                msg = f"'{err['input']}' is not a Hub dataset id (org/name)"
+            raise ValueError(f"{at}: {msg}" if at else msg) from None
+
+    def label(self, folder: Path, split: str) -> str:
+        """How a problem with this split's rows names it ('' for a split not given)."""
+        source = getattr(self, split)
+        return "" if source is None else suite_datasets.label(folder, source, split)
 
 
 class CriterionSpec(BaseModel):
@@ -169,28 +197,23 @@ def _where(root: yaml.Node | None, loc: tuple[int | str, ...]) -> str:
 
 
 def _check_ids(rows: list[dict[str, Any]], label: str, problems: list[Problem]) -> None:
-    seen: dict[str, int] = {}
+    seen: dict[str, str] = {}
     for row in rows:
-        n = row["__line__"]
+        at = row_at(row)
         if "id" not in row or row["id"] in (None, ""):
-            problems.append(Problem(label, f"line {n}", "missing field 'id'"))
+            problems.append(Problem(label, at, "missing field 'id'"))
             continue
         if not isinstance(row["id"], str | int) or isinstance(row["id"], bool):
-            problems.append(Problem(label, f"line {n}", "field 'id' must be a string or integer"))
+            problems.append(Problem(label, at, "field 'id' must be a string or integer"))
             continue
         row["id"] = case_id = str(row["id"])
         if case_id in seen:
-            problems.append(
-                Problem(
-                    label,
-                    f"line {n}",
-                    f"duplicate id '{case_id}' (first on line {seen[case_id]})",
-                )
-            )
+            first = f"(first on {seen[case_id]})"
+            problems.append(Problem(label, at, f"duplicate id '{case_id}' {first}"))
         else:
-            seen[case_id] = n
+            seen[case_id] = at
         if "must_pass" in row and not isinstance(row["must_pass"], bool):
-            problems.append(Problem(label, f"line {n}", "field 'must_pass' must be true or false"))
+            problems.append(Problem(label, at, "field 'must_pass' must be true or false"))
 
 
 Template = tuple[Loc, str]  # where in suite.yaml, and the text with {field} placeholders
@@ -213,7 +236,7 @@ def _check_placeholders(
         for name in placeholders(text):
             if name in filled_by_criterion:  # a judge's {output}, not a case field
                 continue
-            missing = [r["__line__"] for r in rows if name not in r]
+            missing = [row_at(r) for r in rows if name not in r]
             if missing:
                 more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
                 problems.append(
@@ -221,7 +244,7 @@ def _check_placeholders(
                         suite_label,
                         where(loc),
                         f"placeholder {{{name}}} has no field '{name}' in {data_label} "
-                        f"line {missing[0]}{more}",
+                        f"{missing[0]}{more}",
                     )
                 )
 
@@ -273,7 +296,7 @@ def _check_cases(
             continue
         for row in rows or []:
             for message in check(row):
-                problems.append(Problem(data_label, f"line {row['__line__']}", f"{cid}: {message}"))
+                problems.append(Problem(data_label, row_at(row), f"{cid}: {message}"))
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -295,10 +318,10 @@ def load_suite(path: str | Path) -> Suite:
     built = _check_criteria(spec, label, root, problems)
     splits = _read_splits(spec, folder, label, where, files, problems)
     if spec.data.test:
-        _check_cases(built, splits["test"], str(folder / spec.data.test), problems)
+        _check_cases(built, splits["test"], spec.data.label(folder, "test"), problems)
     needs_code: list[Problem] = []
     _read_lm_eval(spec, folder, label, where, files, problems, needs_code)
-    labels = (label, str(folder / (spec.data.test or "")))
+    labels = (label, spec.data.label(folder, "test"))
     check_criteria_code(spec, splits["test"], folder, labels, where, files, problems, needs_code)
     _check_templates(spec, splits, folder, label, where, problems)
     shots = _check_variants(spec, splits, folder, label, where, problems)
@@ -307,6 +330,7 @@ def load_suite(path: str | Path) -> Suite:
     for rows in splits.values():
         for row in rows or []:
             row.pop("__line__", None)
+            row.pop("__at__", None)
     fingerprint = _sha(json.dumps(sorted(files.items())).encode())
     return Suite(
         spec=spec,
@@ -391,20 +415,27 @@ def _read_splits(
     spec: SuiteSpec, folder: Path, label: str, where: Callable[[Loc], str],
     files: dict[str, str], problems: list[Problem],
 ) -> Splits:  # fmt: skip
-    """The JSONL data of each split named in data:, with test case ids checked."""
+    """The rows of each split named in data:, with test case ids checked. JSONL files are read
+    here, line by line; other files and Hub datasets through `harness.suite_datasets`."""
     splits: Splits = {}
     for split in ("test", "train", "validation"):
-        name = getattr(spec.data, split)
+        source = getattr(spec.data, split)
         splits[split] = None
-        if name is None:
+        if source is None:
+            continue
+        if not suite_datasets.is_jsonl(source):
+            rows = suite_datasets.read(folder, split, source, files, label, where, problems)
+            if rows is not None and split == "test":
+                _check_ids(rows, spec.data.label(folder, split), problems)
+            splits[split] = rows
             continue
         try:
-            file = suite_files.locate(folder, name)
+            file = suite_files.locate(folder, source)
             data = suite_files.read(file)
         except FileProblem as e:
             problems.append(Problem(label, where(("data", split)), f"data file {e}"))
             continue
-        files[name] = _sha(data)
+        files[source] = _sha(data)
         before = len(problems)
         rows = read_jsonl(data, str(file), problems)
         if not rows and len(problems) == before:
@@ -476,7 +507,7 @@ def _check_templates(
     ):
         rows = splits[split]
         if rows:
-            data_label = str(folder / (getattr(spec.data, split) or ""))
+            data_label = spec.data.label(folder, split)
             _check_placeholders(templates, rows, data_label, where, label, problems, own)
             if spec.prompt.messages:
                 _check_messages(spec.prompt.messages, rows, data_label, problems)
@@ -512,13 +543,13 @@ def _check_variants(
             ((*loc, k), text) for k, text in (("system", v.system), ("user", v.user)) if text
         ]
         if splits["test"]:
-            test_label = str(folder / (spec.data.test or ""))
+            test_label = spec.data.label(folder, "test")
             _check_placeholders(overrides, splits["test"], test_label, where, label, problems)
         if not v.shots:
             continue
         rows = _shot_rows(spec, v, splits, loc, problem)
         if rows and v.user:  # the base user template is checked against every split already
-            split_label = str(folder / (getattr(spec.data, v.split) or ""))
+            split_label = spec.data.label(folder, v.split)
             user: list[Template] = [((*loc, "user"), v.user)]
             _check_placeholders(user, rows, split_label, where, label, problems)
         if rows and len(problems) == before:
@@ -581,7 +612,7 @@ def _check_messages(
     """Each row's conversation field: {role, content} messages ending with the user's turn."""
     for row in rows:
         messages = row.get(name)
-        where = f"line {row['__line__']}"
+        where = row_at(row)
         if not isinstance(messages, list) or not messages:
             message = f"field '{name}' must be a list of messages"
             problems.append(Problem(data_label, where, message))

@@ -35,7 +35,7 @@ def check_criteria_code(
                 if use.case is None:
                     at = (labels[0], where(("rubric", section, i, *use.loc)))
                 else:
-                    at = (labels[1], f"line {use.case['__line__']}")
+                    at = (labels[1], suite_files.row_at(use.case))
                 what = criteria.runs_code(use.type)
                 if what and use.case is not None:
                     per_case[c.id, what] = per_case.get((c.id, what), 0) + 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,8 @@ def _is_text(s: str) -> bool:
 
 def _shown(s: str) -> str:
     return json.dumps(_short(s, 40))
+
+
+def row_at(row: Mapping[str, Any]) -> str:
+    """Where a data row is, for a problem: its line in a JSONL file, its row in a table."""
+    return str(row.get("__at__") or f"line {row['__line__']}")

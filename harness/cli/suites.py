@@ -1,4 +1,4 @@
-"""tuneval suites list | show | validate"""
+"""tuneval suites list | show | validate | import | new"""
 
 from __future__ import annotations
 
@@ -209,6 +209,67 @@ def import_(
         out.print(f"[yellow]refused:[/yellow] {escape(line)}")
     for line in summary["notes"]:
         out.print(f"[dim]note:[/dim] {escape(line)}")
+
+
+@suites_app.command("new")
+def new(
+    name: Annotated[str, typer.Argument(help="the suite's name; also its folder unless --out")],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="a JSONL, CSV, Parquet, JSON or Arrow file, or a Hub dataset org/name[@revision]",
+        ),
+    ],
+    input_col: Annotated[str, typer.Option("--input", help="the column holding the input")],
+    target_col: Annotated[str, typer.Option("--target", help="the column holding the answer")],
+    test_size: Annotated[
+        int | None,
+        typer.Option("--test-size", min=1, help="test cases (default: a fifth, at most 200)"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="chooses the split")] = 0,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="the folder to create (default: ./NAME)")
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option(help="a Hub dataset's configuration (subset)")
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="a Hub dataset's split to read (default: train)")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A suite folder from a table of inputs and targets: train / validation / test split by seed
+    with near-duplicate inputs kept on one side, a starter rubric chosen from the targets, the
+    error detectors, and a README with provenance and counts."""
+    import re
+    import sys
+
+    from harness import suite_new
+
+    if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", name):
+        raise UserError(f"'{name}': a suite name uses lower-case letters, digits, '-', '_', '.'")
+    folder = out_dir or Path(name)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise UserError(f"{folder}: already exists and is not an empty folder")
+    src = suite_new.read_source(source, config, split)
+    command = "tuneval " + " ".join(sys.argv[1:])
+    summary = suite_new.write(
+        folder, name, src, source, input_col, target_col, test_size, seed, command
+    )
+    if as_json:
+        print_json(summary)
+        return
+    c = summary["counts"]
+    out.print(
+        f"[green]created[/green] {escape(str(folder))}: {c['test']} test, {c['validation']} "
+        f"validation, {c['train']} train cases ({summary['dropped']} left out: no input or "
+        f"target; "
+        f"{summary['near_duplicate_groups']} near-duplicate groups kept on one side)"
+    )
+    out.print(f"[dim]rubric:[/dim] {escape(summary['rubric'])}")
+    shown = escape(str(folder))
+    out.print(f"next: the list in {shown}/README.md, then `tuneval eval {shown} --model SPEC`")
 
 
 def problems_as_user_error(lines: list[str]) -> list:
