@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -165,8 +166,9 @@ def test_axolotl_plugin_through_its_hooks(
 
 
 def test_sweep_of_full_checkpoints_matches_the_live_curve(
-    trained: dict[str, Any], varied_model_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+    trained: dict[str, Any], varied_model_dir: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     db = trained["tmp"] / "sweep.db"
     pattern = str(trained["out"] / "checkpoint-*")
     base = ("--base", str(varied_model_dir), "--db", str(db), "--json")
@@ -196,12 +198,19 @@ def test_sweep_of_full_checkpoints_matches_the_live_curve(
         cid for step in (2, 4, 6) for cid, g in swept[step].items() if RANK[g] < RANK[swept[0][cid]]
     }
     assert {t["case_id"] for t in curve["regressed"]} == below
-    # run again: nothing is evaluated twice
-    folder = str(trained["out"])
-    code, out, _ = run_cli("eval", str(trained["suite"]), "--model", folder, *base, capsys=capsys)
-    assert code == 0 and sorted(json.loads(out)["skipped"]) == [0, 2, 4, 6]
-    code, out, _ = run_cli("curve", str(trained["out"]), "--db", str(db), capsys=capsys)
-    assert code == 0 and f"best step {curve['best_step']}" in out
+    # the README's sweep commands, run again in the training folder: nothing is evaluated twice
+    monkeypatch.chdir(trained["tmp"])
+    monkeypatch.setenv("TUNEVAL_DB", str(db))
+    outputs = []
+    for line in readme_block("sweep-command").splitlines():
+        line = line.split("  #")[0].replace("suites/python-docs", str(trained["suite"]))
+        argv = shlex.split(line.replace("smollm2-135m-instruct", str(varied_model_dir)))
+        assert argv[0] == "tuneval"
+        code, out, err = run_cli(*argv[1:], capsys=capsys)
+        assert code == 0, err
+        outputs.append(out)
+    assert "4 evaluations taken from an earlier sweep" in outputs[0]
+    assert f"best step {curve['best_step']}" in outputs[1]
 
 
 def grades(store: Any, run_id: str) -> dict[str, str]:
