@@ -10,14 +10,22 @@ base. axolotl is optional: without it the plugin is a plain class with the same 
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from pydantic import BaseModel
 
-try:  # axolotl pins its own torch; tuneval does not depend on it
-    from axolotl.integrations.base import BasePlugin  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - exercised where axolotl is installed
-    BasePlugin = object
+
+def _base_plugin() -> Any:
+    """axolotl's BasePlugin where axolotl is installed (it pins its own torch, so tuneval does
+    not depend on it, and imports it by name only here), else a plain base."""
+    try:
+        return importlib.import_module("axolotl.integrations.base").BasePlugin
+    except ImportError:
+        return object
+
+
+BasePlugin = _base_plugin()
 
 
 class TunevalArgs(BaseModel):
