@@ -144,7 +144,7 @@ def test_case_explorer_shows_a_case_across_runs(rstore: ReportStore) -> None:
 
 def test_training_page_curves_and_checkpoints(rstore: ReportStore) -> None:
     at = open_page("training")
-    assert len(at.get("vega_lite_chart")) == 2  # loss, grade shares
+    assert len(at.get("vega_lite_chart")) == 3  # loss, grade shares, the checkpoint curve
     grades = at.dataframe[0].value
     assert list(grades["step"]) == [5, 10]
     assert list(grades["pass rate"]) == pytest.approx([500 / 6, 500 / 6])

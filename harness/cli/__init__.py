@@ -51,7 +51,7 @@ TrustOption = Annotated[
 
 COMMAND_MODULES = (
     "suites", "evalcmd", "grade", "runs", "track", "models", "data", "train", "compare",
-    "leaderboard", "report",
+    "leaderboard", "report", "curve",
 )  # fmt: skip
 
 

@@ -73,6 +73,10 @@ def eval_cmd(
             "temperature > 0)",
         ),
     ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="for a checkpoint sweep: the base the checkpoints came from"),
+    ] = None,
     log_to: LogToOption = None,
     project: ProjectOption = "tuneval",
     dest: DestOption = None,
@@ -80,7 +84,8 @@ def eval_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate a model on a suite (its test cases and its lm-eval tasks): generate (cached),
-    grade every case, store the run; one run per model."""
+    grade every case, store the run; one run per model. One glob of `checkpoint-N` folders or a
+    training output folder sweeps the checkpoints in step order, with the base, as one curve."""
     from harness import models
     from harness.adapters import evaluate_models
     from harness.cli import track
@@ -102,6 +107,15 @@ def eval_cmd(
         from harness.prompts import prompt_for
 
         prompt_for(s, prompt)  # an unknown variant is a usage error: nothing written
+    from harness.sweep import checkpoint_folders
+
+    # one glob of checkpoint-N folders, or a training output folder: a sweep
+    folders = checkpoint_folders(model[0]) if model and len(model) == 1 else None
+    if folders is not None:
+        from harness.cli.curve import sweep_cmd
+
+        sweep_cmd(s, folders, opts, base, db, as_json)
+        return
     specs = models.expand_model_specs(model or [models.DEFAULT_MODEL])
     with open_store(db) as store:
         refs = [models.resolve(spec, store) for spec in specs]  # every spec known good first

@@ -1,6 +1,6 @@
-"""Training: loss curves, grade shares per checkpoint, the link to the candidate's comparison
-with its base, and a sample of the preference pairs a dpo candidate learned from, for one
-training run."""
+"""Training: loss curves, grade shares per checkpoint, the checkpoint curve against the base
+(reports/curves.py), the link to the candidate's comparison with its base, and a sample of the
+preference pairs a dpo candidate learned from, for one training run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from harness.grading import GRADES, RANK
-from reports import charts, data, urlstate
+from reports import charts, curves, data, urlstate
 from reports.render import md, plural
 from reports.widgets import PERCENT, RATE_BAR, as_percent
 
@@ -174,6 +174,8 @@ if checkpoints:
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     if not any(row["on disk"] == "kept" for row in rows):
         st.caption("The trainer removes its checkpoints once the model is saved.")
+
+curves.show(db, tid, version)
 
 with st.expander("Configuration"):
     st.json(t["config"])

@@ -1,0 +1,308 @@
+"""`TunevalCallback`: regression evals inside any Hugging Face `Trainer` (TRL's trainers, axolotl,
+unsloth).
+
+    trainer = SFTTrainer(model=..., args=SFTConfig(eval_strategy="steps", eval_steps=50), ...)
+    trainer.add_callback(TunevalCallback("suites/python-docs", trainer=trainer, limit=50))
+    trainer.train()
+
+At train begin the model before its first step is evaluated once as the base (step 0); at each
+evaluation (`every="eval"`), save (`"save"`) or every N steps the live model is evaluated in this
+process (eval mode, no grad, PEFT adapters active, then back to train mode). Each point is a
+checkpoint run of one training run in the store, the same records `train --eval-checkpoints`
+writes, so `tuneval curve`, `compare` and the report's Training page read them unchanged.
+
+The live model's fingerprint hashes its tensors (and the tokenizer's vocabulary and chat
+template), so it changes when the weights do and an unchanged model is answered from the
+generation cache. The scores go to `trainer.log` (`tuneval/pass_rate`, `tuneval/better_rate`,
+`tuneval/criterion/<id>`, the paired `tuneval/delta_pass` with its interval, `tuneval/seconds`),
+so they reach whatever `report_to` is set; at an evaluation they are also added to the eval
+metrics as `eval_tuneval/...`, where `metric_for_best_model="tuneval/pass_rate"` and
+`EarlyStoppingCallback` (added after this callback) read them. Without `trainer=` they are
+appended to `state.log_history` only.
+
+Distributed: under DDP every process holds the whole model, so the main process alone evaluates
+its replica and writes the store while the others wait in a broadcast of the scores and of the
+stop decision: every rank logs the same figures and stops at the same step, and the store holds
+one set of runs. Sharded training (FSDP, DeepSpeed) is refused at train begin: a shard is not a
+model to generate with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from harness.errors import UserError
+
+EVERY = ("eval", "save")
+# the trainer's log keys -> the names tuneval's own trainer logs under
+_LOSS_KEYS = (("loss", "loss"), ("eval_loss", "val_loss"), ("learning_rate", "lr"))
+
+
+class TunevalCallback(TrainerCallback):  # type: ignore[misc]
+    def __init__(
+        self,
+        suite: str | Path,
+        every: str | int = "eval",
+        limit: int | None = None,
+        prompt: str = "",
+        db: str | Path | None = None,
+        gate: bool = False,
+        stop_on_regression: bool = False,
+        trainer: Any = None,
+        alpha: float = 0.05,
+        batch_size: int | None = None,
+        trust_code: bool = False,
+    ) -> None:
+        from harness.suite import load_suite
+
+        if not (every in EVERY or (isinstance(every, int) and every >= 1)):
+            raise UserError(f"every={every!r}: use 'eval', 'save' or a number of steps")
+        self.suite = load_suite(suite)  # a bad suite fails here, before training starts
+        self.suite.check_trust(trust_code)
+        if self.suite.spec.lm_eval:
+            raise UserError(
+                f"suite '{self.suite.name}' holds lm-eval tasks, which score saved weights: "
+                "sweep the checkpoints afterwards (tuneval eval SUITE --model 'out/checkpoint-*')"
+            )
+        if prompt:
+            from harness.prompts import prompt_for
+
+            prompt_for(self.suite, prompt)
+        self.every, self.limit, self.prompt, self.db = every, limit, prompt, db
+        self.gate, self.stop_on_regression, self.alpha = gate, stop_on_regression, alpha
+        self.trainer, self.batch_size, self.trust_code = trainer, batch_size, trust_code
+        self.store: Any = None
+        self.train_run: str | None = None
+        self.base_run: str | None = None
+        self.evaluated: set[int] = set()
+        self.last: dict[str, Any] = {}  # the scalars of the newest point
+        self.stopped_because: list[str] = []
+        self.gate_failures: list[str] = []
+
+    # --- the trainer's events -----------------------------------------------------------------
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.every == "eval" and str(args.eval_strategy).endswith("no"):
+            raise UserError(
+                "TunevalCallback(every='eval') needs evaluations: set eval_strategy (and an "
+                "eval_dataset), or use every='save' or every=N"
+            )
+        if getattr(args, "fsdp", None) or getattr(args, "deepspeed", None):
+            raise UserError("TunevalCallback evaluates a whole model: FSDP and DeepSpeed shard it")
+        if state.is_world_process_zero:
+            from harness.store import Store
+            from harness.sweep import open_train_run
+
+            model = kw["model"]
+            self.store = Store(self.db)
+            self.train_run = open_train_run(
+                self.store, self.suite, f"hf:{type(self.trainer or model).__name__}",
+                base_name(model), Path(args.output_dir), _config(args), reuse=False,
+            )  # fmt: skip
+        self._point(args, state, control, kw, step=0)
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.every == "eval":
+            scalars = self._point(args, state, control, kw)
+            metrics = kw.get("metrics")
+            if scalars and isinstance(metrics, dict):
+                metrics.update({f"eval_{k}": v for k, v in scalars.items()})
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.every == "save":
+            self._point(args, state, control, kw)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if isinstance(self.every, int) and state.global_step % self.every == 0:
+            self._point(args, state, control, kw)
+
+    def on_log(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """The trainer's loss lines into the store too: the Training page charts them."""
+        logs = kw.get("logs") or {}
+        line = {
+            new: float(logs[old])
+            for old, new in _LOSS_KEYS
+            if isinstance(logs.get(old), int | float)
+        }
+        if self.store is not None and self.train_run is not None and line:
+            self.store.log_train(self.train_run, state.global_step, "log", line)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.store is None:
+            return
+        if self.train_run is not None:
+            status = "stopped" if self.stopped_because else "complete"
+            self.store.finish_train_run(self.train_run, status)
+        if self.gate and self.gate_failures:
+            say("tuneval gate failed against the base: " + "; ".join(self.gate_failures))
+        self.store.close()
+        self.store = None
+
+    # --- one point ---------------------------------------------------------------------------
+
+    def _point(
+        self, args: Any, state: Any, control: Any, kw: dict[str, Any], step: int | None = None
+    ) -> dict[str, float] | None:
+        step = state.global_step if step is None else step
+        if step in self.evaluated:
+            return None
+        self.evaluated.add(step)
+        payload: tuple[dict[str, float], list[str]] | None = None
+        if state.is_world_process_zero:
+            payload = self._evaluate(kw["model"], kw.get("processing_class"), step)
+        scalars, reasons = _share(payload)
+        self.last = scalars
+        if step > 0:  # the base is logged with the first point: trackers want steps > 0
+            self._log(scalars, state)
+        if reasons:
+            self.gate_failures = reasons
+            if self.stop_on_regression:
+                self.stopped_because = reasons
+                control.should_training_stop = True
+                if state.is_world_process_zero:
+                    say(f"tuneval: stopping at step {step}: " + "; ".join(reasons))
+        return scalars
+
+    def _evaluate(self, model: Any, tok: Any, step: int) -> tuple[dict[str, float], list[str]]:
+        import torch
+
+        from harness.compare import compare_runs, gate_failures
+        from harness.runner import EvalOptions, evaluate_suite
+        from harness.sweep import record_point
+
+        if tok is None:
+            raise UserError("TunevalCallback needs the trainer's tokenizer (processing_class)")
+        t0 = time.perf_counter()
+        name = base_name(model) if step == 0 else f"{self._run_name()}@{step}"
+        ref = live_ref(model, tok, name)
+        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        opts = EvalOptions(
+            limit=self.limit, batch_size=self.batch_size, dtype=dtype, progress=False,
+            train_run=self.train_run, step=step, trust_code=self.trust_code, prompt=self.prompt,
+        )  # fmt: skip
+        was_training, side = model.training, tok.padding_side
+        model.eval()
+        tok.padding_side = "left"
+        try:
+            with torch.no_grad():
+                result = evaluate_suite(
+                    self.suite, ref, self.store, opts, backend=live_backend(model, tok, opts)
+                )
+        finally:
+            tok.padding_side = side
+            if was_training:
+                model.train()
+        assert self.train_run is not None
+        record_point(self.store, self.train_run, step, result, "(live model)")
+        s = result.summary
+        scalars = {
+            "tuneval/pass_rate": s["pass_rate"],
+            "tuneval/better_rate": s["shares"]["better"],
+            **{f"tuneval/criterion/{cid}": rate for cid, rate in s["criteria"].items()},
+        }
+        reasons: list[str] = []
+        if step == 0:
+            self.base_run = result.run_id
+        elif self.base_run is not None:
+            c = compare_runs(self.store, self.base_run, result.run_id, alpha=self.alpha)
+            scalars.update({
+                "tuneval/delta_pass": c.pass_rate.delta,
+                "tuneval/delta_pass_low": c.pass_rate.low,
+                "tuneval/delta_pass_high": c.pass_rate.high,
+                "tuneval/delta_better": c.better_rate.delta,
+                "tuneval/regressed_cases": float(len(c.changed("regressed"))),
+            })  # fmt: skip
+            reasons = gate_failures(c)
+            scalars["tuneval/gate_passed"] = 0.0 if reasons else 1.0
+        seconds = time.perf_counter() - t0
+        scalars["tuneval/seconds"] = seconds
+        vs = f", {scalars['tuneval/delta_pass'] * 100:+.1f} pts vs base" if step else " (base)"
+        say(
+            f"tuneval: step {step}: pass {s['pass_rate']:.1%}{vs} on {s['n']} cases, "
+            f"{result.generated} generated, {result.cached} cached, {seconds:.1f}s added"
+        )
+        return scalars, reasons
+
+    def _run_name(self) -> str:
+        return f"{self.suite.name}-{self.train_run}"
+
+    def _log(self, scalars: dict[str, float], state: Any) -> None:
+        if self.trainer is not None:
+            self.trainer.log(dict(scalars))
+        else:
+            state.log_history.append({**scalars, "step": state.global_step})
+
+
+# --- the live model -----------------------------------------------------------------------------
+
+
+def base_name(model: Any) -> str:
+    """What the model was loaded from: the adapter's base for a PEFT model."""
+    peft = getattr(model, "peft_config", None)
+    if isinstance(peft, dict) and peft:
+        cfg = next(iter(peft.values()))
+        if getattr(cfg, "base_model_name_or_path", None):
+            return str(cfg.base_model_name_or_path)
+    return str(getattr(model, "name_or_path", "") or type(model).__name__)
+
+
+def live_ref(model: Any, tok: Any, name: str) -> Any:
+    from harness.models import ModelRef
+
+    h = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(dtype=_uint8()).numpy().tobytes())
+    h.update(str(sorted(tok.get_vocab().items())).encode())
+    h.update(str(getattr(tok, "chat_template", "") or "").encode())
+    return ModelRef(name, name, Path(str(getattr(model, "name_or_path", "") or ".")), "live",
+                    "live-" + h.hexdigest())  # fmt: skip
+
+
+def _uint8() -> Any:
+    import torch
+
+    return torch.uint8
+
+
+def live_backend(model: Any, tok: Any, opts: Any) -> Any:
+    """The local engine on the model in memory: a PEFT model generates through its base with
+    the adapter layers active; no weight packing (the weights keep training)."""
+    from harness.generate import HFBackend
+    from harness.models import ModelRef
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    ref = ModelRef("live", "live", Path("."), "live", "live")
+    return HFBackend(
+        ref, batch_size=opts.batch_size, dtype=opts.dtype, progress=False, pack_weights=False,
+        _model=inner, _tok=tok,
+    )  # fmt: skip
+
+
+def _share(payload: Any) -> Any:
+    """The main process's figures, on every process (a no-op outside torch.distributed)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        box = [payload]
+        dist.broadcast_object_list(box, src=0)
+        payload = box[0]
+    return payload
+
+
+def _config(args: Any) -> dict[str, Any]:
+    keys = ("learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size",
+            "gradient_accumulation_steps", "seed", "eval_steps", "save_steps")  # fmt: skip
+    return {"hyperparameters": {k: getattr(args, k, None) for k in keys}}
+
+
+def say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
