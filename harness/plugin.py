@@ -59,6 +59,7 @@ __all__ = [
     "compute_dtype",
     "device",
     "distributed",
+    "lora_target_modules",
     "tokenize_examples",
 ]
 
@@ -202,6 +203,30 @@ def compute_dtype(choice: str = "auto") -> str:
 
     name = best_dtype_name() if choice == "auto" else choice
     return "bfloat16" if name == "bfloat16" else "float32"
+
+
+def lora_target_modules(model: Any, targets: str) -> tuple[str | list[str], list[str]]:
+    """peft's `target_modules` for a `lora_targets` setting (`all-linear`, or module names
+    separated by commas) on this model, and the names of its Linear modules (the output head left
+    out). A name the model lacks is a UserError."""
+    import torch
+
+    head = model.get_output_embeddings()
+    linear = {
+        n.rsplit(".", 1)[-1]
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and m is not head
+    }
+    chosen: str | list[str] = targets
+    if targets != "all-linear":
+        chosen = [t.strip() for t in targets.split(",") if t.strip()]
+        unknown = [t for t in chosen if t not in linear]
+        if unknown:
+            raise UserError(
+                f"lora_targets: no Linear module named {', '.join(unknown)} in this model "
+                f"(it has: {', '.join(sorted(linear))})"
+            )
+    return chosen, sorted(linear)
 
 
 def device() -> str:

@@ -51,6 +51,7 @@ from harness.plugin import (
     compute_dtype,
     device,
     distributed,
+    lora_target_modules,
 )
 
 RUN_KEY = "run_key.txt"  # beside the checkpoints: whose checkpoints they are
@@ -254,24 +255,9 @@ def load_model(request: TrainRequest, cfg: Config, dtype: str) -> tuple[Any, Any
 
 
 def lora_config(model: Any, cfg: Config) -> Any:
-    import torch
     from peft import LoraConfig
 
-    head = model.get_output_embeddings()
-    linear = {
-        n.rsplit(".", 1)[-1]
-        for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and m is not head
-    }
-    targets: str | list[str] = cfg.lora_targets
-    if cfg.lora_targets != "all-linear":
-        targets = [t.strip() for t in cfg.lora_targets.split(",") if t.strip()]
-        unknown = [t for t in targets if t not in linear]
-        if unknown:
-            raise UserError(
-                f"lora_targets: no Linear module named {', '.join(unknown)} in this model "
-                f"(it has: {', '.join(sorted(linear))})"
-            )
+    targets, _ = lora_target_modules(model, cfg.lora_targets)
     hidden = int(getattr(model.config, "hidden_size", 0) or 0)
     if hidden and cfg.lora_r > hidden:
         raise UserError(f"lora_r={cfg.lora_r} is larger than the model's width ({hidden})")

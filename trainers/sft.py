@@ -58,6 +58,7 @@ from harness.plugin import (
     compute_dtype,
     device,
     distributed,
+    lora_target_modules,
     tokenize_examples,
 )
 
@@ -391,25 +392,9 @@ def attention_kernel(choice: str, dtype: str) -> str:
 def lora_targets(model: Any, cfg: Config) -> tuple[str | list[str], list[int] | None]:
     """peft's target_modules and layers_to_transform for these settings on this model; a
     setting the model cannot take is a UserError."""
-    import torch
-
-    head = model.get_output_embeddings()
-    linear = {
-        n.rsplit(".", 1)[-1]
-        for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and m is not head
-    }
-    targets: str | list[str] = cfg.lora_targets
-    if cfg.lora_targets != "all-linear":
-        targets = [t.strip() for t in cfg.lora_targets.split(",") if t.strip()]
-        unknown = [t for t in targets if t not in linear]
-        if unknown:
-            raise UserError(
-                f"lora_targets: no Linear module named {', '.join(unknown)} in this model "
-                f"(it has: {', '.join(sorted(linear))})"
-            )
-    elif cfg.lora_layers:  # peft takes a layer subset only with named modules
-        targets = sorted(linear)
+    targets, linear = lora_target_modules(model, cfg.lora_targets)
+    if cfg.lora_targets == "all-linear" and cfg.lora_layers:
+        targets = linear  # peft takes a layer subset only with named modules
     n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
     if n_layers and cfg.lora_layers > n_layers:
         raise UserError(f"lora_layers={cfg.lora_layers}: the model has {n_layers} layers")
