@@ -12,22 +12,14 @@ address-space limit and a per-example time limit. `tests/test_fuzz_imports.py` r
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
 import shutil
-import signal
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz_suites import JSON_LINES, LINES, SCALARS, OutOfTime, _expire
+from tests.fuzz_suites import JSON_LINES, LINES, SCALARS, cli, fuzz
 
-MEMORY_LIMIT = 3 << 30
-EXAMPLE_SECONDS = 30
 SPECIMENS = Path(__file__).resolve().parent / "specimens"
 SOURCES = {  # format -> (specimen folder, the source within it, import options)
     "promptfoo": ("promptfoo", "promptfooconfig.yaml", {"skip_refused": True}),
@@ -82,37 +74,16 @@ def check(fmt: str, source: Path, out: Path) -> None:
 
 
 def run(examples: int, randomize: bool) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    signal.signal(signal.SIGALRM, _expire)
+    def body(root: Path, drawn: tuple[str, int, list[tuple[str, int, str]]]) -> None:
+        fmt, file_pick, mutations = drawn
+        check(fmt, build(root / "src", fmt, file_pick, mutations), root / "out")
 
-    @settings(
-        max_examples=examples, deadline=None, database=None, derandomize=not randomize,
-        suppress_health_check=list(HealthCheck), print_blob=True,
+    picks = st.tuples(
+        st.sampled_from(sorted(SOURCES)), st.integers(0, 20),
+        st.lists(mutation, min_size=1, max_size=3),
     )  # fmt: skip
-    @given(st.sampled_from(sorted(SOURCES)), st.integers(0, 20),
-           st.lists(mutation, min_size=1, max_size=3))  # fmt: skip
-    def one(fmt: str, file_pick: int, mutations: list[tuple[str, int, str]]) -> None:
-        root = Path(tempfile.mkdtemp(prefix="fuzz-import-"))
-        signal.alarm(EXAMPLE_SECONDS)
-        try:
-            source = build(root / "src", fmt, file_pick, mutations)
-            check(fmt, source, root / "out")
-        finally:
-            signal.alarm(0)
-            shutil.rmtree(root, ignore_errors=True)
-
-    one()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=30)
-    parser.add_argument("--random", action="store_true", help="new examples each run")
-    args = parser.parse_args()
-    run(args.examples, args.random)
-    print(json.dumps({"examples": args.examples, "ok": True}))
+    fuzz(examples, randomize, picks, "fuzz-import-", body)
 
 
 if __name__ == "__main__":
-    _ = OutOfTime
-    main()
+    cli(run, 30, __doc__)

@@ -23,6 +23,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -200,7 +201,11 @@ def _expire(*_: object) -> None:
     raise OutOfTime(f"an example took more than {EXAMPLE_SECONDS}s")
 
 
-def run(examples: int, randomize: bool) -> None:
+def fuzz(
+    examples: int, randomize: bool, drawn: Any, prefix: str, body: Callable[[Path, Any], None]
+) -> None:
+    """`body(folder, value)` for `examples` values of the strategy `drawn`, each in a fresh
+    temporary folder, under the address-space limit and the per-example time limit."""
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     signal.signal(signal.SIGALRM, _expire)
 
@@ -208,13 +213,12 @@ def run(examples: int, randomize: bool) -> None:
         max_examples=examples, deadline=None, database=None, derandomize=not randomize,
         suppress_health_check=list(HealthCheck), print_blob=True,
     )  # fmt: skip
-    @given(st.lists(mutation, min_size=1, max_size=4))
-    def one(mutations: list[tuple[str, Any, Any]]) -> None:
-        root = Path(tempfile.mkdtemp(prefix="fuzz-"))
+    @given(drawn)
+    def one(value: Any) -> None:
+        root = Path(tempfile.mkdtemp(prefix=prefix))
         signal.alarm(EXAMPLE_SECONDS)
         try:
-            build(root / "suite", mutations)
-            check(root / "suite")
+            body(root, value)
         finally:
             signal.alarm(0)
             shutil.rmtree(root, ignore_errors=True)
@@ -222,14 +226,24 @@ def run(examples: int, randomize: bool) -> None:
     one()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=200)
+def cli(run: Callable[[int, bool], None], examples: int, doc: str | None) -> None:
+    """A fuzz module's command line: `run` on --examples examples (default `examples`), then the
+    count printed as JSON."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--examples", type=int, default=examples)
     parser.add_argument("--random", action="store_true", help="new examples each run")
     args = parser.parse_args()
     run(args.examples, args.random)
     print(json.dumps({"examples": args.examples, "ok": True}))
 
 
+def run(examples: int, randomize: bool) -> None:
+    def body(root: Path, mutations: list[tuple[str, Any, Any]]) -> None:
+        build(root / "suite", mutations)
+        check(root / "suite")
+
+    fuzz(examples, randomize, st.lists(mutation, min_size=1, max_size=4), "fuzz-", body)
+
+
 if __name__ == "__main__":
-    main()
+    cli(run, 200, __doc__)
