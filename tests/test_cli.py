@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import SUITE_YAML, cli, write_suite
+import pytest
+
+from tests.conftest import SUITE_YAML, cli, run_cli, write_suite
 
 
 def test_help_does_not_import_torch() -> None:
@@ -84,3 +86,16 @@ def test_options_out_of_range_are_usage_errors(tmp_path: Path, mini_suite: Path)
         assert res.returncode == 2 and "--alpha" in res.stderr and "Traceback" not in res.stderr
     res = cli("loop", str(mini_suite), "--prompt-baseline", "", db=db)
     assert res.returncode == 2 and "--prompt-baseline" in res.stderr and not db.exists()
+
+
+def test_main_run_twice_in_one_process_registers_commands_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The tests call `main` in-process hundreds of times: a registration per call doubled every
+    command each time, and each later call grew slower (the whole suite with it)."""
+    from harness.cli import app
+
+    run_cli("suites", "list", "/nonexistent", capsys=capsys)
+    before = [len(app.registered_commands), len(app.registered_groups)]
+    run_cli("suites", "list", "/nonexistent", capsys=capsys)
+    assert [len(app.registered_commands), len(app.registered_groups)] == before

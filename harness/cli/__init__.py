@@ -80,6 +80,19 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+_registered: list[str] = []
+
+
+def register_commands() -> None:
+    """Each command module adds its commands to `app`, once per process: `main` runs many times
+    in one process (the tests call it in-process), and a second registration would double every
+    command that typer rebuilds on each call."""
+    for name in COMMAND_MODULES:
+        if name not in _registered:
+            import_module(f"harness.cli.{name}").register(app)
+            _registered.append(name)
+
+
 def main() -> None:
     # Models given by Hub id are fetched through `harness.hub`, which honours HF_HUB_OFFLINE as
     # the user set it; nothing else reaches a network, so datasets stays offline.
@@ -91,8 +104,7 @@ def main() -> None:
     from harness.launch import die_with_parent
 
     die_with_parent()
-    for name in COMMAND_MODULES:
-        import_module(f"harness.cli.{name}").register(app)
+    register_commands()
     try:
         rc = app(standalone_mode=False)  # returns the code of a `raise typer.Exit(n)`
     except typer.Exit as e:
