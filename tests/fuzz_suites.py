@@ -176,9 +176,8 @@ def check(folder: Path) -> None:
 
 def validate(folder: Path) -> tuple[int, str]:
     """`tuneval suites validate FOLDER` through the real entry point, in this process."""
-    from harness.cli import app, main
+    from harness.cli import main
 
-    saved = list(app.registered_commands), list(app.registered_groups)
     argv, sys.argv = sys.argv, ["tuneval", "suites", "validate", str(folder)]
     out, err = io.StringIO(), io.StringIO()
     try:
@@ -189,7 +188,6 @@ def validate(folder: Path) -> tuple[int, str]:
         code = e.code if isinstance(e.code, int) else 1
     finally:
         sys.argv = argv
-        app.registered_commands[:], app.registered_groups[:] = saved
     return code, err.getvalue()
 
 

@@ -27,20 +27,16 @@ class Result:
 def tuneval(capsys, monkeypatch):
     """Run the real entry point, `harness.cli.main`, in this process (a subprocess per call
     costs seconds of imports): its exit code and what it printed."""
-    from harness.cli import app, main
+    from harness.cli import main
 
     def run(db: Path, *args: str) -> Result:
         capsys.readouterr()
         monkeypatch.setattr(sys, "argv", ["tuneval", *args, "--db", str(db)])
-        # main() registers every command group on the shared app each time it runs.
-        saved = list(app.registered_commands), list(app.registered_groups)
         try:
             main()
             code = 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
-        finally:
-            app.registered_commands[:], app.registered_groups[:] = saved
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 

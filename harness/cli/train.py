@@ -291,6 +291,7 @@ def loop_cmd(
     s.check_trust(trust_code)  # before the store is touched
     track.check(log_to)
     pair_opts = None
+    pairs: dict[str, Any] | None = None
     if makes_pairs:
         from harness.pairs import PairOptions
 
