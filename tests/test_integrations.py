@@ -170,6 +170,9 @@ def test_sweep_of_full_checkpoints_matches_the_live_curve(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     db = trained["tmp"] / "sweep.db"
+    # The live model was evaluated in its training dtype (float32); a bf16 CPU would otherwise
+    # load the saved checkpoints in bf16, whose greedy answers may differ.
+    monkeypatch.setenv("TUNEVAL_DTYPE", "float32")
     pattern = str(trained["out"] / "checkpoint-*")
     base = ("--base", str(varied_model_dir), "--db", str(db), "--json")
     code, out, err = run_cli(
