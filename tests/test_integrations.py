@@ -67,23 +67,92 @@ def test_callback_stores_the_base_and_one_run_per_save(trained: dict[str, Any]) 
         assert {"tuneval/better_rate", "tuneval/criterion/no-zz", "tuneval/seconds"} <= set(r)
 
 
-def test_stop_on_regression_stops_early_and_says_why(
+def test_stop_on_regression_stops_early_says_why_and_fails_the_gate(
     tmp_path: Path, varied_model_dir: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.integrations import TunevalCallback
+    from harness.integrations import GateFailed, TunevalCallback
 
     suite = H.zz_suite(tmp_path / "zz")  # the training data teaches "zz": every case fails
-    cb = TunevalCallback(suite, every="eval", db=tmp_path / "t.db", stop_on_regression=True)
+    cb = TunevalCallback(suite, every="eval", db=tmp_path / "t.db", stop_on_regression=True,
+                         gate=True)  # fmt: skip
     t = H.trainer(varied_model_dir, suite, tmp_path / "out", [cb], eval_strategy="steps",
                   eval_steps=2, max_steps=12)  # fmt: skip
     cb.trainer = t
-    t.train()
+    with pytest.raises(GateFailed, match="must-pass cases stopped passing: f") as failed:
+        t.train()
     assert t.state.global_step < 12
+    assert cb.gate_result is failed.value.result
+    assert not cb.gate_result.passed and cb.gate_result.step == t.state.global_step
     err = capfd.readouterr().err
+    assert f"tuneval gate at step {t.state.global_step} against the base failed" in err
     assert f"tuneval: stopping at step {t.state.global_step}: significant regression" in err
     assert "must-pass cases stopped passing: f" in err
     evals = [r for r in t.state.log_history if "eval_loss" in r]
     assert evals and "tuneval/gate_passed" in H.log_keys(t.state.log_history)
+
+
+def test_the_gate_judges_the_weights_training_ends_with(
+    tmp_path: Path, varied_model_dir: Path
+) -> None:
+    """Training ends at step 3, between the points at 2 and 4: the gate evaluates step 3 first,
+    then pairs it with the base; a small learning rate keeps the base's answers and passes it."""
+    from harness.integrations import TunevalCallback
+    from harness.store import Store
+
+    suite = H.zz_suite(tmp_path / "zz")
+    db = tmp_path / "t.db"
+    cb = TunevalCallback(suite, every=2, db=db, gate=True)
+    t = H.trainer(varied_model_dir, suite, tmp_path / "out", [cb], max_steps=3,
+                  learning_rate=1e-5)  # fmt: skip
+    t.train()
+    with Store(db, readonly=True) as store:
+        (train,) = store.train_runs()
+        runs = store.checkpoint_runs(train["id"])
+    assert [r["step"] for r in runs] == [0, 2, 3]
+    result = cb.gate_result
+    assert result is not None and result.passed and result.failures == []
+    assert (result.step, result.base_run, result.run_id) == (3, runs[0]["id"], runs[2]["id"])
+
+
+def test_a_resumed_trainer_continues_its_training_run(
+    tmp_path: Path, varied_model_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Stopped after step 4, resumed from checkpoint-2: the same training run, its base, each
+    step once (step 4, stored already, is not evaluated again), the new step paired with the
+    stored base."""
+    from harness.integrations import TunevalCallback
+    from harness.store import Store
+
+    suite = H.zz_suite(tmp_path / "zz")
+    db = tmp_path / "t.db"
+
+    def train(max_steps: int, resume: Path | None = None, db: Path = db) -> Any:
+        cb = TunevalCallback(suite, every="save", db=db)
+        t = H.trainer(varied_model_dir, suite, tmp_path / "out", [cb], max_steps=max_steps,
+                      save_strategy="steps", save_steps=2)  # fmt: skip
+        cb.trainer = t
+        t.train(resume_from_checkpoint=str(resume) if resume else None)
+        return t
+
+    train(4)
+    capfd.readouterr()
+    t = train(6, tmp_path / "out" / "checkpoint-2")
+    err = capfd.readouterr().err
+    assert "(base)" not in err and "tuneval: step 6:" in err and "tuneval: step 4:" not in err
+    with Store(db, readonly=True) as store:
+        (run,) = store.train_runs()
+        steps = [r["step"] for r in store.checkpoint_runs(run["id"])]
+        log = store.train_log(run["id"])
+    assert steps == [0, 2, 4, 6] and run["status"] == "complete"
+    assert [r["step"] for r in log if r["kind"] == "checkpoint"] == [0, 2, 4, 6]
+    assert [r["step"] for r in log if r["kind"] == "log" and "loss" in r["data"]] == [2, 4, 6]
+    (point,) = [r for r in t.state.log_history if "tuneval/delta_pass" in r and r["step"] == 6]
+    assert point["tuneval/delta_pass"] < 0  # paired with the stored base, which passed
+    # a store that never saw the run: the points go on, without a base to pair with
+    train(6, tmp_path / "out" / "checkpoint-4", db=tmp_path / "other.db")
+    err = capfd.readouterr().err
+    assert "resumed at step 4 with no training run of" in err
+    assert re.search(r"tuneval: step 6: pass [0-9.]+%, no base to pair with", err)
 
 
 def test_the_readme_lines_in_a_trl_script(tmp_path: Path, varied_model_dir: Path) -> None:
@@ -325,14 +394,24 @@ def test_a_killed_sweep_resumes(trained: dict[str, Any], varied_model_dir: Path)
 
 
 @pytest.mark.slow
-def test_callback_under_ddp_writes_one_set_and_stops_every_rank(
+def test_callback_under_ddp_writes_one_set_and_grades_as_one_process(
     tmp_path: Path, varied_model_dir: Path
 ) -> None:
     """torchrun --nproc_per_node 2 (gloo): the main process alone writes the store, every rank
-    logs its figures and stops at the same step (a rank left training would hang the other)."""
+    logs its figures and stops at the same step (a rank left training would hang the other), and
+    each point grades every case as the same training in one process does (same seed, same data).
+
+    Why the later steps may be compared too, not only the base: the six training rows are one
+    batch, 2 x 3 under DDP and 1 x 6 in one process, so every step sees the same examples, and
+    the Trainer normalises the loss by the label tokens of the whole global batch
+    (`average_tokens_across_devices`: `num_items_in_batch` gathered across ranks, the loss
+    scaled by the world size that DDP's gradient mean divides by again): the same
+    gradient up to float summation order. The weights then differ in their last bits (their
+    fingerprints may differ), which a greedy answer of 12 tokens does not notice on this model."""
     import os
     import subprocess
 
+    from harness.integrations import TunevalCallback
     from harness.store import Store
 
     suite = H.zz_suite(tmp_path / "zz")
@@ -350,4 +429,16 @@ def test_callback_under_ddp_writes_one_set_and_stops_every_rank(
         runs = store.checkpoint_runs(train["id"])
         assert [r["step"] for r in runs] == [0, ranks[0]["step"]]
         assert all(len(store.results(r["id"])) == 6 for r in runs)
+        ddp = {r["step"]: grades(store, r["id"]) for r in runs}
     assert done.stderr.count("tuneval: stopping at step") == 1
+    # the same training in one process: one batch of 6 where DDP had 2 x 3
+    one_db = tmp_path / "one.db"
+    cb = TunevalCallback(suite, every="eval", db=one_db, stop_on_regression=True)
+    t = H.trainer(varied_model_dir, suite, tmp_path / "one", [cb], eval_strategy="steps",
+                  eval_steps=2, max_steps=12)  # fmt: skip
+    cb.trainer = t
+    t.train()
+    with Store(one_db, readonly=True) as store:
+        (train,) = store.train_runs()
+        one = {r["step"]: grades(store, r["id"]) for r in store.checkpoint_runs(train["id"])}
+    assert one == ddp

@@ -20,6 +20,19 @@ metrics as `eval_tuneval/...`, where `metric_for_best_model="tuneval/pass_rate"`
 `EarlyStoppingCallback` (added after this callback) read them. Without `trainer=` they are
 appended to `state.log_history` only.
 
+Resumed (`trainer.train(resume_from_checkpoint=...)`): the training run of the same output
+folder and suite is continued, not a new one begun: the weights at train begin are the
+checkpoint's, not the base, so the stored base (step 0) stays the one every later point pairs
+with, and points and loss lines the interrupted run stored after the checkpoint are kept, not
+evaluated again (no step twice). With no such training run in the store there is no base to
+pair with: a new training run holds the points from the checkpoint on, without deltas.
+
+`gate=True`: at train end the model training ends with (the last point, evaluated first if
+training stopped between points) is gated against the base as `tuneval gate` does (a
+significant regression, or a must-pass case that stopped passing). The verdict is
+`callback.gate_result` either way; a failed gate raises `GateFailed` out of `trainer.train()`
+after the last checkpoint is written, so a training script fails as a CI job would.
+
 Distributed: under DDP every process holds the whole model, so the main process alone evaluates
 its replica and writes the store while the others wait in a broadcast of the scores and of the
 stop decision: every rank logs the same figures and stops at the same step, and the store holds
@@ -32,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +54,30 @@ from transformers import TrainerCallback
 from harness.errors import UserError
 
 EVERY = ("eval", "save")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The last point against the base, as `tuneval gate` decides it."""
+
+    step: int
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    base_run: str | None = None
+    run_id: str | None = None
+
+
+class GateFailed(Exception):
+    """`gate=True` and the model training ended with fails the gate against the base."""
+
+    def __init__(self, result: GateResult):
+        self.result = result
+        super().__init__(
+            f"tuneval gate failed at step {result.step} against the base: "
+            + "; ".join(result.failures)
+        )
+
+
 # the trainer's log keys -> the names tuneval's own trainer logs under
 _LOSS_KEYS = (("loss", "loss"), ("eval_loss", "val_loss"), ("learning_rate", "lr"))
 
@@ -81,9 +119,11 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
         self.train_run: str | None = None
         self.base_run: str | None = None
         self.evaluated: set[int] = set()
+        self.logged_until = -1  # loss lines at or before this step are stored already
         self.last: dict[str, Any] = {}  # the scalars of the newest point
         self.stopped_because: list[str] = []
         self.gate_failures: list[str] = []
+        self.gate_result: GateResult | None = None
 
     # --- the trainer's events -----------------------------------------------------------------
 
@@ -95,17 +135,43 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
             )
         if getattr(args, "fsdp", None) or getattr(args, "deepspeed", None):
             raise UserError("TunevalCallback evaluates a whole model: FSDP and DeepSpeed shard it")
+        self.stopped_because, self.gate_failures, self.gate_result = [], [], None
+        resumed = state.global_step > 0  # the state was loaded from the checkpoint
+        opened = None
         if state.is_world_process_zero:
-            from harness.store import Store
-            from harness.sweep import open_train_run
+            opened = self._open(args, kw["model"], resumed)
+        # every rank skips the same steps: a rank that evaluates alone waits in the broadcast
+        self.base_run, evaluated = _share(opened)
+        self.evaluated = set(evaluated)
+        if not resumed:
+            self._point(args, state, control, kw, step=0)
+        elif self.base_run is None and state.is_world_process_zero:
+            say(
+                f"tuneval: resumed at step {state.global_step} with no training run of "
+                f"{args.output_dir} in the store: no base to pair the points with"
+            )
 
-            model = kw["model"]
-            self.store = Store(self.db)
-            self.train_run = open_train_run(
-                self.store, self.suite, f"hf:{type(self.trainer or model).__name__}",
-                base_name(model), Path(args.output_dir), _config(args), reuse=False,
-            )  # fmt: skip
-        self._point(args, state, control, kw, step=0)
+    def _open(self, args: Any, model: Any, resumed: bool) -> tuple[str | None, list[int]]:
+        """Open the store and the training run: the one resumed, else a new one; return the
+        base run and the steps already stored."""
+        from harness.store import Store
+        from harness.sweep import open_train_run
+
+        self.store = Store(self.db)
+        if resumed:
+            found = continued_train_run(self.store, self.suite.name, Path(args.output_dir))
+            if found is not None:
+                self.train_run, base, steps = found
+                self.store.reopen_train_run(self.train_run, clear_log=False)
+                logged = [r["step"] for r in self.store.train_log(self.train_run)]
+                self.logged_until = max(logged, default=-1)
+                return base, sorted(steps)
+        self.logged_until = -1
+        self.train_run = open_train_run(
+            self.store, self.suite, f"hf:{type(self.trainer or model).__name__}",
+            base_name(model), Path(args.output_dir), _config(args), reuse=False,
+        )  # fmt: skip
+        return None, []
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if self.every == "eval":
@@ -130,19 +196,44 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
             for old, new in _LOSS_KEYS
             if isinstance(logs.get(old), int | float)
         }
+        if state.global_step <= self.logged_until:
+            return  # stored by the run this one resumed
         if self.store is not None and self.train_run is not None and line:
             self.store.log_train(self.train_run, state.global_step, "log", line)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        if self.store is None:
-            return
-        if self.train_run is not None:
-            status = "stopped" if self.stopped_because else "complete"
-            self.store.finish_train_run(self.train_run, status)
-        if self.gate and self.gate_failures:
-            say("tuneval gate failed against the base: " + "; ".join(self.gate_failures))
-        self.store.close()
-        self.store = None
+        if self.gate:
+            self._point(args, state, control, kw)  # training stopped between points
+            verdict = self._gate_verdict(state.global_step) if self.store is not None else None
+            self.gate_result = GateResult(**_share(verdict))
+        if self.store is not None:
+            if self.train_run is not None:
+                status = "stopped" if self.stopped_because else "complete"
+                self.store.finish_train_run(self.train_run, status)
+            self.store.close()
+            self.store = None
+        result = self.gate_result
+        if result is not None:
+            if state.is_world_process_zero:
+                passed = "passed" if result.passed else "failed: " + "; ".join(result.failures)
+                say(f"tuneval gate at step {result.step} against the base {passed}")
+            if not result.passed:
+                raise GateFailed(result)
+
+    def _gate_verdict(self, step: int) -> dict[str, Any]:
+        """The newest stored point against the base, decided as `tuneval gate` decides."""
+        from harness.compare import compare_runs, gate_failures
+
+        assert self.store is not None and self.train_run is not None
+        done = [r for r in self.store.checkpoint_runs(self.train_run) if r["status"] == "complete"]
+        last = max(done, key=lambda r: int(r["step"] or 0), default=None)
+        verdict: dict[str, Any] = {"step": step, "passed": False, "base_run": self.base_run}
+        if self.base_run is None or last is None or not last["step"]:
+            return {**verdict, "failures": ["no point after a base run to gate against"]}
+        c = compare_runs(self.store, self.base_run, last["id"], alpha=self.alpha)
+        failures = gate_failures(c)
+        return {**verdict, "step": int(last["step"]), "passed": not failures,
+                "failures": failures, "run_id": last["id"]}  # fmt: skip
 
     # --- one point ---------------------------------------------------------------------------
 
@@ -160,8 +251,8 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
         self.last = scalars
         if step > 0:  # the base is logged with the first point: trackers want steps > 0
             self._log(scalars, state)
+        self.gate_failures = reasons
         if reasons:
-            self.gate_failures = reasons
             if self.stop_on_regression:
                 self.stopped_because = reasons
                 control.should_training_stop = True
@@ -222,7 +313,9 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
             scalars["tuneval/gate_passed"] = 0.0 if reasons else 1.0
         seconds = time.perf_counter() - t0
         scalars["tuneval/seconds"] = seconds
-        vs = f", {scalars['tuneval/delta_pass'] * 100:+.1f} pts vs base" if step else " (base)"
+        vs = " (base)" if step == 0 else ", no base to pair with"
+        if "tuneval/delta_pass" in scalars:
+            vs = f", {scalars['tuneval/delta_pass'] * 100:+.1f} pts vs base"
         say(
             f"tuneval: step {step}: pass {s['pass_rate']:.1%}{vs} on {s['n']} cases, "
             f"{result.generated} generated, {result.cached} cached, {seconds:.1f}s added"
@@ -237,6 +330,20 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
             self.trainer.log(dict(scalars))
         else:
             state.log_history.append({**scalars, "step": state.global_step})
+
+
+def continued_train_run(
+    store: Any, suite: str, output_dir: Path
+) -> tuple[str, str | None, set[int]] | None:
+    """The newest Trainer training run of `output_dir` on `suite`: its id, its base run (step
+    0) and the steps it holds complete points of."""
+    out = str(output_dir.resolve())
+    for t in store.train_runs():  # newest first
+        if str(t["trainer"]).startswith("hf:") and t["output_dir"] == out and t["suite"] == suite:
+            runs = [r for r in store.checkpoint_runs(t["id"]) if r["status"] == "complete"]
+            base = next((r["id"] for r in runs if not r["step"]), None)
+            return str(t["id"]), base, {int(r["step"] or 0) for r in runs}
+    return None
 
 
 # --- the live model -----------------------------------------------------------------------------
