@@ -88,8 +88,10 @@ def record_for(store: Any, run_id: str, against: str | None = None) -> Record:
 
 
 def training_record(store: Any, train_run: str) -> Record:
-    """A tuneval training run: trainer, base and hyperparameters as config, the loss curve and the
-    pass rate of each evaluated checkpoint (checkpoint runs are logged as curves, not runs)."""
+    """A training run (tuneval's own, a Trainer callback's, a checkpoint sweep's): trainer, base
+    and hyperparameters as config, the loss curve, and each evaluated checkpoint's rates at its
+    step with its paired delta against the base at step 0 (checkpoint runs are logged as curves,
+    not runs)."""
     row = store.train_run(train_run)
     if row is None:
         raise UserError(f"no training run '{train_run}' in {store.path}")
@@ -98,6 +100,7 @@ def training_record(store: Any, train_run: str) -> Record:
     for k, v in sorted((row.get("config") or {}).items()):
         config[f"tuneval.config.{k}"] = v if isinstance(v, str) else json.dumps(v, default=str)
     curves = _curves(store, {"train_run": train_run, "suite": row["suite"], "model": ""})
+    curves |= _deltas(store, train_run, row["suite"])
     scalars = {f"{name}_final": pts[-1][1] for name, pts in curves.items() if pts}
     return Record(name=train_run, config=config, scalars=scalars, curves=curves)
 
@@ -153,10 +156,31 @@ def _curves(store: Any, run: dict[str, Any]) -> dict[str, list[tuple[int, float]
                     curves.setdefault(f"train/{key}", []).append((int(row["step"]), float(value)))
     for ckpt in store.checkpoint_runs(train_run):
         if ckpt["step"] is not None and ckpt["suite"] == run["suite"]:
-            rates = _rates(store.results(ckpt["id"]))
-            if rates:
-                curve = curves.setdefault(f"{PREFIX}checkpoint/pass_rate", [])
-                curve.append((int(ckpt["step"]), rates[f"{PREFIX}pass_rate"]))
+            for name, value in _rates(store.results(ckpt["id"])).items():
+                curve = curves.setdefault(f"{PREFIX}checkpoint/{name.removeprefix(PREFIX)}", [])
+                curve.append((int(ckpt["step"]), value))
+    return curves
+
+
+def _deltas(store: Any, train_run: str, suite: str) -> dict[str, list[tuple[int, float]]]:
+    """Each later checkpoint's paired pass-rate delta (with its interval) against step 0."""
+    from harness.compare import compare_runs
+
+    by_step = {  # oldest first: a later evaluation of a step replaces an earlier one
+        int(r["step"]): r["id"]
+        for r in store.checkpoint_runs(train_run)
+        if r["status"] == "complete" and r["step"] is not None and r["suite"] == suite
+    }
+    curves: dict[str, list[tuple[int, float]]] = {}
+    if 0 not in by_step:
+        return curves
+    for step in sorted(s for s in by_step if s > 0):
+        c = compare_runs(store, by_step[0], by_step[step])
+        for name, value in (("pass_rate_delta", c.pass_rate.delta),
+                            ("pass_rate_low", c.pass_rate.low),
+                            ("pass_rate_high", c.pass_rate.high),
+                            ("better_rate_delta", c.better_rate.delta)):  # fmt: skip
+            curves.setdefault(f"{PREFIX}checkpoint/vs_base/{name}", []).append((step, value))
     return curves
 
 

@@ -285,6 +285,36 @@ def test_sweep_of_full_checkpoints_matches_the_live_curve(
     assert f"best step {curve['best_step']}" in outputs[1]
 
 
+def test_sweep_logs_each_checkpoint_to_the_tracker_at_its_step(
+    trained: dict[str, Any], varied_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--log-to tensorboard`: the sweep's training run, read back with TensorBoard's reader,
+    holds each checkpoint's rates at its step and its paired delta against the base."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = trained["tmp"] / "tb"
+    code, out, err = run_cli(
+        "eval", str(trained["suite"]), "--model", str(trained["out"]), "--base",
+        str(varied_model_dir), "--db", str(trained["tmp"] / "tracked.db"), "--log-to",
+        "tensorboard", "--dest", str(tb), "--project", "sweep", "--json", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    curve = json.loads(out)
+    acc = EventAccumulator(str(tb / "sweep" / curve["train_run"]))
+    acc.Reload()
+
+    def series(tag: str) -> list[tuple[int, float]]:
+        return [(e.step, e.value) for e in acc.Scalars(f"tuneval/checkpoint/{tag}")]
+
+    points = curve["points"]
+    want = [(0, curve["base"]["pass_rate"])] + [(p["step"], p["pass_rate"]) for p in points]
+    assert series("pass_rate") == [(s, pytest.approx(v)) for s, v in want]
+    assert [s for s, _ in series("criterion/no-zz")] == [0, 2, 4, 6]
+    deltas = [(p["step"], p["vs_base"]["pass_rate"]["delta"]) for p in points]
+    assert series("vs_base/pass_rate_delta") == [(s, pytest.approx(v)) for s, v in deltas]
+    assert [s for s, _ in series("vs_base/pass_rate_low")] == [2, 4, 6]
+
+
 def grades(store: Any, run_id: str) -> dict[str, str]:
     return {r["case_id"]: r["grade"] for r in store.results(run_id)}
 

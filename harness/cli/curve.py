@@ -100,11 +100,13 @@ def curve_cmd(
 
 def sweep_cmd(
     suite: Suite, folders: list[tuple[int, Path]], opts: EvalOptions, base: str | None,
-    db: Path | None, as_json: bool,
+    db: Path | None, as_json: bool, log_to: list[str] | None = None, project: str = "tuneval",
+    dest: str | None = None,
 ) -> None:  # fmt: skip
     """`tuneval eval SUITE --model "out/checkpoint-*"`: the base and each checkpoint, then the
-    curve."""
-    from harness.cli import err
+    curve; with `--log-to`, the training run to each tracker, every checkpoint's scalars at its
+    step."""
+    from harness.cli import err, track
     from harness.curve import build_curve
     from harness.sweep import sweep
 
@@ -115,6 +117,7 @@ def sweep_cmd(
     with open_store(db) as store:
         done = sweep(suite, folders, store, opts, base, say)
         curve = build_curve(store, done.train_run)
+    track.send(db, [], log_to, project, dest, quiet=as_json, train_run=done.train_run)
     if as_json:
         print_json({**curve.to_json(), "skipped": done.skipped})
         return

@@ -114,7 +114,7 @@ def eval_cmd(
     if folders is not None:
         from harness.cli.curve import sweep_cmd
 
-        sweep_cmd(s, folders, opts, base, db, as_json)
+        sweep_cmd(s, folders, opts, base, db, as_json, log_to, project, dest)
         return
     specs = models.expand_model_specs(model or [models.DEFAULT_MODEL])
     with open_store(db) as store:
