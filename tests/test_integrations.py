@@ -457,10 +457,7 @@ def test_callback_under_ddp_writes_one_set_and_grades_as_one_process(
     with Store(db, readonly=True) as store:
         (train,) = store.train_runs()
         runs = store.checkpoint_runs(train["id"])
-        assert [r["step"] for r in runs] == [0, ranks[0]["step"]]
-        assert all(len(store.results(r["id"])) == 6 for r in runs)
         ddp = {r["step"]: grades(store, r["id"]) for r in runs}
-    assert done.stderr.count("tuneval: stopping at step") == 1
     # the same training in one process: one batch of 6 where DDP had 2 x 3
     one_db = tmp_path / "one.db"
     cb = TunevalCallback(suite, every="eval", db=one_db, stop_on_regression=True)
@@ -471,4 +468,7 @@ def test_callback_under_ddp_writes_one_set_and_grades_as_one_process(
     with Store(one_db, readonly=True) as store:
         (train,) = store.train_runs()
         one = {r["step"]: grades(store, r["id"]) for r in store.checkpoint_runs(train["id"])}
-    assert one == ddp
+    assert ddp == one
+    assert [r["step"] for r in runs] == [0, ranks[0]["step"]]
+    assert all(len(g) == 6 for g in ddp.values())
+    assert done.stderr.count("tuneval: stopping at step") == 1
