@@ -167,3 +167,140 @@ def test_a_deleted_wal_is_one_line_naming_it(
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     code, out, err = run_cli("runs", "list", "--db", str(db), capsys=capsys)
     assert code == 0 and "good" in out, err
+
+
+# --- command-line input ------------------------------------------------------------------------
+
+
+def test_outputs_that_are_not_a_file_say_so(
+    tmp_path: Path, mini_suite: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    db = tmp_path / "t.db"
+    cases = [("/dev/null", "a device or pipe"), (str(tmp_path), "a folder"),
+             (str(fifo), "a device or pipe"), (str(tmp_path / "none"), "no such file")]  # fmt: skip
+    for path, what in cases:
+        code, _, err = run_cli("grade", str(mini_suite), "--outputs", path, "--name", "x",
+                               "--db", str(db), capsys=capsys)  # fmt: skip
+        assert what in _one_error(code, err)
+    assert not db.exists()
+
+
+def test_a_set_key_given_twice_is_refused(
+    tmp_path: Path, mini_suite: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "t.db"
+    code, _, err = run_cli("train", str(mini_suite), "--set", "learning_rate=1", "--set",
+                           "learning_rate=2", "--db", str(db), capsys=capsys)  # fmt: skip
+    line = _one_error(code, err)
+    assert "--set:learning_rate: given twice (learning_rate=1, then learning_rate=2)" in line
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ("generation: {max_new_tokens: 16,", "generation: {max_new_tokens: true,",
+         "line 8 (generation.max_new_tokens)"),
+        ("generation: {max_new_tokens: 16,", "generation: {temperature: false, max_new_tokens: 16,",
+         "line 8 (generation.temperature)"),
+        ("version: 1", "version: true", "line 2 (version)"),
+        ("generation:", "  variants: {few: {shots: true}}\ngeneration:",
+         "line 8 (prompt.variants.few.shots)"),
+    ],
+)  # fmt: skip
+def test_a_yes_no_where_a_number_is_wanted_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, where: str
+) -> None:
+    from tests.conftest import SUITE_YAML, write_suite
+
+    assert old in SUITE_YAML
+    folder = write_suite(tmp_path / "s", SUITE_YAML.replace(old, new, 1))
+    code, _, err = run_cli("suites", "validate", str(folder), capsys=capsys)
+    line = _one_error(code, err)
+    assert f"suite.yaml:{where}:" in line and "is a yes/no value" in line
+
+
+# --- importers -----------------------------------------------------------------------------------
+
+
+def _inspect(tmp_path: Path, rows: list[dict], capsys: pytest.CaptureFixture[str], *more: str):
+    source = tmp_path / "mc.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run_cli("suites", "import", "inspect", str(source), "--scorer", "choice",
+                   "--out", str(tmp_path / "s"), *more, capsys=capsys)  # fmt: skip
+
+
+def test_inspect_choices_past_z(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A to Z, then 1 to 9 as Inspect letters them; a 36th choice would be "10": refused."""
+    from tests.import_helpers import verdicts
+
+    rows = [
+        {"id": "q30", "input": "Pick?", "choices": [f"o{i}" for i in range(30)], "target": "3"},
+        {"id": "q40", "input": "Pick?", "choices": [f"o{i}" for i in range(40)], "target": "10"},
+    ]
+    code, _, err = _inspect(tmp_path, rows, capsys)
+    assert code == 2 and "mc.jsonl:line 2: 40 choices" in err and "at most 35" in err
+    assert not (tmp_path / "s").exists()
+    code, _, err = _inspect(tmp_path, rows, capsys, "--skip-refused")
+    assert code == 0, err
+    from harness.runner import conversation
+    from harness.suite import load_suite
+
+    suite = load_suite(tmp_path / "s")
+    prompt = conversation(suite, suite.cases[0])[-1]["content"]
+    assert "where LETTER is one of A,B," in prompt and ",Z,1,2,3,4." in prompt
+    assert prompt.endswith("Z) o25\n1) o26\n2) o27\n3) o28\n4) o29")
+    folder = tmp_path / "s"
+    assert verdicts(folder, {"q30": "ANSWER: 3"}) == {"q30": True}
+    assert verdicts(folder, {"q30": "ANSWER: C"}) == {"q30": False}
+
+
+def test_the_importer_catch_all_names_the_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure no check anticipated, in the second sample: the one line names its file and
+    line, not only the source."""
+    from harness.importers import inspect_data
+
+    real = inspect_data.chat_messages
+
+    def fragile(value):  # a shape of input nothing checks yet
+        if value == "boom?":
+            raise TypeError("unexpected shape")
+        return real(value)
+
+    monkeypatch.setattr(inspect_data, "chat_messages", fragile)
+    rows = [
+        {"input": "Pick?", "choices": ["a", "b"], "target": "A"},
+        {"input": "boom?", "choices": ["a", "b"], "target": "A"},
+    ]
+    code, _, err = _inspect(tmp_path, rows, capsys)
+    line = _one_error(code, err)
+    assert "mc.jsonl:line 2: cannot import this inspect source: TypeError" in line
+
+
+def test_an_openai_evals_class_or_id_that_is_not_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from tests.import_helpers import SPECIMENS
+
+    registry = tmp_path / "registry"
+    shutil.copytree(SPECIMENS / "openai-evals" / "registry", registry)
+    spec = registry / "evals" / "capitals.yaml"
+    text = spec.read_text()
+    for old, new, said in (
+        ("class: evals.elsuite.basic.match:Match", "class: {a: 1}", "uses {'a': 1}"),
+        ("id: capitals-match.dev.v0", "id: [a]", "id must be the name of an eval"),
+    ):
+        assert old in text
+        spec.write_text(text.replace(old, new, 1))
+        args = ["openai-evals", str(spec), "--eval", "capitals-match", "--out", str(tmp_path / "s")]
+        code, _, err = run_cli("suites", "import", *args, capsys=capsys)
+        line = _one_error(code, err)
+        assert said in line and "cannot import this" not in line
