@@ -15,7 +15,9 @@ prompt variant is an arm of a comparison (`compare --prompt-a`), not another mod
 otherwise displace the model's base-prompt run. The evaluation of a training checkpoint
 (`job@step`, a run with a `train_run`) is a point on a training curve, not a model: it is left
 out unless named in `models`. Runs on older suite files are left out and listed, as `compare`
-refuses them.
+refuses them. So is a run that graded fewer cases than the largest chosen run (an outputs file
+that answered 2 of 40 cases, an `eval --limit` run): ranked on its few cases it would sit among
+models measured on all of them. Named in `models`, such a run is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from harness.errors import UserError
 from harness.grading import RANK
 
 SCALE, BASE, INIT = 400.0, 10.0, 1000.0
+MAX_BOOT = 100_000  # resamples: percentiles are steady long before; 10**9 would run for hours
+_CHUNK = 1_000_000  # win-matrix cells fitted at once, so memory stays flat however many models
 
 
 def fit(wins: NDArray[np.float64], iterations: int = 10_000, tol: float = 1e-9) -> Any:
@@ -98,6 +102,7 @@ class Leaderboard:
     entries: list[Entry]
     cases: int
     skipped: list[str] = field(default_factory=list)  # models whose runs are on older suite files
+    partial: list[dict[str, Any]] = field(default_factory=list)  # {model, n, of}: fewer cases
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,11 +110,15 @@ class Leaderboard:
             "cases": self.cases,
             "models": [e.to_json() for e in self.entries],
             "skipped": self.skipped,
+            "partial": self.partial,
         }
 
 
-def chosen_runs(store: Any, suite: str, models: list[str] | None) -> tuple[list[Any], list[str]]:
-    """(one run per model, models left out for older suite files), by the rule above."""
+def chosen_runs(
+    store: Any, suite: str, models: list[str] | None
+) -> tuple[list[Any], list[str], list[dict[str, Any]]]:
+    """(one run per model, models left out for older suite files, runs left out for grading
+    fewer cases), by the rule above."""
     asked = set(models or [])
     complete = []
     for r in store.runs(suite):
@@ -138,14 +147,36 @@ def chosen_runs(store: Any, suite: str, models: list[str] | None) -> tuple[list[
                 f"no complete run on the current files of suite '{suite}' for: "
                 + ", ".join(missing)
             )
-        return [per_model[m] for m in models], []
-    return list(per_model.values()), skipped
+        chosen = [per_model[m] for m in models]
+        partial = _partial(chosen)
+        if partial:
+            p = partial[0]
+            raise UserError(
+                f"the run of '{p['model']}' graded {p['n']} of the {p['of']} cases the others "
+                "have: a leaderboard ranks models on the same cases (grade the rest, or leave "
+                "it out of --models)"
+            )
+        return chosen, [], []
+    chosen = list(per_model.values())
+    partial = _partial(chosen)
+    short = {p["model"] for p in partial}
+    return [r for r in chosen if r["model"] not in short], skipped, partial
+
+
+def _partial(runs: list[Any]) -> list[dict[str, Any]]:
+    """The runs that graded fewer cases than the largest of them."""
+    most = max(r["n_cases"] for r in runs)
+    return [
+        {"model": r["model"], "n": r["n_cases"], "of": most} for r in runs if r["n_cases"] < most
+    ]
 
 
 def leaderboard(
     store: Any, suite: str, models: list[str] | None = None, *, n_boot: int = 1000, seed: int = 0
 ) -> Leaderboard:
-    runs, skipped = chosen_runs(store, suite, models)
+    if not 1 <= n_boot <= MAX_BOOT:
+        raise UserError(f"--n-boot must be between 1 and {MAX_BOOT:,}, not {n_boot:,}")
+    runs, skipped, partial = chosen_runs(store, suite, models)
     results = [store.results(r["id"]) for r in runs]
     case_ids = list(dict.fromkeys(row["case_id"] for rows in results for row in rows))
     index = {c: i for i, c in enumerate(case_ids)}
@@ -171,7 +202,7 @@ def leaderboard(
             )  # fmt: skip
         )
     entries.sort(key=lambda e: (-e.rating, e.model))
-    return Leaderboard(suite, entries, len(case_ids), skipped)
+    return Leaderboard(suite, entries, len(case_ids), skipped, partial)
 
 
 def _bootstrap(grades: NDArray[np.float64], n_boot: int, seed: int) -> tuple[Any, Any]:
@@ -186,7 +217,13 @@ def _bootstrap(grades: NDArray[np.float64], n_boot: int, seed: int) -> tuple[Any
     profiles = np.where(profiles < 0, np.nan, profiles)
     per_profile = case_wins(profiles).reshape(len(profiles), m * m)
     rng = np.random.default_rng(seed)
-    draws = rng.multinomial(len(grades), counts / len(grades), size=n_boot)
-    ratings = elo(fit((draws @ per_profile).reshape(n_boot, m, m)))
+    step = max(1, _CHUNK // (m * m))
+    ratings = np.concatenate([
+        elo(fit((draws @ per_profile).reshape(len(draws), m, m)))
+        for draws in (
+            rng.multinomial(len(grades), counts / len(grades), size=min(step, n_boot - start))
+            for start in range(0, n_boot, step)
+        )
+    ])  # fmt: skip
     low, high = np.quantile(ratings, [0.025, 0.975], axis=0)
     return low, high

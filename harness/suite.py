@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import (
@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -38,6 +39,21 @@ MAX_SHOWN = 50  # schema problems listed from one file; 50,000 stray keys make o
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_yes_no_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        """`shots: true` is a slip, not 1: pydantic would read a YAML yes/no as a number."""
+        field_name = info.field_name or ""
+        if isinstance(v, bool) and _numeric(cls.model_fields[field_name].annotation):
+            raise ValueError(f"{str(v).lower()} is a yes/no value; {field_name} is a number")
+        return v
+
+
+def _numeric(annotation: Any) -> bool:
+    """An int or float field (or one of these or None) that takes no bool."""
+    args = get_args(annotation) or (annotation,)
+    return bool not in args and any(a in (int, float) for a in args)
 
 
 class VariantSpec(_Strict):

@@ -86,18 +86,27 @@ def parse_sets(
 ) -> tuple[Hyperparameters, BaseModel]:
     """`key=value` pairs split between the common hyperparameters and the trainer's own Config.
     Values are strings that pydantic coerces ("3" -> 3, "true" -> True); "null" means None.
+    A key given twice is refused, not settled by order.
     `context` reaches the Config's validators (dpo's `pairs_pending`: the file is made later)."""
     common: dict[str, Any] = {}
     own: dict[str, Any] = {}
     problems: list[Problem] = []
     common_keys = set(Hyperparameters.model_fields)
     own_keys = set(trainer.Config.model_fields)
+    given: dict[str, str] = {}
     for item in sets:
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or not key:
             problems.append(Problem("--set", item, "expected key=value"))
             continue
+        if key in given:  # which one was meant is a guess: refuse rather than take the last
+            first = given[key]
+            problems.append(
+                Problem("--set", key, f"given twice ({first}, then {item}): give it once")
+            )
+            continue
+        given[key] = item
         parsed: Any = None if value.strip().lower() in ("null", "none") else value.strip()
         if key in common_keys:
             common[key] = parsed

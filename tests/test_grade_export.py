@@ -95,7 +95,7 @@ def test_unknown_ids_and_bad_lines_write_nothing(
         assert expected in err, err  # fmt: skip
     code, _, err = run_cli("grade", str(mini_suite), "--outputs", str(tmp_path), "--name", "n",
                            "--db", str(db), capsys=capsys)  # fmt: skip
-    assert code == 2 and "no such file" in err  # a folder
+    assert code == 2 and "is a folder, not a file" in err
     from harness.store import Store
 
     with Store(db) as store:

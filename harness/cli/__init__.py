@@ -121,10 +121,12 @@ def main() -> None:
         for line in e.lines():
             err.print(f"[red]error:[/red] {escape(line)}", highlight=False)
         sys.exit(2)
-    except sqlite3.DatabaseError as e:  # damage that opening the store could not see
+    except sqlite3.DatabaseError as e:  # a fault that opening the store could not see
         from rich.markup import escape
 
-        err.print(f"[red]error:[/red] the store cannot be read (SQLite says: {escape(str(e))})")
+        from harness.store import sqlite_problem
+
+        err.print(f"[red]error:[/red] {escape(sqlite_problem(e))}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

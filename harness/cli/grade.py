@@ -30,10 +30,7 @@ def grade_cmd(
 
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
     s.check_trust(trust_code)
-    if not outputs.is_file():
-        from harness.errors import UserError
-
-        raise UserError(f"{outputs}: no such file")
+    _check_outputs(outputs)
     with open_store(db) as store:
         result = grade_outputs(s, outputs, name, store, trust_code=trust_code, progress=not as_json)
     data = result.to_json()
@@ -45,6 +42,25 @@ def grade_cmd(
     note = f"{missing} of the suite's cases had no output: left out" if missing else "every case"
     sha = data["outputs_sha256"][:12]
     out.print(f"run [bold]{result.run_id}[/bold]  ({note}; outputs sha256 {sha})")
+
+
+def _check_outputs(path: Path) -> None:
+    """A missing file, and one that is not a file (`/dev/null`, a folder, a pipe), each said as
+    it is, before the store is opened."""
+    import os
+    import stat
+
+    from harness.errors import UserError
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read: {e.strerror or e}") from None
+    if not stat.S_ISREG(info.st_mode):
+        what = "a folder" if stat.S_ISDIR(info.st_mode) else "a device or pipe"
+        raise UserError(f"{path} is {what}, not a file: give the JSONL file of outputs")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, open_store, out, print_json
+from harness.leaderboard import MAX_BOOT
 
 
 def leaderboard_cmd(
@@ -19,7 +20,9 @@ def leaderboard_cmd(
             "--models", help="only these models (repeat the option, or separate with commas)"
         ),
     ] = None,
-    n_boot: Annotated[int, typer.Option("--n-boot", help="bootstrap resamples", min=1)] = 1000,
+    n_boot: Annotated[
+        int, typer.Option("--n-boot", help="bootstrap resamples", min=1, max=MAX_BOOT)
+    ] = 1000,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -54,6 +57,9 @@ def leaderboard_cmd(
             + escape(", ".join(board.skipped))
             + "[/]"
         )
+    if board.partial:
+        shown = ", ".join(f"{p['model']} ({p['n']} of {p['of']})" for p in board.partial)
+        out.print(f"[dim]left out, graded fewer cases than the others: {escape(shown)}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -23,6 +26,8 @@ from harness.errors import Problem, UserError
 # document); MemoryError is not among them: the readers' size bounds keep it from happening.
 _MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
               ArithmeticError)  # fmt: skip
+
+_AT: ContextVar[str] = ContextVar("import_at", default="")
 
 FORMATS = {
     "promptfoo": "harness.importers.promptfoo",
@@ -81,18 +86,30 @@ def chat_messages(value: Any) -> list[dict[str, str]] | None:
     return out
 
 
+@contextmanager
+def at(where: str) -> Iterator[None]:
+    """The record an importer is reading (`samples.jsonl:line 12`), named by the catch-all in
+    `read` should something below it fail in a way no check anticipated. A failure leaves it
+    set, on purpose: that is where the catch-all looks."""
+    token = _AT.set(where)
+    yield
+    _AT.reset(token)
+
+
 def read(fmt: str, source: Path, options: ImportOptions) -> Imported:
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
     if not source.exists():
         raise UserError(f"{source}: no such file or folder")
+    _AT.set("")
     try:
         imported: Imported = import_module(FORMATS[fmt]).read(source, options)
     except _MALFORMED as e:
         # A shape of input no check above anticipated: still the input's fault, said in one line
-        # naming the source, never a traceback.
+        # naming the source and the record being read, never a traceback.
         why = "nested too deeply" if isinstance(e, RecursionError) else f"{type(e).__name__}: {e}"
-        raise UserError(f"{source}: cannot import this {fmt} source: {why}"[:400]) from None
+        place = _AT.get() or str(source)
+        raise UserError(f"{place}: cannot import this {fmt} source: {why}"[:400]) from None
     if imported.refused and not options.skip_refused:
         more = "; pass --skip-refused to import the rest without them"
         raise UserError(

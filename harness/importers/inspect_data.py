@@ -5,8 +5,9 @@ line, since Inspect's data carries none (`--scorer match|includes|exact|choice`)
 `input` is text (the user's message) or chat messages; `target` text or a list (any one
 matches); CSV `choices` split on commas, or on white space when there is no comma, as Inspect
 reads them. `choice` renders the question as Inspect's `multiple_choice` solver does (its
-single- or multiple-answer template, options lettered "A) ...") and grades the
-"ANSWER: X" line with Inspect's parser.
+single- or multiple-answer template, options lettered "A) ...", past Z "1) ..." to "9) ...") and
+grades the "ANSWER: X" line with Inspect's parser; a sample with more than 35 choices is refused,
+since its letters would stop being single characters.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import Problem, UserError
-from harness.importers import Imported, ImportOptions, chat_messages
+from harness.importers import Imported, ImportOptions, at, chat_messages
 from harness.importers import source as files
 
 SCORERS = {
@@ -27,6 +28,7 @@ SCORERS = {
     "exact": {"id": "exact", "type": "exact-normalized", "value": "{target}"},
     "choice": {"id": "choice", "type": "answer-letter", "answer": "{target}", "choices": "choices"},
 }
+MAX_CHOICES = 35  # A..Z, then 1..9: each answer one character
 SINGLE = (
     "Answer the following multiple choice question. The entire content of your response should "
     "be of the following format: 'ANSWER: $LETTER' (without quotes) where LETTER is one of "
@@ -48,13 +50,18 @@ def read(source: Path, options: ImportOptions) -> Imported:
     imported = Imported("Inspect AI", f"Imported from {source.name}", {"messages": "input"}, [], {})
     imported.sources.append(source)
     criterion: dict[str, Any] = dict(SCORERS[options.scorer])
-    several = any(len(_letters(r.get("target"))) > 1 for _, r in rows)
+    several = any(
+        len(_letters(r.get("target"))) > 1
+        for _, r in rows
+        if len(_choices(r.get("choices")) or []) <= MAX_CHOICES  # the rest are refused
+    )
     multiple = options.scorer == "choice" and several
     if multiple:
         criterion["multiple"] = True
     imported.rubric = {"good": [criterion]}
     for where, record in rows:
-        _add_case(imported, where, record, options.scorer, multiple, source)
+        with at(f"{source}:{where}"):
+            _add_case(imported, where, record, options.scorer, multiple, source)
     imported.mapped[f"{options.scorer} -> {criterion['type']}"] = len(imported.cases)
     return imported
 
@@ -129,6 +136,12 @@ def _add_case(
     if scorer == "choice":
         if not choices:
             imported.refused.append(Problem(str(source), where, "the choice scorer needs choices"))
+            return
+        if len(choices) > MAX_CHOICES:
+            imported.refused.append(Problem(str(source), where, (
+                f"{len(choices)} choices: Inspect letters them A to Z, then 1 to 9, so at most "
+                f"{MAX_CHOICES} (a 36th would be '10', read as the letters 1 and 0)"
+            )))  # fmt: skip
             return
         messages[-1] = {"role": "user", "content": _mc_prompt(messages[-1]["content"], choices,
                                                               multiple)}  # fmt: skip

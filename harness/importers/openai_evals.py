@@ -21,7 +21,7 @@ from typing import Any
 
 from harness import yamlsafe
 from harness.errors import Problem, UserError
-from harness.importers import Imported, ImportOptions, chat_messages
+from harness.importers import Imported, ImportOptions, at, chat_messages
 from harness.importers import source as files
 
 CLASSES = {
@@ -36,7 +36,7 @@ def read(source: Path, options: ImportOptions) -> Imported:
     registry = _yaml(source)
     name, spec = _pick(registry, options.eval, source)
     cls = spec.get("class")
-    if cls not in CLASSES:
+    if not isinstance(cls, str) or cls not in CLASSES:
         what = "a model-graded eval needs a judge" if "modelgraded" in str(cls) else "custom code"
         raise UserError(f"{source}: eval '{name}' uses {cls} ({what}); tuneval imports "
                         f"{', '.join(c.rsplit(':', 1)[1] for c in CLASSES)}")  # fmt: skip
@@ -63,7 +63,8 @@ def read(source: Path, options: ImportOptions) -> Imported:
         imported.notes.append(f"eval arguments not imported: {', '.join(sorted(args))}")
     imported.rubric = {"good": [rubric]}
     for n, sample in _samples(samples_path):
-        _add_case(imported, n, sample, samples_path, few_shot, check_id)
+        with at(f"{samples_path}:line {n}"):
+            _add_case(imported, n, sample, samples_path, few_shot, check_id)
     imported.mapped[f"{str(cls).rsplit(':', 1)[1]} -> {criterion}"] = len(imported.cases)
     imported.notes.append("text inputs are the user's message (evals sends them to chat models as "
                           "a system message)")  # fmt: skip
@@ -98,6 +99,8 @@ def _pick(registry: dict[str, Any], wanted: str | None, source: Path) -> tuple[s
         alias = entry if isinstance(entry, str) else None
         if isinstance(entry, dict):
             alias = entry.get("id")
+        if alias is not None and not isinstance(alias, str):
+            raise UserError(f"{source}: eval '{name}': id must be the name of an eval")
         if alias is None or name in seen:
             break
         seen.add(name)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import Problem, UserError
-from harness.importers import Imported, ImportOptions, nunjucks
+from harness.importers import Imported, ImportOptions, at, nunjucks
 from harness.importers import source as files
 from harness.importers.promptfoo_checks import Refused, check
 
@@ -60,7 +60,8 @@ def read(source: Path, options: ImportOptions) -> Imported:
         if wrong:
             imported.refused += wrong
             continue
-        _add_cases(imported, n, where, _merged(test, default), base, template, counts)
+        with at(where):
+            _add_cases(imported, n, where, _merged(test, default), base, template, counts)
     imported.mapped = counts
     imported.prompt = _prompt_spec(template, imported)
     imported.rubric = {

@@ -52,6 +52,7 @@ __all__ = [
     "default_path",
     "generation_row",
     "new_id",
+    "sqlite_problem",
 ]
 
 DEFAULT_DB = Path(".tuneval") / "tuneval.db"
@@ -60,6 +61,33 @@ _CHUNK = 500  # parameters per IN (...) list, well under SQLite's limit
 
 def default_path() -> Path:
     return Path(os.environ.get("TUNEVAL_DB") or DEFAULT_DB)
+
+
+def sqlite_problem(e: sqlite3.Error, path: Path | None = None) -> str:
+    """One line for an SQLite failure, by its cause: a full disk or a missing log is not a
+    damaged store, and the fix differs. Every write is one transaction, so the write that failed
+    left nothing of itself behind (`PRAGMA integrity_check` stays ok)."""
+    store = f"the store {path}" if path else "the store"
+    says = f"(SQLite says: {e})"
+    code = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return (
+            f"no space left on the disk of {store} {says}: the write that failed was undone; "
+            "free some space and run the command again"
+        )
+    if code == sqlite3.SQLITE_IOERR:
+        return (
+            f"{store} could not be read or written {says}: if its -wal or -shm file was "
+            "deleted or changed while another tuneval command had it open, let that command "
+            "finish and run this one again"
+        )
+    if code == sqlite3.SQLITE_READONLY:
+        return f"{store} cannot be written {says}: check the file's and its folder's permissions"
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return f"{store} is busy with another command {says}: run this one again when it is done"
+    if path is not None and code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT, 0):
+        return f"{path} is not a tuneval store {says}"
+    return f"{store} cannot be read {says}"
 
 
 def new_id(prefix: str) -> str:
@@ -81,7 +109,7 @@ class Store:
             self.db = self._connect()
             version = self.version
         except sqlite3.DatabaseError as e:
-            raise UserError(f"{self.path} is not a tuneval store (SQLite says: {e})") from None
+            raise UserError(sqlite_problem(e, self.path)) from None
         if version > SCHEMA_VERSION:
             self.db.close()
             raise UserError(

@@ -78,3 +78,6 @@ chart = base.mark_rule().encode(
 st.altair_chart(chart, key="leaderboard-chart")
 if result["skipped"]:
     st.caption("Left out, evaluated on older files of the suite: " + ", ".join(result["skipped"]))
+if result.get("partial"):
+    shown = ", ".join(f"{p['model']} ({p['n']} of {p['of']} cases)" for p in result["partial"])
+    st.caption("Left out, graded fewer cases than the others: " + shown)
