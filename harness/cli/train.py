@@ -439,7 +439,8 @@ def _show_loop(comparisons: list[Any]) -> None:
         against = arm(c.run_a["model"], c.run_a["prompt_variant"])
         style = VERDICT_STYLE[c.verdict]
         d = c.pass_rate
-        rates = f"pass rate {d.a:.1%} → {d.b:.1%}"
+        figure = "pass share" if c.sampling is not None else "pass rate"
+        rates = f"{figure} {d.a:.1%} → {d.b:.1%}"
         out.print(f"candidate vs {escape(against)}: [{style}]{c.verdict}[/] ({rates})")
         out.print(f"  {escape(summary(c.cost, against, 'the candidate'))}")
 
