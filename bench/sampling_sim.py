@@ -9,7 +9,12 @@ the per-case differences, the test `harness.compare_rates` decides with; an alar
 `stats.rate_mde` at the noise the A/A comparisons observed (median over simulations), and the
 last column how often a drop of exactly that size is found (the MDE aims at 80%).
 
-    python bench/sampling_sim.py            # the README table (10,000 simulations per row)
+The second table spends the same answers on more cases or on more samples per case, for a drop
+spread over every case and for one that falls on a random fifth of the cases (they lose most of
+their pass chance, the rest nothing): samples shrink each case's noise, but not the case-to-case
+spread of a real change, so a concentrated change is found sooner with more cases.
+
+    python bench/sampling_sim.py            # the README tables (10,000 simulations per row)
     python bench/sampling_sim.py --sims 2000
 """
 
@@ -44,12 +49,17 @@ MEAN_P = 0.4 * 20 / 21 + 0.3 * 1 / 21 + 0.3 * 0.5  # the mixture's mean pass pro
 
 
 def simulate(
-    n: int, k: int, sims: int, *, drop: float = 0.0, seed: int = 0
+    n: int, k: int, sims: int, *, drop: float = 0.0, seed: int = 0, share: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(p-values, mean differences in pass share B - A) of `sims` comparisons."""
-    rng = np.random.default_rng([n, k, int(drop * 1000), seed])
+    """(p-values, mean differences in pass share B - A) of `sims` comparisons. The drop falls
+    on a random `share` of the cases (1: every case loses in proportion to its pass chance)."""
+    rng = np.random.default_rng([n, k, int(drop * 1000), seed, *([int(share * 100)] * (share < 1))])
     p = case_probabilities(rng, sims, n)
-    p_b = p * (1.0 - drop / MEAN_P)  # expected mean drop: `drop`
+    if share < 1:  # a fifth of the cases, say, lose most of their pass chance; the rest none
+        hit = rng.random((sims, n)) < share
+        p_b = np.where(hit, p * (1.0 - drop / (share * MEAN_P)), p)
+    else:
+        p_b = p * (1.0 - drop / MEAN_P)  # expected mean drop: `drop`
     c_a, c_b = rng.binomial(k, p), rng.binomial(k, p_b)
     d = (c_b - c_a).astype(np.int64)
     return stats.sign_flip(d), d.mean(axis=1) / k
@@ -96,7 +106,25 @@ def main() -> None:
                 f"| {r['mde'] * 100:.1f} points | {r['power_at_mde']:.0%} |"
             )
     print()
+    split_table(args.sims)
+    print()
     print(f"({time.perf_counter() - t0:.0f}s)")
+
+
+SPLITS = ((300, 1), (60, 5), (500, 1), (100, 5))  # the same answers, in cases or in samples
+
+
+def split_table(sims: int) -> None:
+    """Power for the same number of answers spent on more cases or on more samples per case,
+    for a 10-point drop spread over every case and for one that falls on a fifth of them."""
+    print(f"The same answers spent on cases or on samples: power for a {DROP:.0%} drop\n")
+    print("| answers per model | cases n | samples k | drop spread over every case | "
+          "drop on a fifth of the cases |")  # fmt: skip
+    print("|" + "---:|" * 5)
+    for n, k in SPLITS:
+        spread = found(*simulate(n, k, sims, drop=DROP))
+        fifth = found(*simulate(n, k, sims, drop=DROP, share=0.2))
+        print(f"| {n * k:,} | {n} | {k} | {spread:.1%} | {fifth:.1%} |")
 
 
 if __name__ == "__main__":

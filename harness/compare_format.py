@@ -63,6 +63,7 @@ def markdown(c: Comparison) -> str:
     lines += ["| figure | A | B | Δ (points) | 95% CI |", "|---|---:|---:|---:|---|"]
     for name, d in (("pass rate (good or better)", c.pass_rate), ("better rate", c.better_rate)):
         lines.append(f"| {name} | {pct(d.a)} | {pct(d.b)} | {pts(d.delta)} | {interval(d)} |")
+    lines += _rates_md(c)
     lines += _cost_md(c)
     if c.preference is not None:
         p = c.preference
@@ -107,6 +108,30 @@ def markdown(c: Comparison) -> str:
         ]
     lines += [f"\n> warning: {md_text(w, 300)}" for w in c.warnings]
     return "\n".join(lines) + "\n"
+
+
+def _rates_md(c: Comparison) -> list[str]:
+    """k samples per case: pass@k, pass^k and flaky cases on each side, and the deciding test."""
+    s = c.sampling
+    if s is None:
+        return []
+    k = min(s["k_a"], s["k_b"])
+    out = [
+        "",
+        f"k samples per case (A {s['k_a']}, B {s['k_b']}); the verdict's test is the sign-flip "
+        f"test on per-case pass shares, p = {s['p_value']:.3g}.",
+        "",
+        "| figure | A | B | Δ (points) | 95% CI |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name in (f"pass@{k}", f"pass^{k}"):
+        f = s[name]
+        out.append(
+            f"| {name} | {pct(f['a'])} | {pct(f['b'])} | {pts(f['delta'])} | "
+            f"[{f['low'] * 100:+.1f}, {f['high'] * 100:+.1f}] |"
+        )
+    out.append(f"| flaky cases | {s['flaky']['a']} | {s['flaky']['b']} | | |")
+    return out
 
 
 def _cost_md(c: Comparison) -> list[str]:

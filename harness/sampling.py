@@ -109,6 +109,7 @@ def suite_outcomes(rows: Sequence[Mapping[str, Any]], n_boot: int = 2000) -> dic
         mean, low, high = stats.bootstrap_mean([float(c[figure]) for c in cases], n_boot=n_boot)
         out[figure] = {"mean": mean, "low": low, "high": high}
     out["flaky_cases"] = sum(1 for c in cases if c["flaky"])
+    out["majority"] = {g: sum(1 for c in cases if c["majority"] == g) for g in GRADES}
     return out
 
 

@@ -233,7 +233,7 @@ def test_loop_with_dpo_makes_pairs_trains_and_judges(
 ) -> None:
     code, out, err = run_cli(
         "loop", str(made["suite"]), "--trainer", "dpo", "--base", str(tiny_model_dir),
-        "--samples", "3", *sets("max_steps=2", "batch_size=2", "max_length=64"),
+        "--pair-samples", "3", *sets("max_steps=2", "batch_size=2", "max_length=64"),
         "--db", str(made["db"]), "--json", capsys=capsys,
     )  # fmt: skip
     assert code == 0, err

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +22,7 @@ from harness.errors import UserError
 from harness.runner import EvalOptions, evaluate_suite
 from harness.sampling import case_outcome, majority_grade, pass_at_k, pass_hat_k, sample_seed
 from harness.suite import load_suite
-from tests.conftest import SUITE_YAML, cli, write_suite
+from tests.conftest import SUITE_YAML, TUNEVAL, cli, write_suite
 
 SAMPLED = SUITE_YAML.replace(
     'generation: {max_new_tokens: 16, stop: ["\\n\\n"]}',
@@ -160,6 +166,59 @@ def test_an_interrupted_sampled_run_generates_each_sample_once(
     assert all(len(r["samples"]) == 4 for r in store.results(run["id"]))
 
 
+def _stored_generations(db: Path) -> int:
+    """Sample answers committed to the store so far, read beside the writing process."""
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+            return int(con.execute("SELECT count(*) FROM generations").fetchone()[0])
+    except sqlite3.OperationalError:  # the store or its tables are not made yet
+        return 0
+
+
+@pytest.mark.slow  # two real `tuneval` processes
+def test_kill_9_mid_run_then_rerun_stores_each_sample_once(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """Real generation at temperature 1.0, k = 4: `tuneval eval` killed with -9 once some
+    samples are committed; the rerun resumes that run, generates only the samples the store
+    lacks, and ends with every (case, j) stored once under its own seed."""
+    cases = [{"id": f"c{i}", "function": f"f{i}", "module": "json"} for i in range(8)]
+    folder = write_suite(tmp_path / "s", SAMPLED, cases)
+    db = tmp_path / "t.db"
+    args = [TUNEVAL, "eval", str(folder), "--model", str(tiny_model_dir), "--batch-size", "3"]
+    env = {**os.environ, "TUNEVAL_DB": str(db)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    # kill once a case is half done (3 rows a batch: most counts are), the case that matters
+    while (n := _stored_generations(db)) < 4 or n % 4 == 0:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stored = _stored_generations(db)
+    assert 4 <= stored < 32 and stored % 4, stored  # mid-run, with a case half done
+    done = cli(*args[1:], "--json", db=db)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["resumed"] and result["n"] == 8
+    assert result["generated"] == 32 - stored  # nothing committed is generated again
+    assert _stored_generations(db) == 32
+    from harness.store import Store
+
+    with Store(db) as store:
+        [run] = store.runs()
+        rows = store.results(run["id"])
+    assert run["id"] == result["run_id"] and run["status"] == "complete"
+    assert sorted(r["case_id"] for r in rows) == sorted(c["id"] for c in cases)
+    for r in rows:
+        assert [s["j"] for s in r["samples"]] == [0, 1, 2, 3]
+        assert [s["seed"] for s in r["samples"]] == [
+            sample_seed(0, r["case_id"], j) for j in range(4)
+        ]
+    assert len({s["output"] for r in rows for s in r["samples"]}) > 16  # sampled, not greedy
+
+
 def _sampled_run(suite, ref, store, share: float) -> str:
     opts = EvalOptions(progress=False)
     return evaluate_suite(suite, ref, store, opts, backend=SeededFake(share)).run_id
@@ -288,4 +347,4 @@ def test_tiny_model_sampled_verdicts_and_gate(
     assert worse.returncode == 1, worse.stdout + worse.stderr
     assert json.loads(worse.stdout)["comparison"]["verdict"] == "regressed"
     show = cli("runs", "show", runs["a"]["run_id"], db=db)
-    assert "40 cases x 4 samples: pass share" in show.stdout and "of 4" in show.stdout
+    assert "40 cases x 4 samples" in show.stdout and "/4 pass" in show.stdout

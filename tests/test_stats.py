@@ -206,3 +206,16 @@ def test_sampled_power_grows_with_k():
 
     power = {k: found(*simulate(100, k, 2000, drop=0.10)) for k in (1, 5)}
     assert 0.35 <= power[1] <= 0.6 and power[5] >= 0.97, power
+
+
+def test_same_answers_find_a_concentrated_drop_sooner_in_more_cases():
+    """300 answers per model: spread over every case, 300 cases x 1 and 60 x 5 find a 10-point
+    drop about as often; on a fifth of the cases, more cases find it far more often (the README's
+    second sampling table)."""
+    from bench.sampling_sim import found, simulate
+
+    def power(n, k, share):
+        return found(*simulate(n, k, 1000, drop=0.10, share=share))
+
+    assert abs(power(300, 1, 1.0) - power(60, 5, 1.0)) < 0.06
+    assert power(300, 1, 0.2) - power(60, 5, 0.2) > 0.15

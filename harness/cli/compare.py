@@ -211,9 +211,14 @@ def show(c: Comparison, *, cases: bool = True) -> None:
     for w in c.warnings:
         out.print(f"[yellow]warning:[/] {escape(w)}")
     head = Table("figure", "A", "B", "Δ points", "95% CI", title="headline (paired bootstrap)")
-    for name, d in (("pass rate (good or better)", c.pass_rate), ("better rate", c.better_rate)):
+    labels = ("pass rate (good or better)", "better rate")
+    if c.sampling is not None:
+        labels = ("pass share (good or better, mean over cases)", "better rate (majority grade)")
+    for name, d in zip(labels, (c.pass_rate, c.better_rate), strict=True):
         head.add_row(name, pct(d.a), pct(d.b), _signed(pts(d.delta), d.delta), interval(d))
     out.print(head)
+    if c.sampling is not None:
+        out.print(rates_table(c.sampling, c))
     if c.cost:
         from harness.cost import engine_caveat
 
@@ -225,11 +230,17 @@ def show(c: Comparison, *, cases: bool = True) -> None:
         _preference(c.preference)
     out.print(_transitions(c))
     mc, st = c.mcnemar, c.sign_test
-    out.print(
-        f"exact McNemar (pass/fail): {mc['b01']} fail→pass, {mc['b10']} pass→fail, "
-        f"p={mc['p_value']:.3g}\nsign test (grades): {st['improved']} up, {st['regressed']} down, "
-        f"p={st['p_value']:.3g}"
-    )
+    if c.sampling is not None:  # the verdict's own test is in the rates table above
+        out.print(
+            f"on majority grades, not deciding: exact McNemar {mc['b01']} fail→pass, "
+            f"{mc['b10']} pass→fail, p={mc['p_value']:.3g}"
+        )
+    else:
+        out.print(
+            f"exact McNemar (pass/fail): {mc['b01']} fail→pass, {mc['b10']} pass→fail, "
+            f"p={mc['p_value']:.3g}\nsign test (grades): {st['improved']} up, "
+            f"{st['regressed']} down, p={st['p_value']:.3g}"
+        )
     if c.criteria:
         crit = Table("criterion", "section", "A", "B", "Δ points", "95% CI", title="per criterion")
         for cid, d in c.criteria.items():
@@ -258,6 +269,40 @@ def show(c: Comparison, *, cases: bool = True) -> None:
         )
     style = VERDICT_STYLE[c.verdict]
     out.print(f"verdict: [{style}]{c.verdict}[/] — {escape(c.explanation)}\n  {c.mde_text()}")
+
+
+def rates_table(s: dict[str, Any], c: Comparison) -> Table:
+    """What k samples per case say on each side: pass@k, pass^k (paired bootstrap), flaky cases,
+    and the cases whose own pass share moved beyond its noise; the title names the test."""
+    from harness.compare_format import pct, pts
+
+    k = min(s["k_a"], s["k_b"])
+    table = Table(
+        "figure", "A", "B", "Δ points", "95% CI",
+        title=f"k samples per case (A {s['k_a']}, B {s['k_b']}): sign-flip test on per-case "
+        f"pass shares, p={s['p_value']:.3g}",
+    )  # fmt: skip
+    for name, label in ((f"pass@{k}", "at least one passes"), (f"pass^{k}", "all pass")):
+        f = s[name]
+        ci = f"[{f['low'] * 100:+.1f}, {f['high'] * 100:+.1f}]"
+        table.add_row(
+            f"{name} ({label})", pct(f["a"]), pct(f["b"]), _signed(pts(f["delta"]), f["delta"]), ci
+        )
+    flaky = s["flaky"]
+    table.add_row("flaky cases (some pass, some fail)", str(flaky["a"]), str(flaky["b"]), "", "")
+    up, down = len(c.changed("improved")), len(c.changed("regressed"))
+    table.add_row("cases beyond their own noise", "", f"{up} up, {down} down", "", "")
+    return table
+
+
+def _passes(row: dict[str, Any]) -> str:
+    """A result row's passes out of its samples ('3/4'), or its grade for a one-answer row."""
+    from harness.sampling import sample_grades
+
+    if not row.get("samples"):
+        return str(row["grade"])
+    grades = sample_grades(row)
+    return f"{sum(g != 'bad' for g in grades)}/{len(grades)} pass"
 
 
 def cost_table(c: Comparison) -> Table:
@@ -295,7 +340,8 @@ def _signed(text: str, value: float) -> str:
 def _transitions(c: Comparison) -> Table:
     from harness.grading import GRADES, RANK
 
-    table = Table("A ↓  B →", *GRADES, title="grade transitions")
+    title = "grade transitions" + (" (majority grade)" if c.sampling is not None else "")
+    table = Table("A ↓  B →", *GRADES, title=title)
     for g in GRADES:
         cells = []
         for h in GRADES:
@@ -309,10 +355,12 @@ def _transitions(c: Comparison) -> Table:
 def _cases(pairs: list[Pair], change: str) -> None:
     from harness.compare import failed_checks
     from harness.compare_format import shorten
+    from harness.compare_rates import has_samples
 
     if not pairs:
         return
     colour = "red" if change == "regressed" else "green"
+    sampled = has_samples(pairs)
     table = Table(
         "case",
         "A → B",
@@ -325,7 +373,7 @@ def _cases(pairs: list[Pair], change: str) -> None:
     for p in pairs[:SHOWN_CASES]:
         table.add_row(
             escape(p.case_id),
-            f"{p.a['grade']} → {p.b['grade']}",
+            f"{_passes(p.a)} → {_passes(p.b)}" if sampled else f"{p.a['grade']} → {p.b['grade']}",
             escape(shorten(p.a["output"], 200)),
             escape(shorten(p.b["output"], 200)),
             escape("\n".join(failed_checks(p.b))),

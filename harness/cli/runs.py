@@ -79,7 +79,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show every case of a run with its output, grade and criteria (and, for a run of k samples
-    per case, each case's pass share and the suite's pass share, pass@k and pass^k)."""
+    per case, each case's passes out of k and the suite's pass share, pass@k, pass^k, flaky
+    cases and majority grades)."""
     from harness.sampling import case_fields, suite_outcomes
 
     with open_store(db, readonly=True) as store:
@@ -121,7 +122,7 @@ def show(
     name = _escape(arm(info["model"], info["prompt_variant"]))
     out.print(f"run [bold]{run}[/bold]: {info['suite']} · {name} · {info['status']}")
     if sampled:
-        out.print(sampling_line(suite_outcomes(rows)))
+        out.print(sampling_table(suite_outcomes(rows)))
     table = Table("case", "grade", "output", "failed checks", show_lines=True)
     colour = {"bad": "red", "good": "yellow", "better": "green"}
     for c in cases:
@@ -129,8 +130,9 @@ def show(
             f"{k}: {v['detail']}" for k, v in c["criteria"].items() if not v["passed"]
         )
         label = f"[{colour[c['grade']]}]{c['grade']}[/]"
-        if "k" in c:  # the majority grade of k samples, and how often the case passed
-            label += f"\n{c['pass_share']:.0%} of {c['k']}" + (" flaky" if c["flaky"] else "")
+        if "k" in c:  # the majority grade of k samples, and how many of them passed
+            passes = round(c["pass_share"] * c["k"])
+            label += f"\n{passes}/{c['k']} pass" + (" flaky" if c["flaky"] else "")
         table.add_row(c["id"], label, _escape(c["output"][:300]), _escape(failed))
     out.print(table)
 
@@ -164,6 +166,28 @@ def sampling_line(s: dict[str, Any]) -> str:
         f"pass@{s['k']} {fig('pass_at_k')}, pass^{s['k']} {fig('pass_hat_k')}, "
         f"{s['flaky_cases']} flaky"
     )
+
+
+def sampling_table(s: dict[str, Any]) -> Table:
+    """A sampled run's suite figures: means over cases with 95% bootstrap intervals, the flaky
+    cases and the cases by majority grade."""
+    k = s["k"]
+    table = Table(
+        "figure", "mean over cases", "95% CI",
+        title=f"{s['n']} cases x {k} samples (majority grade per case)",
+    )  # fmt: skip
+    for name, label in (
+        ("pass_share", "pass share (good or better)"),
+        ("pass_at_k", f"pass@{k} (at least one of {k} passes)"),
+        ("pass_hat_k", f"pass^{k} (all {k} pass)"),
+        ("flaky", "flaky (some pass, some fail)"),
+    ):
+        f = s[name]
+        table.add_row(label, f"{f['mean']:.1%}", f"[{f['low']:.1%}, {f['high']:.1%}]")
+    table.add_row("flaky cases", str(s["flaky_cases"]), "")
+    for g in ("bad", "good", "better"):
+        table.add_row(f"majority grade {g}", str(s["majority"][g]), "")
+    return table
 
 
 def _escape(text: str) -> str:

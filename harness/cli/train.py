@@ -261,9 +261,21 @@ def loop_cmd(
     trust_code: TrustOption = False,
     prompt_baseline: PromptBaselineOption = None,
     samples: Annotated[
+        int | None,
+        typer.Option(
+            "--samples",
+            min=1,
+            max=1000,
+            help="answers drawn per test case in both evals, so the verdict is on per-case pass "
+            "shares (default: the suite's generation.samples; needs a temperature > 0)",
+        ),
+    ] = None,
+    pair_samples: Annotated[
         int,
         typer.Option(
-            "--samples", help="with a pairs trainer (dpo): answers sampled per train prompt"
+            "--pair-samples",
+            min=2,
+            help="with a pairs trainer (dpo): answers sampled per train prompt",
         ),
     ] = 4,
     tie_break: TieBreakOption = "none",
@@ -289,6 +301,10 @@ def loop_cmd(
     makes_pairs = _loop_makes_pairs(trainer, sets)
     s, t, hp, cfg = _prepare(suite, trainer, sets, pairs_later=makes_pairs)
     s.check_trust(trust_code)  # before the store is touched
+    if samples is not None:
+        from harness.sampled import samples_for
+
+        samples_for(s, samples)  # several samples of a greedy suite: located, nothing written
     track.check(log_to)
     pair_opts = None
     pairs: dict[str, Any] | None = None
@@ -296,7 +312,7 @@ def loop_cmd(
         from harness.pairs import PairOptions
 
         pair_opts = PairOptions(
-            samples=samples, tie_break=tie_break,  # type: ignore[arg-type]  # checked next
+            samples=pair_samples, tie_break=tie_break,  # type: ignore[arg-type]  # checked next
             batch_size=batch_size, progress=not as_json, trust_code=trust_code,
         )  # fmt: skip
         pair_opts.check()
@@ -308,8 +324,9 @@ def loop_cmd(
         prompt_for(s, prompt_baseline)  # an unknown variant stops here, before the store
     _check_against_base(t, base, hp, cfg, db)
     opts = EvalOptions(
-        limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code
-    )
+        limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code,
+        samples=samples,
+    )  # fmt: skip
     stages = 4 + (prompt_baseline is not None) + (pair_opts is not None)
     step = iter(range(1, stages + 1))
 
@@ -370,7 +387,7 @@ def _loop_pairs(
     if not result.rows:
         raise UserError(
             f"no preference pairs from the base's answers ({result.dropped}): nothing for "
-            f"'{t.name}' to learn; try --samples, --tie-break failed|score, or --trainer sft"
+            f"'{t.name}' to learn; try --pair-samples, --tie-break failed|score, or --trainer sft"
         )
     hp, cfg = parse_sets(t, [*(sets or []), f"pairs={path}"])
     return hp, cfg, {"out": str(path), **result.to_json()}
@@ -422,7 +439,8 @@ def _show_loop(comparisons: list[Any]) -> None:
         against = arm(c.run_a["model"], c.run_a["prompt_variant"])
         style = VERDICT_STYLE[c.verdict]
         d = c.pass_rate
-        rates = f"pass rate {d.a:.1%} → {d.b:.1%}"
+        figure = "pass share" if c.sampling is not None else "pass rate"
+        rates = f"{figure} {d.a:.1%} → {d.b:.1%}"
         out.print(f"candidate vs {escape(against)}: [{style}]{c.verdict}[/] ({rates})")
         out.print(f"  {escape(summary(c.cost, against, 'the candidate'))}")
 
