@@ -119,6 +119,7 @@ def test_compiled_training_runs_on_the_cpu(
 FULL = ["--set", "method=full", "--set", "max_steps=40", "--set", "save_every=2"]
 
 
+@pytest.mark.slow
 def test_fsdp_trains_like_ddp_and_resumes_after_kill(
     mini_suite: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -201,6 +202,7 @@ def _two_nodes(suite: Path, model: Path, dbs: tuple[Path, Path], *extra: str) ->
     return [(p, *p.communicate(timeout=600)) for p in procs]
 
 
+@pytest.mark.slow
 def test_two_nodes_on_one_machine_train_one_model(
     mini_suite: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -219,6 +221,7 @@ def test_two_nodes_on_one_machine_train_one_model(
     assert len(list((db.parent / "models").glob("*/tuneval-manifest.json"))) == 1
 
 
+@pytest.mark.slow
 def test_two_nodes_need_a_shared_folder(
     mini_suite: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:

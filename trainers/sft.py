@@ -18,10 +18,12 @@ One recipe, top to bottom:
    micro-batches; the loss is divided by the answer tokens of the whole step on every process
 5. AdamW (fused on a GPU), warmup then cosine / linear / constant
 6. resume from the newest complete checkpoint under output_dir/checkpoints, if there is one
+   (the main process chooses it for all; every node must see that folder)
 7. the loop: logits only where the next token is an answer token; loss and token counts stay on
    the device and are read once per `log_every` steps
-8. every `save_every` steps write a checkpoint atomically (main process): a loadable model or
-   adapter folder plus optimizer, scheduler, RNG state, step and loss curve; tell the harness
+8. every `save_every` steps write a checkpoint atomically (main process; with FSDP each
+   process adds its optimizer shard): a loadable model or adapter folder plus optimizer,
+   scheduler, RNG state, step and loss curve; tell the harness
 9. write the final model (or adapter) into output_dir and return what was measured
 
 Why a plain loop rather than TRL's SFTTrainer: it is faster (bench/train_vs_peers.py,
