@@ -29,7 +29,7 @@ def worker_argv(argv: Sequence[str]) -> list[str]:
 
 
 def torchrun_command(nproc: int, extra: Sequence[str], argv: Sequence[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "torch.distributed.run"]
+    cmd = [sys.executable, "-c", "from harness.launch import torchrun; torchrun()"]
     if not any(a.lstrip("-").startswith(("nnodes", "rdzv", "master")) for a in extra):
         cmd.append("--standalone")  # one machine: a free port, no rendezvous server
     cmd += [f"--nproc-per-node={nproc}", *extra, "-m", "harness.cli", *worker_argv(argv)]
@@ -81,6 +81,30 @@ def relaunch(nproc: int, extra: Sequence[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, cmd, env)
+
+
+USER_ERROR = 2  # the exit status of a worker that printed a user mistake
+
+
+def torchrun() -> None:
+    """torchrun's agent in this process, except that a worker that stopped on a user mistake (it
+    printed its one line and exited 2) ends the launch with status 2 and nothing more, rather
+    than torchrun's failure report and traceback. Any other failure keeps torchrun's report."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main
+
+    def not_user_error(record: logging.LogRecord) -> bool:  # "failed (exitcode: %s) ..."
+        return not (isinstance(record.args, tuple) and record.args[:1] == (USER_ERROR,))
+
+    logging.getLogger("torch.distributed.elastic.multiprocessing.api").addFilter(not_user_error)
+    try:
+        main(sys.argv[1:])
+    except ChildFailedError as e:
+        if e.get_first_failure()[1].exitcode == USER_ERROR:
+            sys.exit(USER_ERROR)
+        raise
 
 
 def die_with_parent() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -113,3 +114,122 @@ def test_compiled_training_runs_on_the_cpu(
                   "--set", "tokens_per_batch=128")  # fmt: skip
     for (_, a), (_, b) in zip(facts["loss_curve"], manifest(plain)["loss_curve"], strict=True):
         assert a == pytest.approx(b, rel=1e-3)  # compiling changes speed, not the arithmetic
+
+
+FULL = ["--set", "method=full", "--set", "max_steps=40", "--set", "save_every=2"]
+
+
+@pytest.mark.slow
+def test_fsdp_trains_like_ddp_and_resumes_after_kill(
+    mini_suite: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    ddp = train(mini_suite, tiny_model_dir, tmp_path / "ddp" / "t.db", "--nproc", "2", *FULL)
+    db = tmp_path / "fsdp" / "t.db"
+    sharded = ["--nproc", "2", *FULL, "--set", "fsdp=true"]
+    args = ["train", str(mini_suite), "--base", str(tiny_model_dir), "--db", str(db), *sharded,
+            *COMMON]  # fmt: skip
+    proc = subprocess.Popen([TUNEVAL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    _first_checkpoint(db.parent / "models", proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ckpts = db.parent / "models"
+    done = sorted(p for p in ckpts.glob("*/checkpoints/step-*") if not p.name.endswith(".tmp"))
+    # the sharded run's checkpoint: the gathered model, the run's state, one optimizer shard each
+    assert {"model.safetensors", "trainer_state.pt", "optimizer-0.pt", "optimizer-1.pt"} <= {
+        p.name for p in done[-1].iterdir()
+    }
+    fsdp = train(mini_suite, tiny_model_dir, db, *sharded)
+    assert fsdp["resumed_from"] == int(done[-1].name.split("-")[1]) and fsdp["steps"] == 40
+    curve_ddp, curve_fsdp = manifest(ddp)["loss_curve"], manifest(fsdp)["loss_curve"]
+    assert [s for s, _ in curve_fsdp] == list(range(1, 41))
+    worst = max(abs(b - a) / a for (_, a), (_, b) in zip(curve_ddp, curve_fsdp, strict=True))
+    print(f"FSDP vs DDP, 40 steps: largest relative loss difference {worst:.1e}")
+    # float32 sums in another order (reduce-scatter, sharded norms), compounded over 40 steps
+    assert worst <= 1e-3
+    weights = [load_file(Path(r["path"]) / "model.safetensors") for r in (ddp, fsdp)]
+    assert weights[0].keys() == weights[1].keys()  # the tied output layer saved once, as DDP
+    drift = max(float((weights[0][k] - weights[1][k]).abs().max()) for k in weights[0])
+    print(f"FSDP vs DDP, 40 steps: largest weight difference {drift:.1e}")
+    assert drift <= 5e-4
+    res = cli("eval", str(mini_suite), "--model", fsdp["model"], "--json", db=db)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads(res.stdout)["n"] == 6
+
+
+def _first_checkpoint(models: Path, proc: subprocess.Popen) -> None:
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if [p for p in models.glob("*/checkpoints/step-*") if not p.name.endswith(".tmp")]:
+            return
+        time.sleep(0.1)
+    raise AssertionError(proc.stderr.read().decode()[-2000:] if proc.stderr else "no checkpoint")
+
+
+def load_file(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _two_nodes(suite: Path, model: Path, dbs: tuple[Path, Path], *extra: str) -> list:
+    """Two `tuneval train` launchers on this machine, one node each, meeting at a free port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [
+        subprocess.Popen(
+            [
+                TUNEVAL,
+                "train",
+                str(suite),
+                "--base",
+                str(model),
+                "--db",
+                str(db),
+                "--torchrun=--nnodes=2",
+                f"--torchrun=--node_rank={rank}",
+                f"--torchrun=--rdzv-endpoint=127.0.0.1:{port}",
+                *COMMON,
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for rank, db in enumerate(dbs)
+    ]
+    return [(p, *p.communicate(timeout=600)) for p in procs]
+
+
+@pytest.mark.slow
+def test_two_nodes_on_one_machine_train_one_model(
+    mini_suite: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "shared" / "t.db"  # one folder both nodes see
+    sharded = ["--set", "method=full", "--set", "fsdp=true", "--set", "max_steps=4",
+               "--set", "save_every=2"]  # fmt: skip
+    nodes = _two_nodes(mini_suite, tiny_model_dir, (db, db), *sharded)
+    for proc, _, stderr in nodes:
+        assert proc.returncode == 0, stderr[-3000:]
+    result, second = json.loads(nodes[0][1]), nodes[1][1]
+    assert second == ""  # the main process alone reports
+    assert manifest(result)["world_size"] == 2
+    assert [s for s, _ in manifest(result)["loss_curve"]] == [1, 2, 3, 4]
+    models = json.loads(cli("models", "list", "--json", "--db", str(db)).stdout)
+    assert [m["name"] for m in models if m["kind"] == "trained"] == [result["model"]]
+    assert len(list((db.parent / "models").glob("*/tuneval-manifest.json"))) == 1
+
+
+@pytest.mark.slow
+def test_two_nodes_need_a_shared_folder(
+    mini_suite: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    dbs = (tmp_path / "node0" / "t.db", tmp_path / "node1" / "t.db")
+    nodes = _two_nodes(mini_suite, tiny_model_dir, dbs, "--set", "max_steps=4")
+    for proc, stdout, stderr in nodes:
+        assert proc.returncode == 2 and stdout == "", stderr[-3000:]
+        assert "filesystem every node shares" in stderr and "Traceback" not in stderr
+        assert len(stderr.strip().splitlines()) == 1
+    for db in dbs:
+        assert not list((db.parent / "models").glob("*/tuneval-manifest.json"))

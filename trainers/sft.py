@@ -18,10 +18,12 @@ One recipe, top to bottom:
    micro-batches; the loss is divided by the answer tokens of the whole step on every process
 5. AdamW (fused on a GPU), warmup then cosine / linear / constant
 6. resume from the newest complete checkpoint under output_dir/checkpoints, if there is one
+   (the main process chooses it for all; every node must see that folder)
 7. the loop: logits only where the next token is an answer token; loss and token counts stay on
    the device and are read once per `log_every` steps
-8. every `save_every` steps write a checkpoint atomically (main process): a loadable model or
-   adapter folder plus optimizer, scheduler, RNG state, step and loss curve; tell the harness
+8. every `save_every` steps write a checkpoint atomically (main process; with FSDP each
+   process adds its optimizer shard): a loadable model or adapter folder plus optimizer,
+   scheduler, RNG state, step and loss curve; tell the harness
 9. write the final model (or adapter) into output_dir and return what was measured
 
 Why a plain loop rather than TRL's SFTTrainer: it is faster (bench/train_vs_peers.py,
@@ -33,6 +35,7 @@ from __future__ import annotations
 import functools
 import math
 import random
+import secrets
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -448,12 +451,10 @@ def compile_layers(model: Any, fixed_shapes: bool) -> None:
 def wrap_distributed(module: Any, cfg: Config) -> Any:
     """DDP (default) or FSDP over the processes torchrun started; the module alone otherwise."""
     import torch
-    import torch.distributed as dist
 
     if distributed().world_size == 1:
         return module
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    init_group()
     if cfg.fsdp:
         from torch.distributed.fsdp import fully_shard
 
@@ -464,6 +465,56 @@ def wrap_distributed(module: Any, cfg: Config) -> Any:
 
     ids = [torch.cuda.current_device()] if torch.cuda.is_available() else None
     return DistributedDataParallel(module, device_ids=ids)
+
+
+def init_group() -> None:
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def from_main(value: Any) -> Any:
+    """The main process's `value`, on every process."""
+    import torch.distributed as dist
+
+    if distributed().world_size == 1:
+        return value
+    init_group()
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def check_shared(out: Path) -> None:
+    """Every process must see the main one's output folder: checkpoints, optimizer shards and
+    the resume step live there (nodes need one shared filesystem). Checked by a file the main
+    process writes, before any training; every process then stops alike."""
+    import torch
+
+    dist = distributed()
+    if dist.world_size == 1:
+        return
+    probe = out / ".tuneval-shared"
+    token = secrets.token_hex(8) if dist.is_main else ""
+    if dist.is_main:
+        probe.write_text(token)
+    token = from_main(token)
+    try:
+        seen = probe.read_text() == token
+    except OSError:
+        seen = False
+    blind = all_sum(torch.tensor([int(not seen)], device=device())).item()
+    barrier()
+    if dist.is_main:
+        probe.unlink(missing_ok=True)
+    if blind:
+        raise UserError(
+            f"{blind} of {dist.world_size} processes do not see the main process's output "
+            f"folder {out}: training on several nodes needs the store (--db) on a filesystem "
+            "every node shares"
+        )
 
 
 def all_sum(t: Any) -> Any:
@@ -524,7 +575,14 @@ def full_state(module: Any, cfg: Config) -> dict[str, Any] | None:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return get_model_state_dict(module.model, options=opts)
+    state = get_model_state_dict(module.model, options=opts)
+    # a tied output layer is gathered under both names; saved once, as the model saves itself
+    seen: set[int] = set()
+    for name, param in module.model.named_parameters(remove_duplicate=False):
+        if id(param) in seen:
+            state.pop(name, None)
+        seen.add(id(param))
+    return state
 
 
 def save_model(folder: Path, model: Any, tok: Any, state: dict[str, Any] | None) -> None:
@@ -548,6 +606,7 @@ def save_checkpoint(
         save_model(tmp, model, tok, weights)
     barrier()
     if sharded:
+        tmp.mkdir(parents=True, exist_ok=True)  # the main one's, seen late over a network
         torch.save(opt.state_dict(), tmp / f"optimizer-{dist.rank}.pt")
     barrier()
     if dist.is_main:
@@ -613,7 +672,8 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
     compiled = cfg.compile
     sharded = cfg.fsdp and dist.world_size > 1
 
-    resume = latest_checkpoint(out)
+    check_shared(out)
+    resume = from_main(latest_checkpoint(out))  # one choice for all, made where it is written
     if resume is not None:
         saved = torch.load(resume / STATE, weights_only=True).get("run_key")
         if saved != request.run_key:
