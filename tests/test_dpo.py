@@ -259,16 +259,24 @@ def test_bad_dpo_settings_exit_2_and_touch_no_store(
         assert not db.exists()
 
 
-def test_loop_with_dpo_makes_pairs_trains_and_judges(
+def test_loop_with_dpo_makes_pairs_trains_grades_checkpoints_and_judges(
     made: dict, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = run_cli(
         "loop", str(made["suite"]), "--trainer", "dpo", "--base", str(tiny_model_dir),
-        "--samples", "3", *sets("max_steps=2", "batch_size=2", "max_length=64"),
-        "--db", str(made["db"]), "--json", capsys=capsys,
+        "--samples", "3", *sets("max_steps=2", "batch_size=2", "max_length=64", "save_every=1"),
+        "--eval-checkpoints", "2", "--db", str(made["db"]), "--json", capsys=capsys,
     )  # fmt: skip
     assert code == 0, err
     result = json.loads(out)
+    from harness.store import Store
+
+    with Store(made["db"]) as store:  # each checkpoint (an adapter) graded on the first 2 cases
+        runs = store.checkpoint_runs(result["train"]["train_run"])
+        kinds = [r["kind"] for r in store.train_log(result["train"]["train_run"])]
+    assert [(r["step"], r["n_cases"]) for r in runs] == [(1, 2), (2, 2)]
+    assert [r["id"] for r in runs] == result["train"]["checkpoint_runs"]
+    assert kinds.count("eval") == kinds.count("checkpoint") == 2
     assert result["verdict"] in ("improved", "regressed", "no significant change",
                                  "insufficient evidence")  # fmt: skip
     sha = hashlib.sha256(made["file"].read_bytes()).hexdigest()
