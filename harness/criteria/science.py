@@ -17,7 +17,8 @@ _NAME = re.compile(r"[a-z]+")  # one lower-case word: snake_case and classes are
 TERMS = """
 arcsine arccosine arctangent arcsecant arccosecant arccotangent versine signum
 eigenvector eigenvectors eigendecomposition eigenspace hermitian laplacian diagonalizable
-nilpotent bijective surjective injective surjection monoid semigroup abelian exponentiate
+nilpotent bijective surjective injective surjection monoid semigroup abelian infimum supremum
+exponentiate exponentiated exponentiating
 multiset powerset primality totient circumcircle incircle tesseract argmax argmin
 lognormal multinomial hypergeometric quantile quantiles softmax logit probit combinatorics
 stdev bivariate univariate heteroscedastic homoscedastic weibull chebyshev hadamard maclaurin
