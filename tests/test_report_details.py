@@ -1,5 +1,6 @@
 """Small things a review of the report found, each through Streamlit's AppTest: one rounding for
-tables and text, the Suite page's prompt variants, the "good" badge's colour."""
+tables and text, the Suite page's prompt variants, the "good" badge's colour, one card for
+identical re-runs in the case explorer."""
 
 from __future__ import annotations
 
@@ -67,3 +68,26 @@ def test_good_is_a_neutral_badge_not_a_warning(
     labels = [e.label for e in at.expander]
     assert any(":blue-badge[good]" in label for label in labels), labels
     assert not any("orange-badge[good]" in label for label in labels)
+
+
+def test_case_explorer_shows_identical_reruns_as_one_card(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three runs of the base (the second and third all from the cache) and a candidate: two
+    cards for case a, the base's saying it stands for three runs."""
+    from harness.store import Store
+
+    suite = write_suite(tmp_path / "mini")
+    db = tmp_path / "tuneval.db"
+    with Store(db) as store:
+        base = [fake_run(store, suite, "base-model", answers({"a": ""})) for _ in range(3)]
+        fake_run(store, suite, "mini-sft", answers())
+    assert len(set(base)) == 3
+    monkeypatch.setenv("TUNEVAL_DB", str(db))
+    at = open_page("cases", suite="mini", case="a")
+    heads = [t for t in texts(at, "markdown") if t.startswith("**") and "`run-" in t]
+    assert len(heads) == 2 and heads[1].startswith(r"**base\-model**"), heads
+    assert f"`{base[-1]}`" in heads[1]  # the newest run's card
+    (note,) = [t for t in texts(at, "caption") if t.startswith("×")]
+    assert note.startswith("×3 runs") and f"`{base[0]}`" in note and f"`{base[1]}`" in note
+    assert len(at.dataframe[0].value) == 4  # the table still lists every run
