@@ -98,6 +98,21 @@ def _sandboxed_templates(trust_code: bool) -> Iterator[None]:
         lm_utils.env = plain
 
 
+@contextlib.contextmanager
+def _no_git_probe() -> Iterator[None]:
+    """lm-eval records the git commit of the current folder by running `git describe`, whose
+    "fatal: not a git repository" goes straight to the terminal, past any redirect of
+    sys.stderr. tuneval records its own provenance; the probe is skipped."""
+    import lm_eval.evaluator as lm_evaluator
+
+    probe = lm_evaluator.get_git_commit_hash
+    lm_evaluator.get_git_commit_hash = lambda: None
+    try:
+        yield
+    finally:
+        lm_evaluator.get_git_commit_hash = probe
+
+
 def _absolute(folder: Path, value: Any) -> Any:
     if isinstance(value, list):
         return [_absolute(folder, v) for v in value]
@@ -139,15 +154,16 @@ def _run_lm_eval(
 
     from harness.models import load
 
-    if not progress:
-        logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    # lm-eval's warnings are about how tuneval hands it the model ("`pretrained` model kwarg is
+    # not of type `str`"), nothing the user can act on; its errors still show.
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
     model, tok = load(ref, dtype)
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
     # No include path: the configs are complete, and nothing else in the folder is read.
     manager = TaskManager(include_defaults=False)
     # lm-eval and datasets draw their own progress bars on stderr; --json output wants none.
     quiet = contextlib.redirect_stderr(io.StringIO()) if not progress else contextlib.nullcontext()
-    with quiet, _sandboxed_templates(trust_code):
+    with quiet, _no_git_probe(), _sandboxed_templates(trust_code):
         try:
             out = simple_evaluate(
                 model=lm,

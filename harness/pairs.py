@@ -7,6 +7,11 @@ Rows are TRL's conversational preference format, `prompt` / `chosen` / `rejected
 with what decided the pair under `tuneval`: both grades, the criteria the chosen answer passed
 and the rejected one failed, the model's fingerprint and each answer's sampling seed.
 
+Answer j to a training row is drawn with the seed every sampled evaluation uses,
+`harness.sampling.sample_seed(suite seed, row id, j)`, one generator per row: it depends on the
+row alone (not its batch mates, not --limit), so the same conversation under the same settings is
+the same cache entry whether pairs or `eval --samples` asked for it first.
+
 Never from the test split, and never a training prompt that is the same as, or near (the
 `data check` rule: Jaccard of character 5-grams >= 0.8), a test prompt: a candidate trained on
 those would be graded on its own lessons. Every sample is a cached generation (model
@@ -29,17 +34,11 @@ from harness.generate import Backend, Generation, GenSettings, Messages, cache_k
 from harness.grading import RANK, Grader
 from harness.models import ModelRef
 from harness.runner import conversation, settings_for
+from harness.sampling import sample_seed
 from harness.store import GenerationRow, Store
 
 TieBreak = Literal["none", "failed", "score"]
 FORMAT = 1  # of the `tuneval` field of a pair row
-
-
-def sample_seed(seed: int, j: int) -> int:
-    """The sampling seed of answer j (0-based) to a prompt: the suite's generation seed + j.
-    The engines derive each row's generator from this seed and the prompt, so answers differ
-    across prompts and samples, and the same (seed, prompt) always draws the same answer."""
-    return seed + j
 
 
 @dataclass(frozen=True)
@@ -94,13 +93,9 @@ class PairsResult:
         }
 
 
-def sample_settings(suite_settings: GenSettings, opts: PairOptions, j: int) -> GenSettings:
-    return replace(
-        suite_settings,
-        temperature=opts.temperature,
-        top_p=opts.top_p,
-        seed=sample_seed(suite_settings.seed, j),
-    )
+def sample_settings(suite_settings: GenSettings, opts: PairOptions) -> GenSettings:
+    """The suite's settings with the pairs' temperature and top-p (each row gets its own seed)."""
+    return replace(suite_settings, temperature=opts.temperature, top_p=opts.top_p)
 
 
 def leaked_rows(suite: Any, rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -124,11 +119,13 @@ def leaked_rows(suite: Any, rows: Sequence[dict[str, Any]]) -> dict[int, dict[st
 
 def _sample(
     store: Store, ref: ModelRef, convs: list[Messages], settings: GenSettings,
-    backend: Backend | None, opts: PairOptions,
+    seeds: list[int], backend: Backend | None, opts: PairOptions,
 ) -> tuple[list[Generation], int, Backend | None]:  # fmt: skip
-    """One answer per conversation under `settings`: from the cache, or generated and committed
-    to the cache per batch. Returns (answers, how many were generated, the backend)."""
-    keys = [cache_key(ref.fingerprint, m, settings) for m in convs]
+    """One answer per conversation under `settings` and its own seed: from the cache, or
+    generated and committed to the cache per batch. Returns (answers, how many were generated,
+    the backend)."""
+    row_settings = [replace(settings, seed=seed) for seed in seeds]
+    keys = [cache_key(ref.fingerprint, m, s) for m, s in zip(convs, row_settings, strict=True)]
     hits = store.cached_generations(keys)
     gens: list[Generation | None] = [None] * len(convs)
     for i, k in enumerate(keys):
@@ -147,10 +144,11 @@ def _sample(
             for b, g in zip(batch, out, strict=True):
                 i = misses[b]
                 gens[i] = g
-                rows.append(g.cache_row(keys[i], ref.fingerprint, convs[i], settings))
+                rows.append(g.cache_row(keys[i], ref.fingerprint, convs[i], row_settings[i]))
             store.save_generations(rows)
 
-        backend.generate([convs[i] for i in misses], settings, on_batch)
+        convs_missed = [convs[i] for i in misses]
+        backend.generate(convs_missed, settings, on_batch, seeds=[seeds[i] for i in misses])
     return [g for g in gens if g is not None], len(misses), backend
 
 
@@ -203,9 +201,10 @@ def build_pairs(
     grader = Grader(suite, store, opts.progress)
     per_sample: list[list[tuple[str, str, dict[str, Any]]]] = []
     generated = 0
+    settings = sample_settings(base, opts)
     for j in range(opts.samples if convs else 0):
-        settings = sample_settings(base, opts, j)
-        gens, made, backend = _sample(store, ref, convs, settings, backend, opts)
+        seeds = [sample_seed(base.seed, str(cases[i]["id"]), j) for i in kept]
+        gens, made, backend = _sample(store, ref, convs, settings, seeds, backend, opts)
         generated += made
         graded = grader([g.output for g in gens], [cases[i] for i in kept])
         per_sample.append([(g.output, gr, c) for g, (gr, c) in zip(gens, graded, strict=True)])
@@ -225,7 +224,7 @@ def build_pairs(
         "samples": opts.samples,
         "temperature": opts.temperature,
         "top_p": opts.top_p,
-        "seeds": [sample_seed(base.seed, j) for j in range(opts.samples)],
+        "seed": base.seed,  # answer j to row r: harness.sampling.sample_seed(seed, r, j)
         "tie_break": opts.tie_break,
         "split": opts.split,
         "max_new_tokens": base.max_new_tokens,
@@ -248,7 +247,7 @@ def _row(
         return {
             "grade": grade,
             "sample": j,
-            "seed": sample_seed(base.seed, j),
+            "seed": sample_seed(base.seed, str(case["id"]), j),
             "failed": _failed(crit),
             "score": round(_mean_score(crit), 4),
         }

@@ -16,7 +16,7 @@ from harness.grading import GRADES, RANK
 HEATMAP_HEIGHT = 240
 CRITERIA_WIDTH = 380  # a faceted chart cannot take the container's width; this fits half a page
 CELL = "cell"  # the transition heatmap's selection: a click picks the cell's (A, B) grades
-GRADE_COLOURS = alt.Scale(domain=list(GRADES), range=["#e4572e", "#f3a712", "#29bf12"])
+GRADE_COLOURS = alt.Scale(domain=list(GRADES), range=["#e4572e", "#4c78a8", "#29bf12"])
 # Diverging by how far the grade moved (B rank - A rank): two steps down to two steps up.
 MOVE_COLOURS = alt.Scale(
     domain=[-2, -1, 0, 1, 2], range=["#b2182b", "#ef8a62", "#e6e6e6", "#7fbf7b", "#1b7837"]

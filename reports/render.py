@@ -9,15 +9,17 @@ from __future__ import annotations
 import difflib
 import html
 import json
+import math
 import re
 from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import streamlit as st
 
 from harness.grading import GRADES
 
-GRADE_COLOUR = {"bad": "red", "good": "orange", "better": "green"}
+GRADE_COLOUR = {"bad": "red", "good": "blue", "better": "green"}  # orange would read as a warning
 CHANGE_COLOUR = {"improved": "green", "regressed": "red", "unchanged": "gray"}
 CHANGE_MARK = {"improved": "▲", "regressed": "▼", "unchanged": "="}
 SECTION_ORDER = {g: i for i, g in enumerate(GRADES)}
@@ -48,9 +50,18 @@ FAIL_MARK = '<b style="color:#d63a1e">✗ fail</b>'
 # --- numbers -------------------------------------------------------------------------------------
 
 
+def percent(x: float) -> float:
+    """A share (0-1) as the percentage the report shows, to one decimal, halves up: 0.5625 ->
+    56.3. Text (`pct`) and table columns (`widgets.as_percent`) both round here, so one figure
+    never reads 56.2% in a sentence and 56.3% in a table."""
+    if not math.isfinite(x):
+        return x * 100
+    return float((Decimal(repr(x)) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
 def pct(x: float | None) -> str:
     """A share as a percentage with one decimal, everywhere: '53.1%'; '—' when unknown."""
-    return "—" if x is None else f"{x:.1%}"
+    return "—" if x is None else f"{percent(x):.1f}%"
 
 
 def points(x: float) -> str:

@@ -13,7 +13,7 @@ from harness.grading import GRADES
 from harness.prompts import arm
 from reports import data, urlstate
 from reports import labels as label_store
-from reports.render import badge, md
+from reports.render import badge, md, percent
 
 # One way to show a share in a table: a percentage with one decimal ("53.1%"), from a 0-100
 # column (`as_percent`); bars are blue, since a pass rate of 75% is not an alarm.
@@ -24,10 +24,12 @@ RATE_BAR = st.column_config.ProgressColumn(
 
 
 def as_percent(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Shares (0-1) as percentages (0-100) for PERCENT and RATE_BAR columns."""
+    """Shares (0-1) as percentages (0-100) for PERCENT and RATE_BAR columns, rounded as the
+    text rounds them (`render.percent`)."""
     out = frame.copy()
     for c in columns:
-        out[c] = pd.to_numeric(out[c], errors="coerce") * 100
+        shares = pd.to_numeric(out[c], errors="coerce")
+        out[c] = shares.map(lambda x: percent(float(x)) if pd.notna(x) else x)
     return out
 
 

@@ -83,6 +83,7 @@ def test_pairs_are_leak_free_ordered_by_the_rubric_and_cached(
 ) -> None:
     from harness.data import near_matches, normalize
     from harness.grading import RANK, Grader
+    from harness.sampling import sample_seed
     from harness.suite import load_suite
 
     report, rows = made["report"], read_rows(made["file"])
@@ -105,12 +106,42 @@ def test_pairs_are_leak_free_ordered_by_the_rubric_and_cached(
         assert RANK[g_c] > RANK[g_r]  # the rubric itself, asked again, prefers the chosen
         assert (meta["chosen"]["grade"], meta["rejected"]["grade"]) == (g_c, g_r)
         assert meta["decided_by"] and meta["model_fingerprint"]
-        assert meta["chosen"]["seed"] == meta["chosen"]["sample"]  # the suite's seed is 0
+        for side in ("chosen", "rejected"):  # the suite's seed is 0
+            assert meta[side]["seed"] == sample_seed(0, meta["row"], meta[side]["sample"])
     before = made["file"].read_bytes()
     code, out, _ = run_cli(*made["args"], capsys=capsys)
     again = json.loads(out)
     assert code == 0 and again["generated"] == 0 and again["cached"] == 12
     assert made["file"].read_bytes() == before
+
+
+def test_a_sampled_eval_of_the_same_prompts_reuses_the_pairs_samples(
+    made: dict, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pairs seed answer j to row r as `eval --samples` does (harness.sampling.sample_seed):
+    the pairs' training rows, evaluated as test cases at the same settings, are all cache, and
+    each pair's answers are the eval's samples of the same j."""
+    cases = [{"id": f"train-{i}", **row} for i, row in enumerate(TRAIN[:4])]
+    yaml = PAIRS_YAML.replace("name: prefs", "name: prefs-as-test").replace(
+        "{max_new_tokens: 16,", "{max_new_tokens: 16, temperature: 1.0, top_p: 0.95,"
+    )
+    suite = write_suite(tmp_path / "as-test", yaml, cases=cases, train=TRAIN[:1])
+    code, out, err = run_cli(
+        "eval", str(suite), "--model", str(tiny_model_dir), "--samples", "3",
+        "--db", str(made["db"]), "--json", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    from harness.store import Store
+
+    with Store(made["db"]) as store:
+        results = {r["case_id"]: r for r in store.results(json.loads(out)["run_id"])}
+    assert all(s["cached"] for r in results.values() for s in r["samples"])
+    for row in read_rows(made["file"]):
+        meta, samples = row["tuneval"], results[row["tuneval"]["row"]]["samples"]
+        for side in ("chosen", "rejected"):
+            sample = samples[meta[side]["sample"]]
+            assert sample["output"] == row[side][0]["content"]
+            assert sample["seed"] == meta[side]["seed"]
 
 
 def test_every_sample_at_one_grade_makes_no_pairs_and_says_so(
@@ -228,16 +259,24 @@ def test_bad_dpo_settings_exit_2_and_touch_no_store(
         assert not db.exists()
 
 
-def test_loop_with_dpo_makes_pairs_trains_and_judges(
+def test_loop_with_dpo_makes_pairs_trains_grades_checkpoints_and_judges(
     made: dict, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = run_cli(
         "loop", str(made["suite"]), "--trainer", "dpo", "--base", str(tiny_model_dir),
-        "--pair-samples", "3", *sets("max_steps=2", "batch_size=2", "max_length=64"),
-        "--db", str(made["db"]), "--json", capsys=capsys,
+        "--pair-samples", "3", *sets("max_steps=2", "batch_size=2", "max_length=64", "save_every=1"),
+        "--eval-checkpoints", "2", "--db", str(made["db"]), "--json", capsys=capsys,
     )  # fmt: skip
     assert code == 0, err
     result = json.loads(out)
+    from harness.store import Store
+
+    with Store(made["db"]) as store:  # each checkpoint (an adapter) graded on the first 2 cases
+        runs = store.checkpoint_runs(result["train"]["train_run"])
+        kinds = [r["kind"] for r in store.train_log(result["train"]["train_run"])]
+    assert [(r["step"], r["n_cases"]) for r in runs] == [(1, 2), (2, 2)]
+    assert [r["id"] for r in runs] == result["train"]["checkpoint_runs"]
+    assert kinds.count("eval") == kinds.count("checkpoint") == 2
     assert result["verdict"] in ("improved", "regressed", "no significant change",
                                  "insufficient evidence")  # fmt: skip
     sha = hashlib.sha256(made["file"].read_bytes()).hexdigest()

@@ -280,3 +280,25 @@ def test_cases_and_tasks_run_together_from_eval_loop_and_checkpoints(
     assert checkpoints and all(kinds(r["id"]) == {"case", "task"} for r in checkpoints)
     with Store(db) as store:  # a checkpoint takes as many samples per task as test cases
         assert len(store.results(checkpoints[0]["id"])) == 2 + 2
+
+
+def test_eval_output_has_no_lm_eval_warnings_nor_git_noise(
+    mc_suite: Path, tiny_model_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Outside a git repository lm-eval's `git describe` printed "fatal: not a git repository"
+    to the terminal (past any sys.stderr redirect), and its warnings about how the model was
+    passed came with every run; the progress bars stay."""
+    from tests.conftest import run_cli
+
+    monkeypatch.chdir(tmp_path)  # not inside a git repository
+    code, _, err = run_cli(
+        "eval", str(mc_suite), "--model", str(tiny_model_dir), "--db", str(tmp_path / "t.db"),
+        capsys=capfd,  # type: ignore[arg-type]  # file descriptors: git writes to fd 2
+    )  # fmt: skip
+    assert code == 0, err
+    assert "fatal" not in err and "not a git repository" not in err
+    # pytest takes log records off the terminal: the warnings are looked for among them
+    warned = [r.getMessage() for r in caplog.records if r.name.startswith("lm_eval")]
+    assert not warned  # before: "`pretrained` model kwarg is not of type `str`", and more

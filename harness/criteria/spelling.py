@@ -2,12 +2,14 @@
 repetitive.
 
 The dictionary is the English word list shipped inside the `pyspellchecker` package (nothing is
-downloaded), plus the `vocabulary` lists (both by default): `python`, every word of the Python
-documentation that each Python installation carries (`pydoc_data.topics`: `iterable`, `stdout`,
-`kwargs`), and `suite`, every word in the suite's own data (test, train and validation rows: the
-task's domain words, `timestamp`, `hostname`). A word unknown as written still passes when
-dropping a regular ending (-s, -ed, -ing, -ize...) or prefix (multi-, re-, un-...) leaves a known
-word: word lists hold few derived forms, and a misspelled stem stays unknown.
+downloaded), plus the `vocabulary` lists (all three by default): `python`, every word of the
+Python documentation that each Python installation carries (`pydoc_data.topics`: `iterable`,
+`stdout`, `kwargs`); `science`, standard mathematical and scientific names (`arccos`,
+`eigenvector`, `quantile`: `harness.criteria.science`); and `suite`, every word in the suite's own
+data (test, train and validation rows: the task's domain words, `timestamp`, `hostname`). A word
+unknown as written still passes when dropping a regular ending (-s, -ed, -ing, -ize...) or prefix
+(multi-, re-, un-...) leaves a known word: word lists hold few derived forms, and a misspelled
+stem stays unknown.
 
 Never checked, because they are not prose: code (``` fences and `backticks`), identifiers
 (snake_case, camelCase, dotted.names, calls(), words with digits, ALL-CAPS acronyms), numbers,
@@ -40,6 +42,7 @@ _SUFFIXES = ("ing", "ed", "es", "s", "ly", "er", "'s", "ize", "izes", "ized", "i
 _PREFIXES = ("multi", "re", "un", "non", "pre", "sub", "super", "inter", "de", "co")
 _ACRONYM = re.compile(r"^[A-Z]{2,}s?$")
 
+Vocabulary = Literal["python", "science", "suite"]
 _lock = threading.Lock()
 _words: dict[str, frozenset[str]] = {}
 
@@ -56,6 +59,10 @@ def _load(name: str) -> frozenset[str]:
 
                 text = " ".join(topics.values())
                 _words[name] = frozenset(w.casefold() for w in _LETTERS.findall(text))
+            elif name == "science":
+                from harness.criteria.science import science_words
+
+                _words[name] = science_words()
         return _words[name]
 
 
@@ -123,7 +130,7 @@ def suite_words(folder: Path | None) -> frozenset[str]:
 def spelling(
     max_misspelled: Annotated[int, Field(ge=0)] = 0,
     known: list[str] = [],  # noqa: B006
-    vocabulary: list[Literal["python", "suite"]] = ["python", "suite"],  # noqa: B006
+    vocabulary: list[Vocabulary] = ["python", "science", "suite"],  # noqa: B006
     min_length: Annotated[int, Field(ge=1)] = 3,
 ) -> Scorer:
     """Flags misspelled words (an offline dictionary; code, identifiers and case fields skipped)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -65,12 +67,29 @@ st.dataframe(
     column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
 )
 
-for r in reversed(rows):  # newest first
+
+def same_card(r: dict[str, Any]) -> tuple[Any, ...]:
+    """What a card shows: re-runs of one arm with the same answer, grades and human grade (a
+    cached re-run, as every loop makes of its base) are one card."""
+    lab = (labels.get((r["run_id"], case_id)) or {}).get("grade")
+    criteria = json.dumps(r["criteria"], sort_keys=True, default=str)
+    return (model_label(r), r["step"], r["output"], r["grade"], criteria, lab)
+
+
+cards: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+for r in reversed(rows):  # newest first; a card stands where its newest run is
+    cards.setdefault(same_card(r), []).append(r)
+
+for same in cards.values():
+    r = same[0]
     with st.container(border=True):
         step = f" · step {r['step']}" if r["step"] is not None else ""
         lab = labels.get((r["run_id"], case_id))
         who = md(model_label(r))
         st.markdown(f"**{who}**{step} · `{r['run_id']}` — {label_line(r['grade'], lab)}")
+        if len(same) > 1:
+            older = ", ".join(f"`{o['run_id']}`" for o in same[1:])
+            st.caption(f"×{len(same)} runs with this same answer and grades (also {older})")
         cols = st.columns([3, 2])
         with cols[0]:
             text_block(r["output"])

@@ -1,4 +1,4 @@
-"""Suite: the rubric (bad / good / better criteria), the prompt and the cases."""
+"""Suite: the rubric (bad / good / better criteria), the prompt and its variants, the cases."""
 
 from __future__ import annotations
 
@@ -147,6 +147,32 @@ g = spec.generation
 st.caption(
     f"generation: max {g.max_new_tokens} new tokens · stop {g.stop} · temperature {g.temperature}"
 )
+if spec.prompt and spec.prompt.variants:
+    variants = spec.prompt.variants
+    st.subheader(f"Prompt variants ({len(variants)})")
+    st.caption(
+        "Prompt-engineering baselines on the same cases: `tuneval eval SUITE --prompt NAME`, "
+        "`tuneval loop SUITE --prompt-baseline NAME`."
+    )
+
+    def unless_base(text: str | None) -> str:
+        return "(the base prompt's)" if text is None else text or "(none)"
+
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "variant": name,
+                    "examples": f"{v.shots} from {v.split} (seed {v.seed})" if v.shots else "none",
+                    "system": unless_base(v.system),
+                    "user": unless_base(v.user),
+                }
+                for name, v in variants.items()
+            ]
+        ),
+        hide_index=True,
+        key="suite-variants",
+    )
 
 if spec.lm_eval:
     lm_eval_section(name, Path(view.path), spec.lm_eval)
