@@ -264,7 +264,8 @@ def test_loop_with_dpo_makes_pairs_trains_grades_checkpoints_and_judges(
 ) -> None:
     code, out, err = run_cli(
         "loop", str(made["suite"]), "--trainer", "dpo", "--base", str(tiny_model_dir),
-        "--pair-samples", "3", *sets("max_steps=2", "batch_size=2", "max_length=64", "save_every=1"),
+        "--pair-samples", "3",
+        *sets("max_steps=2", "batch_size=2", "max_length=64", "save_every=1"),
         "--eval-checkpoints", "2", "--db", str(made["db"]), "--json", capsys=capsys,
     )  # fmt: skip
     assert code == 0, err

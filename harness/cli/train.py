@@ -338,7 +338,7 @@ def loop_cmd(
         base_ref = models.resolve(base, store)
         say(f"evaluating the base {escape(base_ref.name)}")
         run_a = evaluate_suite(s, base_ref, store, opts)
-        run_p, pairs = None, None
+        run_p = None
         if prompt_baseline is not None:
             say(f"evaluating the base with prompt variant {escape(prompt_baseline)}")
             run_p = evaluate_suite(s, base_ref, store, replace(opts, prompt=prompt_baseline))
