@@ -19,12 +19,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.errors import UserError
 from harness.generate import GenSettings, Messages, OnBatch
@@ -173,6 +175,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @dataclass
+class StartStats(Stats):
+    """The served client's counts, and how long vLLM took to be ready (its compile included)."""
+
+    start_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "start_seconds": round(self.start_seconds, 1)}
+
+
+@dataclass
 class VllmBackend:
     """A Backend: each `generate` starts vLLM on the model, asks it every conversation through
     the served-model client, and stops it."""
@@ -181,7 +193,7 @@ class VllmBackend:
     dtype: str
     concurrency: int | None = None
     progress: bool = True
-    stats: Stats = field(default_factory=Stats)
+    stats: StartStats = field(default_factory=StartStats)
 
     def generate(
         self,
@@ -191,7 +203,11 @@ class VllmBackend:
         *,
         seeds: Sequence[int] | None = None,
     ) -> None:
+        if self.progress:
+            sys.stderr.write("starting vLLM (a first start compiles for minutes)\n")
+        t0 = time.perf_counter()
         with server(self.ref, self.dtype) as endpoint:
+            self.stats.start_seconds = time.perf_counter() - t0
             backend = ServedBackend(
                 self.ref.name, endpoint, self.concurrency or endpoint.concurrency, self.progress,
                 self.stats,
