@@ -47,7 +47,7 @@ def test_vllm_engine_grades_as_local_and_caches_apart(tmp_path: Path) -> None:
     assert b["cached"] == 8 and b["generated"] == 0 and b["grades"] == v["grades"]
 
 
-def test_vllm_absent_or_unknown_engine_is_one_line(
+def test_vllm_absent_adapter_or_unknown_engine_is_one_line(
     tiny_model_dir: Path,
     mini_suite: Path,
     tmp_path: Path,
@@ -67,3 +67,11 @@ def test_vllm_absent_or_unknown_engine_is_one_line(
     assert code == 2 and "--engine 'gpu'" in err
     with pytest.raises(Exception, match="make vllm"):
         python()
+    adapter = tmp_path / "lora"  # refused on its config alone, before any weight is read
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": str(tiny_model_dir)})
+    )
+    (adapter / "adapter_model.safetensors").write_bytes(b"never read")
+    code, _, err = run_cli(*args[:2], "-m", str(adapter), "--engine", "vllm", capsys=capsys)
+    assert code == 2 and "is an adapter" in err and len(err.strip().splitlines()) == 1
