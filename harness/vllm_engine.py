@@ -10,7 +10,8 @@ Unlike a `tuneval models add` endpoint, the model is a folder tuneval hashed, so
 the verified fingerprint of the weights. The answers are cached under the engine's name (see
 `GenSettings.engine`): vLLM's kernels round differently from transformers', so its answers never
 stand in for the local engine's, nor the local engine's for its. The server leads its own process
-group and the kernel kills it when tuneval dies (`kill -9` included).
+group under a small guard: when tuneval stops it, or dies (`kill -9` included, the kernel tells
+the guard), the guard kills the whole group, vLLM's engine processes included.
 """
 
 from __future__ import annotations
@@ -110,6 +111,17 @@ def start_seconds() -> float:
         return DEFAULT_START_SECONDS
 
 
+# The server's guard, the leader of its process group: vLLM ignores SIGTERM while it starts and
+# its engine processes outlive a SIGKILLed server, so on SIGTERM (sent by tuneval's stop, or by
+# the kernel when tuneval dies) the guard SIGKILLs the whole group, itself included. The handler
+# is set before the server exists, so no signal can leave a server without its guard.
+_GUARD = """
+import os, signal, subprocess, sys
+signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
+sys.exit(subprocess.Popen(sys.argv[1:]).wait())
+"""
+
+
 @contextmanager
 def server(ref: ModelRef, dtype: str) -> Iterator[Endpoint]:
     """vLLM's OpenAI server on `ref`'s folder, ready; stopped (its whole group) on exit."""
@@ -119,8 +131,9 @@ def server(ref: ModelRef, dtype: str) -> Iterator[Endpoint]:
     cmd = server_command(python(), ref.path, port, dtype, ref.name)
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            cmd, env=server_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, preexec_fn=child_dies_with_parent(os.getpid()),
+            [sys.executable, "-c", _GUARD, *cmd], env=server_env(), stdin=subprocess.DEVNULL,
+            stdout=log, stderr=log, start_new_session=True,
+            preexec_fn=child_dies_with_parent(os.getpid(), signal.SIGTERM),
         )  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"
@@ -161,7 +174,8 @@ def _tail(log: object) -> str:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's process group, SIGKILL if it has not gone within 15 s."""
+    """SIGTERM to the server's process group (its guard kills the group), SIGKILL if it has not
+    gone within 15 s."""
     for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
