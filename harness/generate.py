@@ -41,10 +41,17 @@ class GenSettings:
     top_p: float = 1.0
     seed: int = 0
     dtype: str = "float32"
+    # "" for the local engines, whose float32 greedy answers agree (pool, static and hf are
+    # held to one another by the tests), so they share cache entries; "vllm" for vLLM, whose
+    # kernels round differently: its answers are cached and keyed apart, so neither engine's
+    # answer ever stands in for the other's.
+    engine: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stop"] = list(self.stop)
+        if not self.engine:  # the local engines' keys stay what they were before engines
+            d.pop("engine")
         if self.temperature == 0.0:  # greedy: sampling knobs don't change the output
             d.pop("top_p")
             d.pop("seed")
@@ -157,6 +164,8 @@ class HFBackend:
         from harness.pool import mergeable_cache
 
         engine = self.engine if self.engine != "auto" else os.environ.get("TUNEVAL_ENGINE", "auto")
+        if engine == "vllm":  # harness.vllm_engine answers the cases; what is left runs here
+            engine = "auto"
         if engine not in ENGINES:
             raise UserError(f"TUNEVAL_ENGINE={engine!r}: use one of {', '.join(ENGINES)}")
         if engine == "static" and settings.temperature != 0:

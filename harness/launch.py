@@ -113,11 +113,12 @@ def die_with_parent() -> None:
         child_dies_with_parent(os.getppid())()
 
 
-def child_dies_with_parent(parent: int | None = None) -> Callable[[], None]:
+def child_dies_with_parent(parent: int | None = None, sig: int | None = None) -> Callable[[], None]:
     """A function that asks the kernel to kill the calling process when its parent dies
     (PR_SET_PDEATHSIG; Linux only, elsewhere it does nothing). Made in the parent, so that as a
     `preexec_fn` the child runs no import or library lookup between fork and exec; given the
-    parent's pid, it also exits at once if the parent is already gone."""
+    parent's pid, it also exits at once if the parent is already gone. `sig` is the signal sent
+    (SIGKILL; SIGTERM lets a server that has children of its own stop them first)."""
     if not sys.platform.startswith("linux"):
         return lambda: None
     import ctypes
@@ -129,7 +130,7 @@ def child_dies_with_parent(parent: int | None = None) -> Callable[[], None]:
         return lambda: None
 
     def request() -> None:
-        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        prctl(1, signal.SIGKILL if sig is None else sig)  # PR_SET_PDEATHSIG
         if os.getppid() == 1 or (parent is not None and os.getppid() != parent):
             os._exit(1)  # orphaned before the request took effect
 

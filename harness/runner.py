@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class EvalOptions:
     trust_code: bool = False  # --trust-suite-code: the suite may run code (metrics, lm-eval tasks)
     prompt: str = BASE  # a prompt variant of the suite (`prompt.variants`), or the base prompt
     samples: int | None = None  # answers per case; None: the suite's generation.samples
+    engine: str | None = None  # "vllm" or "local"; None: TUNEVAL_ENGINE, else local
 
 
 @dataclass
@@ -148,6 +149,11 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions, store: Store) -> _Plan
         raise UserError("--batch-size must be at least 1")
     cases = select_cases(suite, opts.limit, opts.case_ids)
     settings = settings_for(suite, opts.dtype)
+    from harness import vllm_engine
+
+    if vllm_engine.chosen(opts.engine):  # refused before anything is stored
+        vllm_engine.check(ref, bool(suite.spec.lm_eval))
+        settings = replace(settings, engine=vllm_engine.ENGINE)  # keyed apart: see GenSettings
     prompt = prompt_for(suite, opts.prompt) if cases or opts.prompt else None  # fails early
     convs = [prompt.messages(c) for c in cases] if prompt else []
     keys = [cache_key(ref.fingerprint, m, settings) for m in convs]
@@ -201,6 +207,11 @@ def evaluate_suite(
     plan = _plan(suite, ref, opts, store)
     if backend is None and ref.kind == "served":
         backend = _reachable_endpoint(ref, store, plan, opts)
+    elif backend is None and plan.settings.engine:
+        from harness.vllm_engine import VllmBackend
+
+        # started only if some answer is not cached, stopped when the answers are in
+        backend = VllmBackend(ref, plan.settings.dtype, opts.batch_size, opts.progress)
     # One process evaluates a run key at a time; one that waited takes the run the other made.
     with store.claim(f"run:{plan.run_key}", on_wait=lambda: _say_waiting(opts)) as waited:
         shared = _finished_since(store, plan.run_key, began) if waited else None
@@ -415,7 +426,7 @@ def _start_run(
     settings: dict[str, Any] = {
         **plan.settings.as_dict(),
         "limit": opts.limit,
-        "backend": "served" if ref.kind == "served" else "hf",
+        "backend": "served" if ref.kind == "served" else plan.settings.engine or "hf",
         "must_pass": "recorded",  # runs stored before schema 2 lack the flags
     }
     if plan.lm_settings is not None:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, TrustOption, open_store, out, print_json
 from harness.cli.track import DestOption, LogToOption, ProjectOption
+from harness.errors import UserError
 
 
 def summary_table(result: dict[str, Any], sections: dict[str, str]) -> Table:
@@ -77,6 +78,14 @@ def eval_cmd(
         str | None,
         typer.Option("--base", help="for a checkpoint sweep: the base the checkpoints came from"),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="vllm: answer through vLLM started on the model (`make vllm`); local: "
+            "tuneval's own (default: TUNEVAL_ENGINE, else local)",
+        ),
+    ] = None,
     log_to: LogToOption = None,
     project: ProjectOption = "tuneval",
     dest: DestOption = None,
@@ -92,6 +101,8 @@ def eval_cmd(
     from harness.runner import EvalOptions
     from harness.suite import load_suite
 
+    if engine not in (None, "local", "vllm"):
+        raise UserError(f"--engine {engine!r}: use local or vllm")
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
     s.check_trust(trust_code)
     if samples is not None:
@@ -101,7 +112,7 @@ def eval_cmd(
     track.check(log_to)
     opts = EvalOptions(
         limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code,
-        prompt=prompt, samples=samples,
+        prompt=prompt, samples=samples, engine=engine,
     )  # fmt: skip
     if prompt:
         from harness.prompts import prompt_for

