@@ -32,7 +32,7 @@ from typing import Any
 
 from harness import stats
 from harness.compare_rates import compare_rates, has_samples, sample_fields
-from harness.cost import CostLine, cost_lines
+from harness.cost import CostLine, cost_lines, engine_caveat
 from harness.errors import Problem, UserError
 from harness.grading import GRADES, RANK
 
@@ -344,7 +344,8 @@ def compare_rows(
         [p.a["grade"] == "better" for p in pairs], [p.b["grade"] == "better" for p in pairs], boot
     )
     criteria, sections = _criteria_deltas(pairs, boot)
-    cost = cost_lines([p.a for p in pairs], [p.b for p in pairs], **boot)
+    apart = bool(engine_caveat(run_a, run_b))  # seconds of different engines: not divided
+    cost = cost_lines([p.a for p in pairs], [p.b for p in pairs], **boot, engines_differ=apart)
     p_mc = float(stats.mcnemar(b01, b10))
     p_sign = float(stats.sign_test(n_up, n_down))
     n = len(pairs)

@@ -10,7 +10,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from harness.compare import Comparison, Delta, Pair, failed_checks
-from harness.cost import amount, ratio_text
+from harness.cost import amount, ratio_cells
 from harness.grading import GRADES
 from harness.prompts import arm
 
@@ -143,10 +143,10 @@ def _cost_md(c: Comparison) -> list[str]:
         "|---|---:|---:|---:|---|---:|",
     ]
     for line in c.cost:
-        ratio, _, ci = ratio_text(line).partition(" ")
+        ratio, ci = ratio_cells(line)
         out.append(
             f"| {line.label} | {amount(line, line.a)} | {amount(line, line.b)} | {ratio} | "
-            f"{ci or '—'} | {line.n} |"
+            f"{ci} | {line.n} |"
         )
     return out
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from harness.cost import amount, engine_caveat, ratio_text
+from harness.cost import amount, engine_caveat, ratio_cells
 from reports.comparison import Compared, without
 from reports.data import Stamp
 from reports.render import md, pct, plural, points
@@ -103,14 +103,14 @@ def cost_rows(cmp: Any) -> list[dict[str, Any]]:
     paired bootstrap interval, the cases with the figure on both sides."""
     rows = []
     for line in cmp.cost:
-        ratio, _, ci = ratio_text(line).partition(" ")
+        ratio, ci = ratio_cells(line)
         rows.append(
             {
                 "cost per case (mean)": line.label,
                 "A": amount(line, line.a),
                 "B": amount(line, line.b),
                 "B / A": ratio,
-                "95% CI": ci or "—",
+                "95% CI": ci,
                 "cases": line.n,
             }
         )

@@ -55,7 +55,7 @@ def test_cost_on_compare_equals_the_cli(
 ) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from harness.cost import FIGURES, CostLine, amount, ratio_text
+    from harness.cost import FIGURES, CostLine, amount, ratio_cells
 
     db, a, b = costly
     code, out, _ = run_cli("compare", a, b, "--json", "--db", str(db), capsys=capsys)
@@ -63,6 +63,10 @@ def test_cost_on_compare_equals_the_cli(
     cli = json.loads(out)["cost"]
     code, out, _ = run_cli("compare", a, b, "--db", str(db), capsys=capsys)
     assert code == 0 and "different engines (hf float32 vs hf bfloat16)" in " ".join(out.split())
+    # seconds of different engines are shown, never divided; token counts still are
+    assert cli["seconds"]["ratio"] is None and cli["seconds"]["apart"] == "engines differ"
+    assert cli["output_tokens"]["ratio"] is not None
+    assert "not divided: engines differ" in " ".join(out.split())
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     at.query_params.update({"suite": "mini", "a": a, "b": b})
     at.switch_page("views/compare.py").run()
@@ -72,9 +76,10 @@ def test_cost_on_compare_equals_the_cli(
     for (_, row), line in zip(table.iterrows(), cli.values(), strict=True):
         expected = CostLine(**line)
         assert (row["A"], row["B"]) == (amount(expected, line["a"]), amount(expected, line["b"]))
-        assert f"{row['B / A']} {row['95% CI']}" == ratio_text(expected)
+        assert (row["B / A"], row["95% CI"]) == ratio_cells(expected)
         assert row["cases"] == line["n"]
     assert float(table.iloc[1]["B / A"].rstrip("x")) < 1  # the terse model generates less
+    assert table.iloc[2]["B / A"] == "not divided"
     warnings = " ".join(str(w.value) for w in at.warning).replace("\\", "")
     assert "different engines (hf float32 vs hf bfloat16)" in warnings
 
@@ -86,4 +91,5 @@ def test_overview_names_the_cost_beside_the_verdict(costly: tuple[Path, str, str
     assert not at.exception, [e.value for e in at.exception]
     captions = " ".join(str(c.value) for c in at.caption).replace("\\", "")
     assert "the generated tokens" in captions and "per case of" in captions
+    assert "the seconds" not in captions  # not divided across engines
     assert "different engines" in captions
