@@ -35,8 +35,12 @@ def evaluate_models(
     store: Store,
     opts: EvalOptions = EvalOptions(),  # noqa: B008
 ) -> list[EvalResult]:
-    """One run per model, in the order given; adapters that share a base load it once."""
-    keys = [shared_base(r) for r in refs]
+    """One run per model, in the order given; adapters that share a base load it once (on the
+    local engine: the vllm engine serves each adapter on its own server)."""
+    from harness import vllm_engine
+
+    local = not vllm_engine.chosen(opts.engine)
+    keys = [shared_base(r) if local else None for r in refs]
     groups: dict[str, list[ModelRef]] = {}
     for ref, key in zip(refs, keys, strict=True):
         if key is not None:

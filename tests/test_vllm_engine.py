@@ -47,6 +47,34 @@ def test_vllm_engine_grades_as_local_and_caches_apart(tmp_path: Path) -> None:
     assert b["cached"] == 8 and b["generated"] == 0 and b["grades"] == v["grades"]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not VLLM_PYTHON.exists(), reason="no .venv-vllm: `make vllm` creates it (`make test` does)"
+)
+def test_an_adapter_through_vllm_lora_grades_as_peft(tmp_path: Path) -> None:
+    """A LoRA tuneval trained, served by vLLM's LoRA on its base (not merged): the same grades as
+    the local engine's peft model in float32, from answers vLLM made itself."""
+    db = tmp_path / "t.db"
+    sets = ("--set", "max_steps=2", "--set", "batch_size=2", "--set", "learning_rate=5e-3")
+    trained = cli("train", str(REPO / "suites" / "python-docs"), *sets, "--json", db=db)
+    assert trained.returncode == 0, trained.stderr
+    model = json.loads(trained.stdout)["model"]
+    suite = real_suite(tmp_path / "s")
+    args = ("eval", str(suite), "--model", model, "--limit", "8", "--json")
+    local = cli(*args, db=db, env=F32)
+    assert local.returncode == 0, local.stderr
+    served = cli(
+        *args, "--engine", "vllm", db=db, env={**F32, "TUNEVAL_VLLM_PYTHON": str(VLLM_PYTHON)}
+    )
+    assert served.returncode == 0, served.stderr
+    a, v = json.loads(local.stdout), json.loads(served.stdout)
+    assert v["generated"] == 8 and v["model"] == model
+    show = lambda r: json.loads(cli("runs", "show", r, "--json", db=db).stdout)["cases"]  # noqa: E731
+    assert {c["id"]: c["grade"] for c in show(v["run_id"])} == {
+        c["id"]: c["grade"] for c in show(a["run_id"])
+    }
+
+
 def test_vllm_absent_adapter_or_unknown_engine_is_one_line(
     tiny_model_dir: Path,
     mini_suite: Path,
@@ -69,9 +97,14 @@ def test_vllm_absent_adapter_or_unknown_engine_is_one_line(
         python()
     adapter = tmp_path / "lora"  # refused on its config alone, before any weight is read
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(
-        json.dumps({"base_model_name_or_path": str(tiny_model_dir)})
-    )
     (adapter / "adapter_model.safetensors").write_bytes(b"never read")
-    code, _, err = run_cli(*args[:2], "-m", str(adapter), "--engine", "vllm", capsys=capsys)
-    assert code == 2 and "is an adapter" in err and len(err.strip().splitlines()) == 1
+    for config, why in (({"use_dora": True}, "(use_dora)"), ({"r": 1024}, "(rank 1024 > 512)")):
+        (adapter / "adapter_config.json").write_text(
+            json.dumps({"base_model_name_or_path": str(tiny_model_dir), "r": 8, **config})
+        )
+        code, _, err = run_cli(*args[:2], "-m", str(adapter), "--engine", "vllm", capsys=capsys)
+        assert code == 2 and "LoRA does not serve " + why in err, err
+        assert len(err.strip().splitlines()) == 1
+    if db.exists():  # the refusals came before any run was recorded
+        with Store(db, readonly=True) as store:
+            assert store.runs() == []
