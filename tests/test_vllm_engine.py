@@ -6,13 +6,19 @@ refusals, which need no vLLM."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from harness.store import Store
 from harness.vllm_engine import python
-from tests.conftest import REPO, cli, run_cli
+from tests.conftest import REPO, TUNEVAL, cli, run_cli
 from tests.test_integration_real import real_suite
 
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
@@ -73,6 +79,60 @@ def test_an_adapter_through_vllm_lora_grades_as_peft(tmp_path: Path) -> None:
     assert {c["id"]: c["grade"] for c in show(v["run_id"])} == {
         c["id"]: c["grade"] for c in show(a["run_id"])
     }
+
+
+def _vllm_servers() -> list[int]:
+    """Pids of vLLM servers and engine processes still alive on this machine."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if proc.name.isdigit() and (b"vllm.entrypoints" in cmd or cmd.startswith(b"VLLM::")):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not VLLM_PYTHON.exists(), reason="no .venv-vllm: `make vllm` creates it (`make test` does)"
+)
+def test_kill_9_mid_vllm_run_leaves_no_server_and_the_rerun_completes(tmp_path: Path) -> None:
+    """`tuneval eval --engine vllm` killed with -9 once some answers are committed: vLLM's
+    server and engine processes go with it, and the same command again asks only what the store
+    lacks, each case once."""
+    suite, db = real_suite(tmp_path / "s"), tmp_path / "t.db"
+    assert not _vllm_servers(), "a vLLM server from elsewhere is running"
+    args = [TUNEVAL, "eval", str(suite), "--limit", "12", "--engine", "vllm", "--batch-size", "1"]
+    env = {**os.environ, **F32, "TUNEVAL_DB": str(db), "TUNEVAL_VLLM_PYTHON": str(VLLM_PYTHON)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 1200  # a first start compiles for minutes
+    while _stored_answers(db) < 3:  # one request at a time: answers arrive one by one
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stored = _stored_answers(db)
+    gone = time.monotonic() + 30
+    while _vllm_servers() and time.monotonic() < gone:
+        time.sleep(0.5)
+    assert not _vllm_servers()  # the guard took the whole group with it
+    assert 3 <= stored < 12, stored
+    done = cli(*args[1:-2], "--json", db=db, env=env)  # all in flight at once this time
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["resumed"] and result["n"] == 12
+    assert result["generated"] == 12 - stored and _stored_answers(db) == 12
+
+
+def _stored_answers(db: Path) -> int:
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+            return int(con.execute("SELECT count(*) FROM generations").fetchone()[0])
+    except sqlite3.OperationalError:  # the store or its tables are not made yet
+        return 0
 
 
 def test_vllm_absent_adapter_or_unknown_engine_is_one_line(
