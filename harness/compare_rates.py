@@ -8,7 +8,7 @@ per-case pass shares instead of single pass/fail outcomes, with the same verdict
    the mean difference.
 2. Otherwise, if no case's pass share moved, `no significant change`.
 3. Otherwise, if the smallest detectable change in mean pass share (`stats.rate_mde`, at this n
-   and the observed per-case noise, which shrinks as k grows) exceeds the meaningful effect,
+   and k and the observed per-case noise, which shrinks as k grows) exceeds the meaningful effect,
    `insufficient evidence`.
 4. Otherwise `no significant change`.
 
@@ -93,7 +93,8 @@ def compare_rates(
     mean_a, mean_b = float(share_a.mean()), float(share_b.mean())
     delta, low, high = stats.paired_bootstrap(share_a, share_b, **boot)
     churn = float(np.std(share_b - share_a))
-    mde = stats.rate_mde(n, churn, alpha)
+    k = int(min(n_a.min(), n_b.min()))
+    mde = stats.rate_mde(n, churn, alpha, k=k)
     changes = [
         _case_change(int(ca), int(na), int(cb), int(nb), alpha)
         for ca, na, cb, nb in zip(c_a, n_a, c_b, n_b, strict=True)
@@ -104,7 +105,6 @@ def compare_rates(
         for p, ca, na, cb, nb in zip(pairs, c_a, n_a, c_b, n_b, strict=True)
         if p.case_id in must_pass and ca == na and cb < nb
     ]
-    k = int(min(n_a.min(), n_b.min()))
     figures: dict[str, Any] = {}
     for name, fn in ((f"pass@{k}", pass_at_k), (f"pass^{k}", pass_hat_k)):
         fa, fb = fn(n_a, c_a, k), fn(n_b, c_b, k)

@@ -239,21 +239,28 @@ def _sign_flip_chunk(
     return np.where(total == 0, 1.0, np.minimum(1.0, p))
 
 
-def rate_mde(n: int, churn: float, alpha: float = 0.05, power: float = POWER) -> float:
+def rate_mde(n: int, churn: float, alpha: float = 0.05, power: float = POWER, k: int = 1) -> float:
     """The smallest change in mean pass share the sign-flip test detects with `power` at n
-    cases, where `churn` is the standard deviation of the per-case differences in pass share
-    without a real change (the observed noise; it shrinks as k grows).
+    cases and k samples per case, where `churn` is the standard deviation of the per-case
+    differences in pass share without a real change (the observed noise; it shrinks as k grows).
 
-    Normal approximation of the test: it rejects when sum(d) / sqrt(sum(d^2)) passes z_{alpha/2};
-    a real change delta adds delta^2 to E[d^2], so delta is detectable when
-    sqrt(n) delta - z_power churn >= z_{alpha/2} sqrt(churn^2 + delta^2). math.inf when no change
-    up to 1 is (too few cases)."""
+    A real change delta does not only shift the mean: the cases whose pass chance moves change
+    their own sampling noise too, by up to |delta| / k in E[d^2] on average (a share of k draws
+    has variance p(1 - p) / k, whose slope in p is at most 1 / k). The alternative is held to
+    that bound: var(d) = churn^2 + |delta| / k. At k = 1 the test is exact McNemar and so is the
+    power: discordance churn^2 + |delta| (the change adds |delta| one-way pairs to the churn).
+    For k > 1, the normal approximation of the test (reject when |sum d| / sqrt(sum d^2) passes
+    z_{alpha/2}): sqrt(n) delta - z_power sqrt(var) >= z_{alpha/2} sqrt(var + delta^2).
+    math.inf when no change up to 1 is (too few cases)."""
     if n <= 0:
         return math.inf
     za, zb = sps.norm.ppf(1 - alpha / 2), sps.norm.ppf(power)
 
     def ok(delta: float) -> bool:
-        return bool(math.sqrt(n) * delta - zb * churn >= za * math.sqrt(churn**2 + delta**2))
+        if k <= 1:
+            return mcnemar_power(n, delta, min(1.0, churn**2 + delta), alpha) >= power
+        var = churn**2 + delta / k
+        return bool(math.sqrt(n) * delta - zb * math.sqrt(var) >= za * math.sqrt(var + delta**2))
 
     if not ok(1.0):
         return math.inf
