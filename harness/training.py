@@ -39,6 +39,7 @@ from harness.plugin import (
     TrainedModel,
     Trainer,
     TrainRequest,
+    check_shared,
     distributed,
 )
 from harness.store import Store, TrainRunRow, new_id
@@ -391,10 +392,12 @@ def train(
         base_info, job.train, job.validation, job.hp, job.cfg, out, job.run_key, progress
     )
     if not distributed().is_main:  # the main process records; the others only train
+        check_shared(out)
         result = job.trainer.train(request, NullEvents())
         return TrainOutcome(name, "", out, result.kind, False, None, {}, [])
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
+        check_shared(out)  # before the store records a run, so a refusal leaves none
         run_id = _start_train_run(store, job, out)
         eval_ids = [c["id"] for c in job.suite.cases[:eval_checkpoints]]
         events = StoreEvents(store, run_id, job, eval_ids, progress, trust_code)

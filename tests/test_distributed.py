@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.store import Store
 from tests.conftest import TUNEVAL, cli
 
 COMMON = ["--set", "batch_size=1", "--set", "log_every=1", "--set", "val_examples=0",
@@ -233,3 +234,5 @@ def test_two_nodes_need_a_shared_folder(
         assert len(stderr.strip().splitlines()) == 1
     for db in dbs:
         assert not list((db.parent / "models").glob("*/tuneval-manifest.json"))
+    with Store(dbs[0]) as store:  # the refusal came before the main node recorded a run
+        assert store.train_runs() == []
