@@ -41,6 +41,7 @@ from harness.plugin import (
     TrainRequest,
     check_shared,
     distributed,
+    from_main,
 )
 from harness.store import Store, TrainRunRow, new_id
 from harness.suite import Suite
@@ -391,8 +392,10 @@ def train(
     request = TrainRequest(
         base_info, job.train, job.validation, job.hp, job.cfg, out, job.run_key, progress
     )
-    if not distributed().is_main:  # the main process records; the others only train
+    if not distributed().is_main:  # the main process records and decides; the others train
         check_shared(out)
+        if from_main(None) is not None:
+            return TrainOutcome(name, "", out, "", True, None, {}, [])
         result = job.trainer.train(request, NullEvents())
         return TrainOutcome(name, "", out, result.kind, False, None, {}, [])
     out.mkdir(parents=True, exist_ok=True)
@@ -402,8 +405,9 @@ def train(
         eval_ids = [c["id"] for c in job.suite.cases[:eval_checkpoints]]
         events = StoreEvents(store, run_id, job, eval_ids, progress, trust_code)
         try:
-            finished = _finished_manifest(out, job)
-            if finished is not None:  # trained, then a crash kept it from being registered
+            # trained, then a crash kept it from being registered: no process trains again
+            finished = from_main(_finished_manifest(out, job))
+            if finished is not None:
                 result = TrainedModel(out, finished["kind"], finished)
             else:
                 with stop_on_sigterm(events):

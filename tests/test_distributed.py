@@ -49,6 +49,15 @@ def test_two_processes_train_like_one_with_the_same_global_batch(
     assert [m["name"] for m in models if m["kind"] == "trained"] == [two["model"]]
     assert len(list((tmp_path / "two" / "models").glob("*/tuneval-manifest.json"))) == 1
 
+    with Store(tmp_path / "two" / "t.db") as store:  # as if it crashed before registering
+        store.remove_model(two["model"])
+    db = str(tmp_path / "two" / "t.db")
+    res = cli("train", str(mini_suite), "--base", str(tiny_model_dir), "--db", db, *COMMON,
+              *steps, "--nproc", "2", timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]  # every process skips training, none waits
+    again = json.loads(res.stdout)
+    assert again["model"] == two["model"] and manifest(again) == manifest(two)
+
 
 def test_killed_launcher_takes_its_workers_and_the_rerun_resumes(
     mini_suite: Path, tiny_model_dir: Path, tmp_path: Path
