@@ -15,7 +15,8 @@ wider than it) raises `UserError` before anything is recorded rather than inside
 Helpers a recipe needs, so it never reaches into harness internals: `tokenize_examples`
 (chat template, answer-only labels), `UserError` (a mistake in the user's settings: one line,
 exit 2), `compute_dtype` and `device` (what the hardware runs), `Progress` (one progress display),
-and `distributed()` (rank and world size under `torchrun`).
+`distributed()` (rank and world size under `torchrun`) and `from_main` (the main process's
+value, on every process: one decision for all).
 
 Distributed-safe plugins: under `tuneval train --nproc N` every process runs `train()` with the
 same request. Only the process where `distributed().is_main` may write `output_dir` and
@@ -254,3 +255,60 @@ def distributed() -> Distributed:
     return Distributed(
         int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
     )
+
+
+def init_group() -> None:
+    """The process group of this `torchrun` job, joined once, on this process's GPU if any."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if device().startswith("cuda"):
+            torch.cuda.set_device(device())  # else every rank's collectives land on GPU 0
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def from_main(value: Any) -> Any:
+    """The main process's `value`, on every process."""
+    import torch.distributed as dist
+
+    if distributed().world_size == 1:
+        return value
+    init_group()
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def check_shared(out: Path) -> None:
+    """Every process must see the main one's output folder: checkpoints, optimizer shards and
+    the resume step live there (nodes need one shared filesystem). Checked by a file the main
+    process writes, before the store records anything; every process then stops alike."""
+    import secrets
+
+    import torch
+    import torch.distributed as dist
+
+    if distributed().world_size == 1:
+        return
+    main = distributed().is_main
+    probe = out / ".tuneval-shared"
+    token = secrets.token_hex(8) if main else ""
+    if main:
+        probe.write_text(token)
+    token = from_main(token)
+    try:
+        seen = probe.read_text() == token
+    except OSError:
+        seen = False
+    blind = torch.tensor([int(not seen)], device=device())
+    dist.all_reduce(blind)
+    dist.barrier()
+    if main:
+        probe.unlink(missing_ok=True)
+    if blind.item():
+        raise UserError(
+            f"{blind.item()} of {distributed().world_size} processes do not see the main "
+            f"process's output folder {out}: training on several nodes needs the store (--db) on "
+            "a filesystem every node shares"
+        )

@@ -39,7 +39,9 @@ from harness.plugin import (
     TrainedModel,
     Trainer,
     TrainRequest,
+    check_shared,
     distributed,
+    from_main,
 )
 from harness.store import Store, TrainRunRow, new_id
 from harness.suite import Suite
@@ -390,17 +392,22 @@ def train(
     request = TrainRequest(
         base_info, job.train, job.validation, job.hp, job.cfg, out, job.run_key, progress
     )
-    if not distributed().is_main:  # the main process records; the others only train
+    if not distributed().is_main:  # the main process records and decides; the others train
+        check_shared(out)
+        if from_main(None) is not None:
+            return TrainOutcome(name, "", out, "", True, None, {}, [])
         result = job.trainer.train(request, NullEvents())
         return TrainOutcome(name, "", out, result.kind, False, None, {}, [])
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
+        check_shared(out)  # before the store records a run, so a refusal leaves none
         run_id = _start_train_run(store, job, out)
         eval_ids = [c["id"] for c in job.suite.cases[:eval_checkpoints]]
         events = StoreEvents(store, run_id, job, eval_ids, progress, trust_code)
         try:
-            finished = _finished_manifest(out, job)
-            if finished is not None:  # trained, then a crash kept it from being registered
+            # trained, then a crash kept it from being registered: no process trains again
+            finished = from_main(_finished_manifest(out, job))
+            if finished is not None:
                 result = TrainedModel(out, finished["kind"], finished)
             else:
                 with stop_on_sigterm(events):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.store import Store
 from tests.conftest import TUNEVAL, cli
 
 COMMON = ["--set", "batch_size=1", "--set", "log_every=1", "--set", "val_examples=0",
@@ -47,6 +48,15 @@ def test_two_processes_train_like_one_with_the_same_global_batch(
     )
     assert [m["name"] for m in models if m["kind"] == "trained"] == [two["model"]]
     assert len(list((tmp_path / "two" / "models").glob("*/tuneval-manifest.json"))) == 1
+
+    with Store(tmp_path / "two" / "t.db") as store:  # as if it crashed before registering
+        store.remove_model(two["model"])
+    db = str(tmp_path / "two" / "t.db")
+    res = cli("train", str(mini_suite), "--base", str(tiny_model_dir), "--db", db, *COMMON,
+              *steps, "--nproc", "2", timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]  # every process skips training, none waits
+    again = json.loads(res.stdout)
+    assert again["model"] == two["model"] and manifest(again) == manifest(two)
 
 
 def test_killed_launcher_takes_its_workers_and_the_rerun_resumes(
@@ -233,3 +243,5 @@ def test_two_nodes_need_a_shared_folder(
         assert len(stderr.strip().splitlines()) == 1
     for db in dbs:
         assert not list((db.parent / "models").glob("*/tuneval-manifest.json"))
+    with Store(dbs[0]) as store:  # the refusal came before the main node recorded a run
+        assert store.train_runs() == []

@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import math
 import random
-import secrets
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -61,6 +60,8 @@ from harness.plugin import (
     compute_dtype,
     device,
     distributed,
+    from_main,
+    init_group,
     lora_target_modules,
     tokenize_examples,
 )
@@ -467,56 +468,6 @@ def wrap_distributed(module: Any, cfg: Config) -> Any:
     return DistributedDataParallel(module, device_ids=ids)
 
 
-def init_group() -> None:
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-
-
-def from_main(value: Any) -> Any:
-    """The main process's `value`, on every process."""
-    import torch.distributed as dist
-
-    if distributed().world_size == 1:
-        return value
-    init_group()
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def check_shared(out: Path) -> None:
-    """Every process must see the main one's output folder: checkpoints, optimizer shards and
-    the resume step live there (nodes need one shared filesystem). Checked by a file the main
-    process writes, before any training; every process then stops alike."""
-    import torch
-
-    dist = distributed()
-    if dist.world_size == 1:
-        return
-    probe = out / ".tuneval-shared"
-    token = secrets.token_hex(8) if dist.is_main else ""
-    if dist.is_main:
-        probe.write_text(token)
-    token = from_main(token)
-    try:
-        seen = probe.read_text() == token
-    except OSError:
-        seen = False
-    blind = all_sum(torch.tensor([int(not seen)], device=device())).item()
-    barrier()
-    if dist.is_main:
-        probe.unlink(missing_ok=True)
-    if blind:
-        raise UserError(
-            f"{blind} of {dist.world_size} processes do not see the main process's output "
-            f"folder {out}: training on several nodes needs the store (--db) on a filesystem "
-            "every node shares"
-        )
-
-
 def all_sum(t: Any) -> Any:
     import torch.distributed as dist
 
@@ -672,7 +623,6 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
     compiled = cfg.compile
     sharded = cfg.fsdp and dist.world_size > 1
 
-    check_shared(out)
     resume = from_main(latest_checkpoint(out))  # one choice for all, made where it is written
     if resume is not None:
         saved = torch.load(resume / STATE, weights_only=True).get("run_key")
