@@ -69,6 +69,19 @@ def transitions(matrix: Mapping[str, Mapping[str, int]]) -> alt.LayerChart:
     return (cells + text).properties(height=HEATMAP_HEIGHT)
 
 
+def with_cell(spec: Mapping[str, Any], cell: str) -> dict[str, Any]:
+    """The transition grid's spec with `cell` ("bad→better", or "" for none) as its selection,
+    so the highlight shows the cell that filters the cases, whoever picked it."""
+    params = [dict(p) for p in spec["params"]]
+    for p in params:
+        if p["name"] == CELL:
+            p.pop("value", None)
+            if cell:
+                a, b = cell.split("→")
+                p["value"] = [{"A": a, "B": b}]
+    return {**spec, "params": params}
+
+
 def _get(d: Any, name: str) -> float:
     return float(getattr(d, name) if not isinstance(d, Mapping) else d[name])
 

@@ -218,3 +218,14 @@ def ordered(shown: pd.DataFrame, by_share: bool = False) -> pd.DataFrame:
     return shown.sort_values(
         by=["change", "i"], key=lambda s: s.map(order) if s.name == "change" else s
     )
+
+
+def with_cell_change(picked: list[str], cell: str) -> list[str]:
+    """The Change pills after a click on the grid's `cell`: kept as they are, and widened by the
+    cell's own change when they leave it out, so a click never lists nothing and the pills say
+    what filters the list. No pills means any change; no cell changes nothing."""
+    if not cell or not picked:
+        return picked
+    a, b = (GRADES.index(g) for g in cell.split("→"))
+    change = "improved" if b > a else "regressed" if b < a else "unchanged"
+    return [ch for ch in CHANGES if ch in picked or ch == change]

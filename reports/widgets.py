@@ -4,6 +4,8 @@ label line."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from typing import Any
 
 import pandas as pd
@@ -123,3 +125,24 @@ def suite_picker(where: Any, runs: list[dict[str, Any]], key: str) -> str:
     urlstate.seed(key, "suite", first, options=names)
     urlstate.keep(key, names, first)
     return str(where.selectbox("Suite", names, key=key))
+
+
+def scroll_to(key: str) -> None:
+    """Scroll the element with widget or container key `key` into view once it is on the page
+    (it may be drawn after this script element; give up after ten seconds). Streamlit writes a
+    key as the class `st-key-<key>`, other characters than letters, digits, - and _ as -."""
+    name = "st-key-" + re.sub(r"[^A-Za-z0-9_-]", "-", key)
+    st.html(
+        f"""<script>
+        (() => {{
+          const started = Date.now();
+          const look = () => {{
+            const el = document.getElementsByClassName({json.dumps(name)})[0];
+            if (el) el.scrollIntoView({{block: "start"}});
+            else if (Date.now() - started < 10000) setTimeout(look, 100);
+          }};
+          look();
+        }})();
+        </script>""",
+        unsafe_allow_javascript=True,
+    )

@@ -1,10 +1,11 @@
 """End to end: the real app under `streamlit run`, driven in Debian's headless Chromium.
 
 Opens Compare from a URL that holds a filter and an open case, checks that both outputs are on the
-page and that an output holding `<script>` shows as literal text, filters by clicking a cell of the
-transition grid, types a probe and lists the cases where it differs, grades three cases with the
-keyboard in the queue, saves a screenshot of every page to test-artifacts/, and checks that no
-request left 127.0.0.1."""
+page, the case scrolled into view, and that an output holding `<script>` shows as literal text,
+filters by clicking a cell of the transition grid, types a probe and lists the cases where it
+differs, grades three cases with the keyboard in the queue, checks that the Runs table fits 1440
+px, saves a screenshot of every page to test-artifacts/, and checks that no request left
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def test_report_in_a_real_browser(served: tuple[str, ReportStore]) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.set_default_timeout(60_000)
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.on("request", lambda r: requests.append(r.url))
@@ -149,6 +150,9 @@ def test_report_in_a_real_browser(served: tuple[str, ReportStore]) -> None:
             )
             assert not planted and not dialogs
             assert "change=regressed" in page.url and "case=e" in page.url
+            # the link lands on the open case: its row is scrolled into the 900 px view
+            top = page.locator(".st-key-row-e").evaluate("e => e.getBoundingClientRect().top")
+            assert 0 <= top < 900, top
 
             # --- a click on the grid's bad → better cell lists that cell's case -------------
             cells = page.locator(".st-key-transition-grid .mark-rect path")
@@ -158,6 +162,8 @@ def test_report_in_a_real_browser(served: tuple[str, ReportStore]) -> None:
             settle(page)
             assert row_ids(page) == ["c"]
             assert "cell=bad" in urllib.parse.unquote(page.url)
+            # the pills are kept, widened by the cell's change: regressed + improved, the default
+            assert "change=" not in page.url
             page.screenshot(path=str(ARTIFACTS / "report-compare-cell.png"), full_page=True)
 
             # --- type a probe: its shares, then only the cases where it differs ------------
@@ -198,6 +204,14 @@ def test_report_in_a_real_browser(served: tuple[str, ReportStore]) -> None:
             assert len(labels) == 6
             assert labels[(rs.base_run, "d")] == "better"
             assert labels[(rs.candidate_run, "d")] == "good"
+
+            # --- the Runs table fits the page at 1440 x 900, no column cut on the right ------
+            page.goto(f"{url}/runs")
+            scroller = page.locator('[data-testid="stDataFrame"] .dvn-scroller').first
+            expect(scroller).to_be_visible()
+            settle(page)
+            sizes = scroller.evaluate("e => [e.scrollWidth, e.clientWidth]")
+            assert sizes[0] <= sizes[1], sizes
 
             # --- every page, as a reviewer sees it at 1400 px -----------------------------
             page.set_viewport_size({"width": 1400, "height": 1800})

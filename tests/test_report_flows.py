@@ -4,10 +4,12 @@ grading queue grades case after case, the first screen, and a bad store in one l
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from reports.comparison import with_cell_change
 from tests.report_store import BASE, ReportStore, build
 from tests.test_report_apptest import PAGES, open_page, open_row, rows, texts
 
@@ -55,7 +57,7 @@ def test_transition_cell_filters_the_cases(rstore: ReportStore) -> None:
     at = open_page("compare")
     at.selectbox(key="compare-cell").set_value("bad→better").run()
     assert rows(at) == ["c"]
-    # from a link: filters combine, and a click on the grid clears the change filter
+    # from a link: the cell and the change filter combine
     at = open_page("compare", cell="better→better", change="regressed")
     assert rows(at) == []
     at = open_page("compare", cell="better→better", change="")
@@ -63,6 +65,36 @@ def test_transition_cell_filters_the_cases(rstore: ReportStore) -> None:
     assert at.query_params["cell"] == "better→better"
     spec = next(c.proto.spec for c in at.get("vega_lite_chart") if "grade in B" in c.proto.spec)
     assert '"cell"' in spec and '"#b2182b"' in spec  # clickable, diverging red to green
+
+
+def grid(at) -> dict:
+    return next(
+        json.loads(c.proto.spec) for c in at.get("vega_lite_chart") if "grade in B" in c.proto.spec
+    )
+
+
+def test_grid_highlight_follows_the_cell_filter(rstore: ReportStore) -> None:
+    at = open_page("compare", cell="bad→better")
+    assert grid(at)["params"][0]["value"] == [{"A": "bad", "B": "better"}]
+    # the filter reset to "any": the grid is drawn anew, its last click no longer highlighted
+    at.selectbox(key="compare-cell").set_value("").run()
+    assert "value" not in grid(at)["params"][0]
+    assert "chart-transitions-any" in at.session_state  # a new grid, not the clicked one
+
+
+def test_a_grid_click_keeps_the_change_pills() -> None:
+    assert with_cell_change(["regressed"], "bad→better") == ["regressed", "improved"]
+    assert with_cell_change(["improved"], "bad→better") == ["improved"]
+    assert with_cell_change([], "good→good") == []  # no pills: any change
+    assert with_cell_change(["regressed"], "") == ["regressed"]
+
+
+def test_a_link_to_an_open_case_scrolls_to_it_once(rstore: ReportStore) -> None:
+    at = open_page("compare", change="regressed", case="e")
+    scripts = [h.proto.body for h in at.get("html")]
+    assert any("st-key-row-e" in b and "scrollIntoView" in b for b in scripts), scripts
+    at.text_input(key="compare-search").input("random").run()  # later reruns leave the scroll be
+    assert not any("scrollIntoView" in h.proto.body for h in at.get("html"))
 
 
 def test_leaked_prompts_are_flagged_on_cases_and_in_the_verdict(rstore: ReportStore) -> None:

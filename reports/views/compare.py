@@ -4,6 +4,8 @@ in place. Every choice on the page is in the URL."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from harness.errors import UserError
@@ -17,10 +19,11 @@ from reports.comparison import (
     compared,
     filter_pairs,
     ordered,
+    with_cell_change,
 )
 from reports.headline import headline
 from reports.render import CHANGE_MARK, md
-from reports.widgets import model_label, run_label, suite_picker
+from reports.widgets import model_label, run_label, scroll_to, suite_picker
 
 PAGE_SIZE = 25
 db = data.db_path()
@@ -90,33 +93,40 @@ def first_page() -> None:
     st.session_state["compare-page"] = 1  # the page shown; not a widget key (see turn_page)
 
 
-def pick_cell() -> None:
-    """A click on the transition grid lists that cell's cases, whatever their change."""
-    state = st.session_state.get("chart-transitions") or {}
+def pick_cell(key: str) -> None:
+    """A click on the transition grid lists that cell's cases. The Change pills stay as they
+    were, widened by the cell's own change when they leave it out: a click never lists nothing,
+    and the pills show what filters the list."""
+    state = st.session_state.get(key) or {}
     chosen = (state.get("selection") or {}).get(charts.CELL) or []
     cell = f"{chosen[0]['A']}→{chosen[0]['B']}" if chosen else ""
     st.session_state["compare-cell"] = cell
-    if cell:
-        st.session_state["compare-changes"] = []
+    st.session_state["compare-changes"] = with_cell_change(
+        st.session_state.get("compare-changes") or [], cell
+    )
     first_page()
 
 
 st.subheader("Cases")
 grid, filters = st.columns([2, 5])
+urlstate.seed("compare-cell", "cell", "", options=CELLS)
+# The grid is keyed by the chosen cell and draws it as its selection: when the cell changes
+# elsewhere (the selectbox, "any", a link) the grid is drawn anew with that cell highlighted, or
+# none, instead of keeping its last click.
+grid_key = f"chart-transitions-{st.session_state['compare-cell'] or 'any'}"
 with grid.container(key="transition-grid"):
     st.vega_lite_chart(
-        c.charts["transitions"],
-        key="chart-transitions",
+        charts.with_cell(c.charts["transitions"], st.session_state["compare-cell"]),
+        key=grid_key,
         height=charts.HEATMAP_HEIGHT,
-        on_select=pick_cell,
+        on_select=partial(pick_cell, grid_key),
         selection_mode=charts.CELL,
     )
     st.caption("Rows: grade in A; columns: grade in B. Click a cell to list its cases.")
 counts = c.table["change"].value_counts().to_dict() if not c.table.empty else {}
 cells = {f"{a}→{b}": n for a, row in cmp.transitions.items() for b, n in row.items()}
+# "" stands for "any" in the selectboxes: a selectbox shows None as an empty choice, not a word.
 urlstate.seed("compare-changes", "change", ["regressed", "improved"], options=CHANGES, many=True)
-# "" stands for "any": a selectbox shows None as an empty choice, not as a word.
-urlstate.seed("compare-cell", "cell", "", options=CELLS)
 urlstate.seed("compare-criterion", "criterion", "", options=c.criteria)
 urlstate.seed("compare-crit-state", "which", "changed", options=CRITERION_STATES)
 urlstate.seed("compare-search", "q", "")
@@ -269,3 +279,10 @@ for i in shown["i"].iloc[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE]:
             )
 if pages > 1:
     pager("bottom")
+
+# A link that opens a case lands on it: the first run of the page in a session scrolls the open
+# row into view once it is drawn (Streamlit has no scroll of its own; the row's key is its class).
+if "compare-landed" not in st.session_state:
+    st.session_state["compare-landed"] = True
+    if open_case is not None:
+        scroll_to(f"row-{open_case}")

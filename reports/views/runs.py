@@ -10,7 +10,7 @@ import streamlit as st
 from reports import arms, data
 from reports.labels import agreement
 from reports.render import step_text
-from reports.widgets import PERCENT, RATE_BAR, as_percent, model_label
+from reports.widgets import PERCENT, as_percent, model_label
 
 db = data.db_path()
 all_runs = data.runs(db, data.stamp(db))
@@ -35,6 +35,7 @@ for r in all_runs:
     n = r["n_results"]
     g = r["grades"]
     # What a reader looks for first (suite, model, pass rate) on the left: run ids are long.
+    # A model's kind is on the Models table below: here it would cut the table at 1440 px.
     rows.append(
         {
             "suite": r["suite"],
@@ -47,30 +48,41 @@ for r in all_runs:
             "step": step_text(r["step"]),
             "when": _when(r["created_at"]),
             "candidate": r["is_candidate"],
-            "kind": r["model_kind"] or "",
             "labels": len(per_run.get(r["id"], [])),
             "status": r["status"],
             "run": r["id"],
         }
     )
 frame = as_percent(pd.DataFrame(rows), ["pass rate", "bad", "good", "better"])
+if (frame["status"] == "complete").all():
+    frame = frame.drop(columns="status")  # a column of "complete" says nothing and costs width
 
 suites = sorted(frame["suite"].unique())
 chosen = st.multiselect("Suites", suites, default=suites, key="runs-suites")
 shown = frame[frame["suite"].isin(chosen)] if chosen else frame
+WIDTH_NARROW_PERCENT = st.column_config.NumberColumn(format="%.1f%%", width=56)
 event = st.dataframe(
     shown,
     hide_index=True,
     key="runs-table",
     on_select="rerun",
     selection_mode="multi-row",
+    # Narrow columns so that the table fits the page at 1440 px; the run id is cut (a click on
+    # the cell shows it whole), it is for copying rather than reading.
     column_config={
-        "when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        "bad": PERCENT,
-        "good": PERCENT,
-        "better": PERCENT,
-        "pass rate": RATE_BAR,
-        "candidate": st.column_config.CheckboxColumn(help="a trained model or a checkpoint"),
+        "suite": st.column_config.TextColumn(width=90),
+        "model": st.column_config.TextColumn(width=190),
+        "when": st.column_config.DatetimeColumn(format="MM-DD HH:mm", help="YYYY-MM-DD HH:mm"),
+        "bad": WIDTH_NARROW_PERCENT,
+        "good": WIDTH_NARROW_PERCENT,
+        "better": WIDTH_NARROW_PERCENT,
+        "pass rate": st.column_config.ProgressColumn(
+            format="%.1f%%", min_value=0.0, max_value=100.0, color="blue", width=110
+        ),
+        "run": st.column_config.TextColumn(width=90),
+        "candidate": st.column_config.CheckboxColumn(
+            "trained", help="a candidate: a trained model or a checkpoint"
+        ),
         "step": st.column_config.TextColumn(help="training step of a checkpoint evaluation"),
     },
 )
