@@ -121,7 +121,11 @@ def test_model_output_is_never_markup(
 ) -> None:
     at = open_page("compare", case=case)
     assert any(payload in c for c in texts(at, "code"))  # literal text in a code block
-    htmls = texts(at, "html")
+    # the page's own script, which scrolls a linked case into view, is the one script allowed
+    own = re.compile(
+        r"<script>\s*\(\(\) => \{\s*const started = Date\.now\(\);.*?</script>\s*$", re.S
+    )
+    htmls = [own.sub("", h) for h in texts(at, "html")]
     assert htmls and not any(re.search(r"<(script|img|a)\b", h) for h in htmls)
     assert any(escaped in h for h in htmls)  # the word diff shows it as text
     assert not any(re.search(r"<(script|img)|\]\(javascript", t) for t in texts(at, "markdown"))
