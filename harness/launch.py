@@ -5,6 +5,8 @@ stops the training: each worker asks the kernel to kill it when its parent dies.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
@@ -135,3 +137,18 @@ def child_dies_with_parent(parent: int | None = None, sig: int | None = None) ->
             os._exit(1)  # orphaned before the request took effect
 
     return request
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM to the process group `proc` leads, SIGKILL if it has not gone within `grace`
+    seconds (then 5 more)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

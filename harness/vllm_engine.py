@@ -218,16 +218,9 @@ def _tail(log: object) -> str:
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the server's process group (its guard kills the group), SIGKILL if it has not
     gone within 15 s."""
-    for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    from harness.launch import stop_group
+
+    stop_group(proc, 15.0)
 
 
 @dataclass

@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from harness.store import Store
 from harness.vllm_engine import python
 from tests.conftest import REPO, TUNEVAL, cli, run_cli
 from tests.test_integration_real import real_suite
+from tests.test_sampling import _stored_generations
 
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 F32 = {"TUNEVAL_DTYPE": "float32"}
@@ -108,13 +107,13 @@ def test_kill_9_mid_vllm_run_leaves_no_server_and_the_rerun_completes(tmp_path: 
     env = {**os.environ, **F32, "TUNEVAL_DB": str(db), "TUNEVAL_VLLM_PYTHON": str(VLLM_PYTHON)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 1200  # a first start compiles for minutes
-    while _stored_answers(db) < 3:  # one request at a time: answers arrive one by one
+    while _stored_generations(db) < 3:  # one request at a time: answers arrive one by one
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    stored = _stored_answers(db)
+    stored = _stored_generations(db)
     gone = time.monotonic() + 30
     while _vllm_servers() and time.monotonic() < gone:
         time.sleep(0.5)
@@ -124,15 +123,7 @@ def test_kill_9_mid_vllm_run_leaves_no_server_and_the_rerun_completes(tmp_path: 
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["resumed"] and result["n"] == 12
-    assert result["generated"] == 12 - stored and _stored_answers(db) == 12
-
-
-def _stored_answers(db: Path) -> int:
-    try:
-        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
-            return int(con.execute("SELECT count(*) FROM generations").fetchone()[0])
-    except sqlite3.OperationalError:  # the store or its tables are not made yet
-        return 0
+    assert result["generated"] == 12 - stored and _stored_generations(db) == 12
 
 
 def test_vllm_absent_adapter_or_unknown_engine_is_one_line(

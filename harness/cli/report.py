@@ -15,7 +15,7 @@ import typer
 
 from harness.cli import DbOption, out
 from harness.errors import UserError
-from harness.launch import child_dies_with_parent
+from harness.launch import child_dies_with_parent, stop_group
 
 PRIMARY = "#1c6dd0"
 
@@ -99,23 +99,9 @@ def report(
     except KeyboardInterrupt:
         pass
     finally:
-        _stop_group(proc)
+        stop_group(proc, 10.0)
     if rc:
         raise typer.Exit(rc)
-
-
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's process group, SIGKILL if it has not gone within 10 s."""
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def register(app: typer.Typer) -> None:
