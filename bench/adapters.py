@@ -2,11 +2,11 @@
 
 Makes N random LoRA adapters (all linear layers, rank 8) of the packaged model in a temporary
 folder, then times getting each one ready to generate, both ways tuneval can: alone
-(`harness.models.load` and the CPU weight prepacking, what `eval --model ADAPTER` does per
-adapter) and swapped on one base (`harness.adapters.Swapper`, what `eval --model A --model B ...`
-does; it prepacks too). Generation itself is the same either way and is left out. Also checks
-that both ways give every adapter bit-identical merged weights. On a small model loading is
-cheap, so the gap grows with model size.
+(`harness.generation.models.load` and the CPU weight prepacking, what `eval --model ADAPTER` does
+per adapter) and swapped on one base (`harness.evaluation.adapters.Swapper`, what `eval --model A
+--model B ...` does; it prepacks too). Generation itself is the same either way and is left out.
+Also checks that both ways give every adapter bit-identical merged weights. On a small model loading
+is cheap, so the gap grows with model size.
 
     .venv/bin/python bench/adapters.py [--adapters 4]
 """
@@ -52,9 +52,9 @@ def main() -> None:
 
     import torch
 
-    from harness.adapters import Swapper
-    from harness.kernels import pack_linears
-    from harness.models import load, materialize_default, quiet_transformers, resolve
+    from harness.evaluation.adapters import Swapper
+    from harness.generation.kernels import pack_linears
+    from harness.generation.models import load, materialize_default, quiet_transformers, resolve
     from harness.store import Store
 
     quiet_transformers()

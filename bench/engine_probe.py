@@ -5,10 +5,12 @@ identical.
 Profiling generation (py-spy, torch.profiler) puts ~80% of decoding time in the Linear layers'
 matrix products, so the cost is arithmetic, not Python. Two things attack it:
 
-- prepacked weights (`harness.kernels`): at a few rows per call, float32 `F.linear` (MKL) runs far
+- prepacked weights (`harness.generation.kernels`): at a few rows per call, float32 `F.linear` (MKL)
+runs far
   below this CPU's speed; oneDNN with each weight reordered once does the same products up to
   twice as fast on the big shapes (the lm_head timing is printed last);
-- the continuous pool (`harness.pool.Pool`): `model.generate` keeps every row of a batch in
+- the continuous pool (`harness.generation.pool.Pool`): `model.generate` keeps every row of a batch
+in
   every step until the slowest row is done; the pool drops a finished row from the batch and the
   KV cache at once and prefills waiting prompts into the free slots. On python-docs, whose
   answers are of similar length, this reclaims less than it looks: ~1.1x at the same width.
@@ -36,11 +38,11 @@ from typing import Any
 
 from _common import machine, suite_path, table
 
-from harness.generate import HFBackend
-from harness.models import quiet_transformers, resolve
-from harness.runner import conversation, select_cases, settings_for
+from harness.evaluation.runner import conversation, select_cases, settings_for
+from harness.generation.local import HFBackend
+from harness.generation.models import quiet_transformers, resolve
 from harness.store import Store
-from harness.suite import load_suite
+from harness.suite.loader import load_suite
 
 
 def main() -> int:
@@ -117,8 +119,8 @@ def lm_head_kernel(ref: Any, rows: int) -> str:
     """Time the model's largest Linear (the lm_head) through F.linear and prepacked."""
     import torch
 
-    from harness.kernels import PackedLinear
-    from harness.models import load
+    from harness.generation.kernels import PackedLinear
+    from harness.generation.models import load
 
     model, _ = load(ref, "float32")
     head = model.get_output_embeddings()

@@ -9,7 +9,8 @@ Rows:
   lm-eval (defaults)  HFLM as a user gets it: batch_size 1 (lm-eval's default), dtype "auto" (the
                       checkpoint's dtype: float32 for the packaged model).
   lm-eval (tuned)     HFLM with tuneval's batch size and tuneval's dtype.
-  tuneval (cold)      `harness.runner.evaluate_suite` on a fresh store: generation, grading with the
+  tuneval (cold)      `harness.evaluation.runner.evaluate_suite` on a fresh store: generation,
+  grading with the
                       suite's rubric, results committed to SQLite per batch. Grading is extra work
                       lm-eval does not do here; it is included.
   tuneval (warm)      the same evaluation again on the same store: every output from the cache.
@@ -36,11 +37,17 @@ from typing import Any
 
 from _common import machine, suite_path, table
 
-from harness.generate import GenSettings, HFBackend, Messages, render
-from harness.models import ModelRef, quiet_transformers, resolve
-from harness.runner import EvalOptions, conversation, evaluate_suite, select_cases, settings_for
+from harness.evaluation.runner import (
+    EvalOptions,
+    conversation,
+    evaluate_suite,
+    select_cases,
+    settings_for,
+)
+from harness.generation.local import GenSettings, HFBackend, Messages, render
+from harness.generation.models import ModelRef, quiet_transformers, resolve
 from harness.store import Store
-from harness.suite import Suite, load_suite
+from harness.suite.loader import Suite, load_suite
 
 MODEL = "smollm2-135m-instruct"
 

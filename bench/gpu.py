@@ -64,7 +64,7 @@ def find_tokenizer(given: str | None) -> Path:
     if given:
         return Path(given)
     sys.path.insert(0, str(ROOT))
-    from harness.models import materialize_default
+    from harness.generation.models import materialize_default
 
     return materialize_default()
 
@@ -111,9 +111,9 @@ def row_generate(model_dir: str, suite_dir: str, batch: int, dtype: str, n: int 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     sys.path.insert(0, str(ROOT))
-    from harness.generate import count_tokens, render
-    from harness.runner import conversation, settings_for
-    from harness.suite import load_suite
+    from harness.evaluation.runner import conversation, settings_for
+    from harness.generation.local import count_tokens, render
+    from harness.suite.loader import load_suite
 
     suite = load_suite(suite_dir)
     cases = suite.cases[:n] if n else suite.cases
@@ -153,10 +153,10 @@ def row_engine(model_dir: str, suite_dir: str, dtype: str, n: int | None) -> dic
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from harness.generate import HFBackend
-    from harness.models import ModelRef
-    from harness.runner import conversation, settings_for
-    from harness.suite import load_suite
+    from harness.evaluation.runner import conversation, settings_for
+    from harness.generation.local import HFBackend
+    from harness.generation.models import ModelRef
+    from harness.suite.loader import load_suite
 
     suite = load_suite(suite_dir)
     cases = suite.cases[:n] if n else suite.cases
@@ -287,8 +287,8 @@ def row_served(model_dir: str, suite_dir: str, work: str) -> dict:
 
 def _train_data(tok: Any, max_length: int) -> tuple[list[dict], list[list[dict]]]:
     sys.path.insert(0, str(ROOT))
-    from harness.data import chat_examples, tokenize_examples
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
+    from harness.training.data import chat_examples, tokenize_examples
 
     convs = chat_examples(load_suite(ROOT / "suites" / "python-docs"), "train")
     return tokenize_examples(tok, convs, max_length), convs

@@ -3,12 +3,13 @@
 Each simulated suite draws a pass probability per case from a wide mixture, as real suites look
 (40% of cases near 1, 30% near 0, 30% anywhere in between). Run A and run B each draw k samples
 per case; B has the same probabilities (A/A: every alarm is false) or a planted 10-point drop in
-mean pass share (each probability scaled down). The comparison is `harness.stats.sign_flip` on
-the per-case differences, the test `harness.compare_rates` decides with; an alarm is p < alpha
-(the only step of the verdict rule that says improved or regressed). The MDE column is
-`stats.rate_mde` at the noise the A/A comparisons observed (median over simulations), and the
-last column how often a drop of exactly that size is found (the MDE is stated at 80% power
-under a bound on the noise a change adds, so it reads 80% or a little more).
+mean pass share (each probability scaled down). The comparison is
+`harness.comparison.stats.sign_flip` on the per-case differences, the test
+`harness.comparison.rates` decides with; an alarm is p < alpha (the only step of the verdict rule
+that says improved or regressed). The MDE column is `stats.rate_mde` at the noise the A/A
+comparisons observed (median over simulations), and the last column how often a drop of exactly that
+size is found (the MDE is stated at 80% power under a bound on the noise a change adds, so it reads
+80% or a little more).
 
 The second table spends the same answers on more cases or on more samples per case, for a drop
 spread over every case and for one that falls on a random fifth of the cases (they lose most of
@@ -26,7 +27,7 @@ import time
 
 import numpy as np
 
-from harness import stats
+from harness.comparison import stats
 
 ALPHA = 0.05
 DROP = 0.10

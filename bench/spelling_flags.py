@@ -20,7 +20,7 @@ from typing import Any
 from harness import criteria
 from harness.criteria.spelling import spelling
 from harness.store import Store
-from harness.suite import load_suite
+from harness.suite.loader import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 

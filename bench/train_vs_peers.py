@@ -1,7 +1,7 @@
 """Training throughput and memory: a course-style HF Trainer, TRL's SFTTrainer, tuneval's `sft`.
 
 The same work for every row: the first N examples of the suite's train split, chat-formatted by
-`harness.data.chat_examples` (system, user, assistant), loss on the answer only, one epoch,
+`harness.training.data.chat_examples` (system, user, assistant), loss on the answer only, one epoch,
 starting from the packaged SmolLM2-135M-Instruct. Each row runs in its own subprocess, so peak
 memory (RSS of that process) does not mix; rows alternate when there are several rounds.
 
@@ -22,7 +22,7 @@ Rows:
                        LoRA on the top 8 of 30 layers only, as `make demo` trains: backward
                        stops at the lowest adapted layer.
 
-tokens/s counts the same supervised (answer) tokens for every row: those of `harness.data.
+tokens/s counts the same supervised (answer) tokens for every row: those of `harness.training.data.
 tokenize_examples` on these examples, divided by the training loop's time (Trainer.train() for
 the peers; the trainer's own loop time from its manifest for tuneval, which leaves out model
 loading and the final save, as Trainer.train() does). "process s" is the whole subprocess:
@@ -67,10 +67,10 @@ ORDER = ["course", "tuneval", "trl", "tuneval-full", "trl-fp32", "tuneval-top8"]
 
 def load_work(suite_dir: str, n: int) -> tuple[Any, list[Any], Any]:
     """The suite, its first n train conversations, and the base model (the packaged one)."""
-    from harness.data import chat_examples
-    from harness.models import quiet_transformers, resolve
+    from harness.generation.models import quiet_transformers, resolve
     from harness.store import Store
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
+    from harness.training.data import chat_examples
 
     quiet_transformers()
     suite = load_suite(suite_dir)
@@ -82,7 +82,7 @@ def load_work(suite_dir: str, n: int) -> tuple[Any, list[Any], Any]:
 def supervised_tokens(ref: Any, convs: list[Any]) -> dict[str, int]:
     from transformers import AutoTokenizer
 
-    from harness.data import tokenize_examples
+    from harness.training.data import tokenize_examples
 
     tok = AutoTokenizer.from_pretrained(ref.path)
     rows = tokenize_examples(tok, convs, 512)
@@ -102,7 +102,7 @@ def worker_course(ref: Any, convs: list[Any], out: Path) -> dict[str, Any]:
         TrainingArguments,
     )
 
-    from harness.data import tokenize_examples
+    from harness.training.data import tokenize_examples
 
     tok = AutoTokenizer.from_pretrained(ref.path)
     model = AutoModelForCausalLM.from_pretrained(ref.path, dtype="float32")

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.comparison.sampling import case_fields
 from harness.errors import UserError
-from harness.sampling import case_fields
 from harness.store import Store
 
 FORMATS = ("jsonl", "csv", "parquet")

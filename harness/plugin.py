@@ -37,9 +37,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.data import IGNORE, tokenize_examples
 from harness.errors import UserError
 from harness.progress import Progress
+from harness.training.data import IGNORE, tokenize_examples
 
 __all__ = [
     "CHECKPOINTS",
@@ -200,7 +200,7 @@ class NullEvents:
 def compute_dtype(choice: str = "auto") -> str:
     """`bfloat16` where the hardware runs it (CUDA, AMX/avx512_bf16 CPUs; TUNEVAL_DTYPE overrides),
     else `float32`. float16 is never chosen for training: it needs loss scaling."""
-    from harness.hardware import best_dtype_name
+    from harness.generation.hardware import best_dtype_name
 
     name = best_dtype_name() if choice == "auto" else choice
     return "bfloat16" if name == "bfloat16" else "float32"
@@ -232,7 +232,7 @@ def lora_target_modules(model: Any, targets: str) -> tuple[str | list[str], list
 
 def device() -> str:
     """`cuda:<local rank>` where a GPU is there, else `cpu`."""
-    from harness.hardware import device as hw_device
+    from harness.generation.hardware import device as hw_device
 
     name = hw_device()
     return f"cuda:{distributed().local_rank}" if name == "cuda" else name

@@ -48,7 +48,7 @@ def _warm_imports() -> threading.Thread:
     def work() -> None:
         import altair  # noqa: F401
 
-        import harness.compare  # noqa: F401
+        import harness.comparison.compare  # noqa: F401
 
     thread = threading.Thread(target=work, name="tuneval-warm-imports", daemon=True)
     thread.start()

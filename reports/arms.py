@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from harness.prompts import arm as arm_name
+from harness.suite.prompts import arm as arm_name
 
 # The settings that change what a model answers (dtype and batch size change only how fast).
 SAMPLING = ("temperature", "top_p", "max_new_tokens", "seed")

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from harness.sampling import sample_grades
+from harness.comparison.sampling import sample_grades
 from reports import suites
 from reports.render import (
     badge,

@@ -11,7 +11,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from harness.grading import GRADES, RANK
+from harness.grading.grader import GRADES, RANK
 
 HEATMAP_HEIGHT = 240
 CRITERIA_WIDTH = 380  # a faceted chart cannot take the container's width; this fits half a page

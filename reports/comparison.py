@@ -1,7 +1,7 @@
 """The comparison behind the Compare page: computed once per pair of runs, then filtered.
 
-`harness.compare.compare_runs` does the statistics; this module caches it and flattens its pairs
-into a table that filters in milliseconds on thousands of cases."""
+`harness.comparison.compare.compare_runs` does the statistics; this module caches it and flattens
+its pairs into a table that filters in milliseconds on thousands of cases."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from harness.grading import GRADES
+from harness.grading.grader import GRADES
 from reports.data import Stamp, reader
 
 CHANGES = ("regressed", "improved", "unchanged")
@@ -56,7 +56,7 @@ class Compared:
 def compared(
     db: str, run_a: str, run_b: str, force: bool, version_a: Stamp, version_b: Stamp
 ) -> Compared:
-    from harness.compare import compare_runs
+    from harness.comparison.compare import compare_runs
 
     with reader(db) as store:
         cmp = compare_runs(store, run_a, run_b, force=force)
@@ -70,7 +70,7 @@ def without(
 ) -> Any:  # fmt: skip
     """The same comparison on the cases whose prompts are not in the training data: how much of
     the verdict the leaked cases carry. None when no case is left."""
-    from harness.compare import compare_rows
+    from harness.comparison.compare import compare_rows
 
     c = compared(db, run_a, run_b, force, *versions)
     kept = [p for p in c.cmp.pairs if str(p.case_id) not in leaked]
@@ -136,9 +136,9 @@ def own_question(prompt: str) -> str:
 
 def searcher(search: str, regex: bool = False) -> Callable[[str], bool]:
     """A test for one row's text: a case-insensitive substring, or a regular expression
-    (any case, ^ and $ at each line, matched under a time limit: `harness.saferegex`). Raises
+    (any case, ^ and $ at each line, matched under a time limit: `harness.safe.regex`). Raises
     ValueError for a bad pattern."""
-    from harness import saferegex
+    from harness.safe import regex as saferegex
 
     needle = search.strip()
     if not regex:
@@ -198,7 +198,7 @@ def filter_pairs(
 
 def share_columns(pair: Any) -> dict[str, Any]:
     """k samples per case: the change in pass share and whether either side is flaky."""
-    from harness.sampling import case_outcome, sample_grades
+    from harness.comparison.sampling import case_outcome, sample_grades
 
     a, b = case_outcome(sample_grades(pair.a)), case_outcome(sample_grades(pair.b))
     return {

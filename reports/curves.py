@@ -1,7 +1,7 @@
 """The checkpoint curve on the Training page: pass and better rate per step with their intervals
 (the base at step 0), the best step against the base with its paired interval, the cases that
 fell below their base grade or flip, and a link from each point to its comparison with the base.
-The figures are `harness.curve`'s, the same that `tuneval curve` prints."""
+The figures are `harness.comparison.curve`'s, the same that `tuneval curve` prints."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from reports.render import md
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def curve(db: str, train_run: str, version: data.Stamp) -> dict[str, Any]:
-    from harness.curve import build_curve
+    from harness.comparison.curve import build_curve
 
     with data.reader(db) as store:
         return build_curve(store, train_run).to_json()

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from harness.cost import amount, engine_caveat, ratio_cells
+from harness.comparison.cost import amount, engine_caveat, ratio_cells
 from reports.comparison import Compared, without
 from reports.data import Stamp
 from reports.render import md, pct, plural, points

@@ -8,8 +8,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from harness import stats
-from harness.grading import GRADES, RANK
+from harness.comparison import stats
+from harness.grading.grader import GRADES, RANK
 from harness.store import Store
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from harness.grading import GRADES
+from harness.grading.grader import GRADES
 from reports import data
 from reports import labels as label_store
 from reports.comparison import CHANGES, compared

@@ -17,7 +17,7 @@ from typing import Any
 
 import streamlit as st
 
-from harness.grading import GRADES
+from harness.grading.grader import GRADES
 
 GRADE_COLOUR = {"bad": "red", "good": "blue", "better": "green"}  # orange would read as a warning
 CHANGE_COLOUR = {"improved": "green", "regressed": "red", "unchanged": "gray"}

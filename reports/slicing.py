@@ -1,7 +1,7 @@
 """The Compare page's "Where did it change?" block: the comparison per slice of cases (a sortable
 table; picking a row lists that slice's cases below) and a probe box (a regex or a length test, its
 share per side with the paired interval, the cases where the sides differ, the rubric lines that
-would keep it). The figures are `tuneval compare --by/--probe`'s own (harness.slices)."""
+would keep it). The figures are `tuneval compare --by/--probe`'s own (harness.comparison.slices)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from harness.comparison.slices import (
+    as_criterion_yaml,
+    fields_in,
+    probe,
+    slice_comparison,
+    suite_slices,
+)
 from harness.errors import UserError
-from harness.slices import as_criterion_yaml, fields_in, probe, slice_comparison, suite_slices
 from reports import urlstate
 from reports.render import md
 

@@ -9,8 +9,8 @@ from typing import Any
 import streamlit as st
 
 from harness.errors import UserError
-from harness.suite import Suite, load_suite
-from harness.templating import fill
+from harness.safe.templating import fill
+from harness.suite.loader import Suite, load_suite
 
 REFERENCE_FIELDS = ("answer", "reference")
 
@@ -64,15 +64,16 @@ def for_run(run: dict[str, Any]) -> SuiteView:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _leaks(path: str, fingerprint: str) -> dict[str, dict[str, Any]]:
-    from harness.data import leaked_cases
+    from harness.training.data import leaked_cases
 
     view = load(path)
     return leaked_cases(view.suite) if view.suite is not None else {}
 
 
 def leaks(view: SuiteView) -> dict[str, dict[str, Any]]:
-    """case id -> how its prompt appears in the training data (`harness.data.leaked_cases`);
-    cached per suite fingerprint, so an edited train split is checked again."""
+    """case id -> how its prompt appears in the training data
+    (`harness.training.data.leaked_cases`); cached per suite fingerprint, so an edited train split
+    is checked again."""
     if view.suite is None:
         return {}
     return _leaks(view.path, view.suite.fingerprint)

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from harness.grading import GRADES
-from harness.prompts import arm
+from harness.grading.grader import GRADES
+from harness.suite.prompts import arm
 from reports import data, urlstate
 from reports import labels as label_store
 from reports.render import badge, md, percent

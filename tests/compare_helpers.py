@@ -33,9 +33,9 @@ def fake_run(
 ) -> str:  # fmt: skip
     """Evaluate a named fake model on a suite folder (with a prompt variant); returns the run
     id."""
-    from harness.models import ModelRef
-    from harness.runner import EvalOptions, evaluate_suite
-    from harness.suite import load_suite
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
+    from harness.generation.models import ModelRef
+    from harness.suite.loader import load_suite
 
     # Each fake model needs its own fingerprint: the generation cache is keyed by it.
     fingerprint = hashlib.sha256(name.encode()).hexdigest()

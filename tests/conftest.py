@@ -47,7 +47,7 @@ def store(tmp_path: Path):
 @pytest.fixture(scope="session")
 def packaged_model_dir() -> Path:
     """The packaged default model, dequantized once into the user cache (integration tests)."""
-    from harness.models import materialize_default
+    from harness.generation.models import materialize_default
 
     return materialize_default()
 
@@ -195,7 +195,7 @@ class FakeBackend:
         return "\n".join(m["content"] for m in messages)
 
     def generate(self, conversations: Sequence[Any], settings: Any, on_batch: Any) -> None:
-        from harness.generate import Generation
+        from harness.generation.local import Generation
 
         self.calls.append(len(conversations))
         for start in range(0, len(conversations), 4):

@@ -157,7 +157,7 @@ def build(folder: Path, mutations: list[tuple[str, Any, Any]]) -> None:
 
 def check(folder: Path) -> None:
     from harness.errors import UserError
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     try:
         load_suite(folder)

@@ -26,8 +26,8 @@ def import_suite(
 
 def verdicts(folder: Path, outputs: dict[str, str]) -> dict[str, bool]:
     """Whether each case (by id) passes with the given output, as tuneval grades it."""
-    from harness.grading import Grader
-    from harness.suite import load_suite
+    from harness.grading.grader import Grader
+    from harness.suite.loader import load_suite
 
     suite = load_suite(folder)
     by_id = {c["id"]: c for c in suite.cases}
@@ -49,10 +49,10 @@ def assert_verdicts(folder: Path, table: list[tuple[str, str, bool]]) -> None:
 
 def eval_and_compare(folder: Path, model_dir: Path, db: Path, answer: Any, capsys: Any) -> dict:
     """import -> eval (two fake models on the tiny model's identity) -> compare, as a user would."""
-    from harness.models import resolve
-    from harness.runner import EvalOptions, evaluate_suite
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
+    from harness.generation.models import resolve
     from harness.store import Store
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     suite = load_suite(folder)
     with Store(db) as store:

@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.models import ModelRef
-from harness.runner import EvalOptions, evaluate_suite
+from harness.evaluation.runner import EvalOptions, evaluate_suite
+from harness.generation.models import ModelRef
 from harness.store import Store
-from harness.suite import load_suite
+from harness.suite.loader import load_suite
 from tests.conftest import TRAIN, FakeBackend, write_suite
 
 SCRIPT = "<script>alert(1)</script>"

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from harness.compare import compare_rows, compare_runs, decide, resolve_run
-from harness.compare_format import markdown
+from harness.comparison.compare import compare_rows, compare_runs, decide, resolve_run
+from harness.comparison.format import markdown
 from harness.errors import UserError
 from tests.compare_helpers import answers, fake_run
 from tests.conftest import CASES, SUITE_YAML, write_suite

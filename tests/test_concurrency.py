@@ -36,9 +36,9 @@ def _finish(procs: list[tuple]) -> list[str]:
 
 
 def _run_key(suite: Path, model: Path, db: Path) -> str:
-    from harness import models
-    from harness.runner import EvalOptions, _plan
-    from harness.suite import load_suite
+    from harness.evaluation.runner import EvalOptions, _plan
+    from harness.generation import models
+    from harness.suite.loader import load_suite
 
     with Store(db) as store:
         ref = models.resolve(str(model), store)

@@ -110,7 +110,7 @@ def test_weighted_rules() -> None:
 
 def test_case_checks_are_validated_at_load(tmp_path: Path) -> None:
     from harness.errors import UserError
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     yaml_text = (
         "name: w\nversion: 1\nprompt: {user: '{q}'}\ndata: {test: test.jsonl}\n"
@@ -134,8 +134,8 @@ def test_case_checks_are_validated_at_load(tmp_path: Path) -> None:
 
 def test_prompt_messages_field(tmp_path: Path) -> None:
     from harness.errors import UserError
-    from harness.runner import conversation
-    from harness.suite import load_suite
+    from harness.evaluation.runner import conversation
+    from harness.suite.loader import load_suite
 
     yaml_text = (
         "name: m\nversion: 1\nprompt: {messages: chat}\ndata: {test: test.jsonl}\n"

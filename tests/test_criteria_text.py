@@ -6,7 +6,7 @@ import pytest
 
 from harness import criteria
 from harness.criteria.text import repeated_share
-from harness.grading import grade, summarize
+from harness.grading.grader import grade, summarize
 
 
 def run(type_: str, output: str, case: dict | None = None, **params) -> criteria.Result:

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import IGNORE, chat_examples, check_report, near_matches, tokenize_examples
-from harness.suite import load_suite
+from harness.suite.loader import load_suite
+from harness.training.data import (
+    IGNORE,
+    chat_examples,
+    check_report,
+    near_matches,
+    tokenize_examples,
+)
 from tests.conftest import CASES, REPO, SUITE_YAML, TRAIN, cli, write_suite
 
 
@@ -102,7 +108,7 @@ def test_near_matches_finds_what_all_pairs_finds() -> None:
     prompts (every one shares most shingles) it returns what comparing every pair returns."""
     import random
 
-    from harness.data import shingles
+    from harness.training.data import shingles
 
     rng = random.Random(3)
     words = "sort list dict path json time os sys open read write split join".split()
@@ -123,7 +129,7 @@ def test_near_matches_finds_what_all_pairs_finds() -> None:
 
 
 def test_leaked_cases_name_each_test_case(tmp_path: Path) -> None:
-    from harness.data import leaked_cases
+    from harness.training.data import leaked_cases
 
     train = [*TRAIN, dict(TRAIN[0], function="dedent"), dict(TRAIN[0], function="dedents")]
     suite = load_suite(write_suite(tmp_path / "s", cases=CASES[:2], train=train))

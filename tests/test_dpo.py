@@ -61,10 +61,10 @@ def made(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict
     """One pairs run shared by the tests of this file, made in this process (the command's own
     path, minus its argument parsing, which the tests below go through): the suite, its store,
     the file, the report and the command line that makes the same file."""
-    from harness.models import resolve
-    from harness.pairs import PairOptions, build_pairs, write_pairs
+    from harness.generation.models import resolve
     from harness.store import Store
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
+    from harness.training.pairs import PairOptions, build_pairs, write_pairs
 
     root = tmp_path_factory.mktemp("pairs")
     suite = write_suite(root / "prefs", PAIRS_YAML, train=TRAIN)
@@ -81,10 +81,10 @@ def made(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict
 def test_pairs_are_leak_free_ordered_by_the_rubric_and_cached(
     made: dict, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.data import near_matches, normalize
-    from harness.grading import RANK, Grader
-    from harness.sampling import sample_seed
-    from harness.suite import load_suite
+    from harness.comparison.sampling import sample_seed
+    from harness.grading.grader import RANK, Grader
+    from harness.suite.loader import load_suite
+    from harness.training.data import near_matches, normalize
 
     report, rows = made["report"], read_rows(made["file"])
     assert report["prompts"] == 6 and report["generated"] == 4 * 3 and report["cached"] == 0
@@ -118,9 +118,10 @@ def test_pairs_are_leak_free_ordered_by_the_rubric_and_cached(
 def test_a_sampled_eval_of_the_same_prompts_reuses_the_pairs_samples(
     made: dict, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Pairs seed answer j to row r as `eval --samples` does (harness.sampling.sample_seed):
-    the pairs' training rows, evaluated as test cases at the same settings, are all cache, and
-    each pair's answers are the eval's samples of the same j."""
+    """Pairs seed answer j to row r as `eval --samples` does
+    (harness.comparison.sampling.sample_seed): the pairs' training rows, evaluated as test cases at
+    the same settings, are all cache, and each pair's answers are the eval's samples of the same
+    j."""
     cases = [{"id": f"train-{i}", **row} for i, row in enumerate(TRAIN[:4])]
     yaml = PAIRS_YAML.replace("name: prefs", "name: prefs-as-test").replace(
         "{max_new_tokens: 16,", "{max_new_tokens: 16, temperature: 1.0, top_p: 0.95,"
@@ -320,7 +321,7 @@ def test_human_labels_export_as_pairs_refused_for_training_by_default(
     """Two recorded runs of the mini suite; a reviewer overrides one automatic grade. The
     human grade decides the pair; the dpo trainer refuses the file unless told otherwise."""
     from harness.store import Store
-    from harness.training import parse_sets
+    from harness.training.job import parse_sets
     from tests.conftest import CASES
     from trainers import registry
 

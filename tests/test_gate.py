@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare import compare_runs
+from harness.comparison.compare import compare_runs
 from tests.compare_helpers import answers, fake_run
 from tests.conftest import CASES, SUITE_YAML, write_suite
 
@@ -195,9 +195,9 @@ def broken_copy(source: Path, target: Path) -> Path:
 
 @pytest.mark.slow
 def test_gate_on_a_real_broken_model(tuneval, store, tmp_path, packaged_model_dir):
-    from harness import models
-    from harness.runner import EvalOptions, evaluate_suite
-    from harness.suite import load_suite
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
+    from harness.generation import models
+    from harness.suite.loader import load_suite
 
     rows = [
         {"id": f"cap-{i:02d}", "country": c, "city": city, "must_pass": c == "France"}

@@ -1,6 +1,6 @@
-"""On a CUDA GPU: the static engine's CUDA-graph path (`harness/static.py`, `_Replay`) gives the
-same greedy answers as `model.generate` in float32, in the SmolLM2-135M and SmolLM2-1.7B shapes
-(random weights, the tiny test tokenizer). Skipped where CUDA is absent; on a GPU machine:
+"""On a CUDA GPU: the static engine's CUDA-graph path (`harness/generation/static.py`, `_Replay`)
+gives the same greedy answers as `model.generate` in float32, in the SmolLM2-135M and SmolLM2-1.7B
+shapes (random weights, the tiny test tokenizer). Skipped where CUDA is absent; on a GPU machine:
 `pytest -m gpu tests/test_gpu_static.py`."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from harness import models, static
-from harness.generate import GenSettings, HFBackend
+from harness.generation import models, static
+from harness.generation.local import GenSettings, HFBackend
 from tests.conftest import _tiny_llama
 
 torch = pytest.importorskip("torch")

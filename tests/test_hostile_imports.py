@@ -187,7 +187,7 @@ def test_interrupted_import_leaves_no_out(
     """The suite is written into a temporary folder and renamed into place: stopped at any point
     before the rename (here: while the written suite is validated), `--out` does not exist, so a
     rerun is not refused as 'already exists'."""
-    import harness.suite
+    import harness.suite.loader
     from tests.import_helpers import SPECIMENS
 
     out = tmp_path / "out"
@@ -197,7 +197,7 @@ def test_interrupted_import_leaves_no_out(
         seen.append((folder.exists(), out.exists()))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(harness.suite, "load_suite", interrupted)
+    monkeypatch.setattr(harness.suite.loader, "load_suite", interrupted)
     source = SPECIMENS / "inspect" / "samples.jsonl"
     args = ("suites", "import", "inspect", str(source), "--out", str(out), "--scorer", "match")
     run_cli(*args, capsys=capsys)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import UserError
-from harness.launch import check_launch, max_nproc
+from harness.training.launch import check_launch, max_nproc
 
 
 @pytest.mark.parametrize(

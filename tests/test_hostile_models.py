@@ -113,7 +113,7 @@ def test_the_time_limit_puts_back_an_earlier_timer() -> None:
     """A timer set before a render (pytest-timeout's, say) keeps running after it."""
     import signal
 
-    from harness.chat_template import time_limit
+    from harness.generation.chat_template import time_limit
 
     fired: list[int] = []
     previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
@@ -152,8 +152,8 @@ def test_a_served_answer_that_is_not_text(body: str, expected: str | None) -> No
     """A hostile endpoint: a lone surrogate is marked (no database could store it), anything
     that is not a chat completion is one line naming the model."""
     from harness.errors import UserError
-    from harness.generate import GenSettings
-    from harness.served import ServedBackend
+    from harness.generation.local import GenSettings
+    from harness.generation.served import ServedBackend
 
     backend = ServedBackend("stub", None)  # type: ignore[arg-type]
     if expected is None:

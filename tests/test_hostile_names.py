@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.names import check_name
+from harness.evaluation.names import check_name
 
 BAD = {
     "[b]smollm2-135m-instruct[/b]": "no markup",

@@ -50,7 +50,7 @@ def test_schema_refs_stay_inside_the_schema(tmp_path) -> None:
 
 
 def test_template_regex_replace_has_a_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.saferegex import template_replace
+    from harness.safe.regex import template_replace
 
     assert template_replace("a-b-c", "-", "+") == "a+b+c"
     assert template_replace("a-b-c", "-", "+", count=1) == "a+b-c"

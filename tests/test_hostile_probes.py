@@ -77,7 +77,7 @@ def test_the_bootstrap_of_many_models_fits_in_chunks(monkeypatch: pytest.MonkeyP
     """Memory stays flat: no fit sees more win-matrix cells than one chunk."""
     import numpy as np
 
-    from harness import leaderboard
+    from harness.comparison import leaderboard
 
     seen: list[int] = []
     fit = leaderboard.fit
@@ -247,8 +247,8 @@ def test_inspect_choices_past_z(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert not (tmp_path / "s").exists()
     code, _, err = _inspect(tmp_path, rows, capsys, "--skip-refused")
     assert code == 0, err
-    from harness.runner import conversation
-    from harness.suite import load_suite
+    from harness.evaluation.runner import conversation
+    from harness.suite.loader import load_suite
 
     suite = load_suite(tmp_path / "s")
     prompt = conversation(suite, suite.cases[0])[-1]["content"]

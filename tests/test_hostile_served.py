@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from harness.errors import UserError
-from harness.generate import GenSettings
-from harness.models import ModelRef
-from harness.served import Endpoint, ServedBackend, normalize_url, redact
+from harness.generation.local import GenSettings
+from harness.generation.models import ModelRef
+from harness.generation.served import Endpoint, ServedBackend, normalize_url, redact
 from tests.hostile_server import HostileServer
 
 KEY = "sk-test-0123456789abcdef"

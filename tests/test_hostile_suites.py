@@ -168,7 +168,7 @@ def test_many_keys_are_reported_briefly(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_anchors_merges_and_yaml_12_scalars_still_work(tmp_path: Path) -> None:
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     text = SUITE_YAML.replace(
         "    - {id: empty, type: empty}\n", "    - &empty {id: empty, type: empty}\n"
@@ -225,7 +225,7 @@ def test_without_libyaml_the_composer_is_bounded_too() -> None:
     """PyYAML built without libyaml composes in Python, one recursion per level."""
     import yaml
 
-    from harness import yamlsafe
+    from harness.safe import yamlsafe
 
     class PurePython(yamlsafe.Strict, yaml.SafeLoader):
         pass

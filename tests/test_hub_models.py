@@ -89,7 +89,7 @@ def test_a_hub_id_evaluates_like_its_folder_and_records_the_commit(
 def test_a_revision_pins_and_a_moved_main_is_another_model(
     hub_cache: Path, tiny_model_dir: Path, varied_model_dir: Path, store: Store
 ) -> None:
-    from harness.models import resolve
+    from harness.generation.models import resolve
 
     first = add_snapshot(hub_cache, "org/m", tiny_model_dir)
     was = resolve("org/m", store)
@@ -107,7 +107,7 @@ def test_an_adapter_pins_its_hub_base_by_peft_revision(
 ) -> None:  # fmt: skip
     import shutil
 
-    from harness.models import resolve
+    from harness.generation.models import resolve
 
     first = add_snapshot(hub_cache, "org/varied", varied_model_dir)
     add_snapshot(hub_cache, "org/varied", tiny_model_dir)  # main moves on
@@ -141,7 +141,7 @@ def test_a_repo_with_only_pickled_weights_is_refused(
     tmp_path: Path, hub_cache: Path, tiny_model_dir: Path, store: Store
 ) -> None:
     from harness.errors import UserError
-    from harness.models import resolve
+    from harness.generation.models import resolve
 
     folder = tmp_path / "bin-only"
     folder.mkdir()
@@ -154,7 +154,7 @@ def test_a_repo_with_only_pickled_weights_is_refused(
 
 def test_globs_expand_to_folders_in_natural_order(tmp_path: Path) -> None:
     from harness.errors import UserError
-    from harness.models import expand_model_specs
+    from harness.generation.models import expand_model_specs
 
     for step in (10, 9, 100):
         (tmp_path / f"checkpoint-{step}").mkdir()
@@ -220,8 +220,8 @@ def test_switching_back_restores_the_merged_weights_bit_for_bit(
     import torch
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    from harness.adapters import Swapper
-    from harness.models import load, resolve
+    from harness.evaluation.adapters import Swapper
+    from harness.generation.models import load, resolve
 
     add_snapshot(hub_cache, "org/varied", varied_model_dir)
     refs = [resolve(str(d), store) for d in lora_dirs]
@@ -243,8 +243,8 @@ def test_a_lora_trained_on_a_hub_base_names_it_by_id_and_commit(
     """So the adapter resolves on another machine too, pinned to the commit it was trained on."""
     from transformers import AutoModelForCausalLM
 
-    from harness.models import resolve
-    from harness.training import training_base
+    from harness.generation.models import resolve
+    from harness.training.job import training_base
     from trainers import sft
 
     commit = add_snapshot(hub_cache, "org/tiny", tiny_model_dir)

@@ -32,7 +32,7 @@ def test_match_is_starts_with(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         ("line-2", "Washington", True), ("line-2", "Washington, D.C.", True),
         ("line-2", "washington", False),
     ])  # fmt: skip
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     suite = load_suite(folder)
     assert suite.spec.generation.max_new_tokens == 20
@@ -66,8 +66,8 @@ def test_fuzzy_match_normalisation(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_few_shot_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.runner import conversation
-    from harness.suite import load_suite
+    from harness.evaluation.runner import conversation
+    from harness.suite.loader import load_suite
 
     folder = _imported(tmp_path, capsys, "openai-evals", str(REGISTRY), "--eval",
                        "capitals-fewshot")  # fmt: skip
@@ -103,8 +103,8 @@ def test_inspect_match_includes_exact(tmp_path: Path, capsys: pytest.CaptureFixt
         ("3", "4.0", True),  # numbers compare as floats
         ("3", "four", False),
     ])  # fmt: skip
-    from harness.runner import conversation
-    from harness.suite import load_suite
+    from harness.evaluation.runner import conversation
+    from harness.suite.loader import load_suite
 
     suite = load_suite(match)
     by_id = {c["id"]: c for c in suite.cases}
@@ -123,8 +123,8 @@ def test_inspect_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         ("q2", "ANSWER: B, D", True), ("q2", "ANSWER: BD", True), ("q2", "ANSWER: B", False),
         ("q2", "ANSWER: B and D", True),
     ])  # fmt: skip
-    from harness.runner import conversation
-    from harness.suite import load_suite
+    from harness.evaluation.runner import conversation
+    from harness.suite.loader import load_suite
 
     suite = load_suite(folder)
     prompt = conversation(suite, suite.cases[0])[-1]["content"]
@@ -133,7 +133,7 @@ def test_inspect_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_inspect_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     folder = _imported(tmp_path, capsys, "inspect", str(INSPECT / "samples.csv"), "--scorer",
                        "match")  # fmt: skip

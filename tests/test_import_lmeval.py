@@ -52,8 +52,8 @@ def _lm_eval_verdicts(task_yaml: Path, outputs: list[str]) -> dict[str, list[boo
 
 
 def test_pipelines_agree_with_lm_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.grading import Grader
-    from harness.suite import load_suite
+    from harness.grading.grader import Grader
+    from harness.suite.loader import load_suite
 
     summary = import_suite(capsys, "lm-eval", LM / "gsm_mini.yaml", tmp_path / "gsm")
     assert set(summary["mapped"]) == {
@@ -77,8 +77,8 @@ def test_pipelines_agree_with_lm_eval(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_target_choice_description_and_numpy_case(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.runner import conversation
-    from harness.suite import load_suite
+    from harness.evaluation.runner import conversation
+    from harness.suite.loader import load_suite
 
     import_suite(capsys, "lm-eval", LM / "capitals_gen.yaml", tmp_path / "cap")
     suite = load_suite(tmp_path / "cap")
@@ -105,7 +105,7 @@ def test_target_choice_description_and_numpy_case(
 def test_multiple_choice_rides_along(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_model_dir: Path
 ) -> None:
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     summary = import_suite(capsys, "lm-eval", LM / "capitals_mc.yaml", tmp_path / "mc")
     assert summary["lm_eval_tasks"] == ["capitals_mc.yaml"] and summary["cases"] == 0

@@ -88,8 +88,8 @@ def test_verdicts_are_promptfoos(suite: Path) -> None:
 
 
 def test_cases_keep_their_identity(suite: Path) -> None:
-    from harness.runner import conversation
-    from harness.suite import load_suite
+    from harness.evaluation.runner import conversation
+    from harness.suite.loader import load_suite
 
     s = load_suite(suite)
     by_id = {c["id"]: c for c in s.cases}
@@ -106,8 +106,8 @@ def test_cases_keep_their_identity(suite: Path) -> None:
 
 
 def test_chat_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.runner import conversation
-    from harness.suite import load_suite
+    from harness.evaluation.runner import conversation
+    from harness.suite.loader import load_suite
 
     import_suite(capsys, "promptfoo", PF / "promptfooconfig.yaml", tmp_path / "c", "--prompt", "1")
     s = load_suite(tmp_path / "c")

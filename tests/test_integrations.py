@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.grading import RANK
+from harness.grading.grader import RANK
 from tests import hf_helpers as H
 from tests.conftest import REPO, run_cli
 
@@ -160,9 +160,9 @@ def test_the_readme_lines_in_a_trl_script(tmp_path: Path, varied_model_dir: Path
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from harness.data import chat_examples
     from harness.store import Store
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
+    from harness.training.data import chat_examples
 
     suite = H.zz_suite(tmp_path / "zz", wrong=False)
     tokenizer = AutoTokenizer.from_pretrained(varied_model_dir)
@@ -358,7 +358,7 @@ def test_integrations_import_without_torch() -> None:
     import subprocess
 
     code = (
-        "import sys, harness.integrations, harness.sweep, harness.curve; "
+        "import sys, harness.integrations, harness.evaluation.sweep, harness.comparison.curve; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

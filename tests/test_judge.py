@@ -11,7 +11,8 @@ import pytest
 
 from harness import criteria
 from harness.errors import UserError
-from harness.judge import (
+from harness.generation.models import ModelRef, resolve
+from harness.grading.judges import (
     _JUDGES,
     Judge,
     LocalChooser,
@@ -21,8 +22,7 @@ from harness.judge import (
     judge_for,
     parse_choice,
 )
-from harness.models import ModelRef, resolve
-from harness.suite import load_suite
+from harness.suite.loader import load_suite
 from tests.compare_helpers import answers, fake_run
 from tests.conftest import SUITE_YAML, write_suite
 
@@ -121,7 +121,7 @@ class FakeClient:
 
 
 def test_served_chooser_uses_logprobs_else_parses_strictly() -> None:
-    from harness.served import Endpoint, Stats
+    from harness.generation.served import Endpoint, Stats
 
     ref = ModelRef(
         "remote", "remote", Path("."), "served", "fp", served={"url": "http://x/v1", "model": "m"}
@@ -250,7 +250,7 @@ def test_the_judge_is_part_of_a_runs_identity(
 ) -> None:
     """Re-pointing a judge name makes another run (never a resumed mix of two judges), and
     compare says the verdicts came from different judges."""
-    from harness.compare import compare_runs
+    from harness.comparison.compare import compare_runs
 
     suite_dir = write_suite(tmp_path / "j", JUDGED.replace("MODEL", "myjudge"))
     register(store, "myjudge", tiny_model_dir)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.comparison.leaderboard import case_wins, elo, fit, leaderboard
 from harness.errors import UserError
-from harness.leaderboard import case_wins, elo, fit, leaderboard
 from tests.compare_helpers import answers, fake_run
 from tests.conftest import run_cli, write_suite
 
@@ -99,9 +99,9 @@ def test_cli_json(tmp_path: Path, mini_suite: Path, capsys) -> None:
 def test_checkpoint_runs_are_not_models(three, mini_suite: Path) -> None:
     """A training checkpoint's evaluation (job@step) is a point on a curve: left out unless
     named."""
-    from harness.models import ModelRef
-    from harness.runner import EvalOptions, evaluate_suite
-    from harness.suite import load_suite
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
+    from harness.generation.models import ModelRef
+    from harness.suite.loader import load_suite
     from tests.conftest import FakeBackend
 
     ref = ModelRef("job@10", "job@10", mini_suite, "local", "fp-checkpoint")

@@ -47,15 +47,15 @@ def mc_suite(tmp_path: Path) -> Path:
 
 
 def lm_eval_run(suite, ref, store, **options):
-    from harness.runner import EvalOptions, evaluate_suite
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
 
     options.setdefault("progress", False)
     return evaluate_suite(suite, ref, store, EvalOptions(**options))
 
 
 def test_samples_are_stored_as_cases(mc_suite: Path, tiny_model_dir: Path, store, monkeypatch):
-    from harness.models import resolve
-    from harness.suite import load_suite
+    from harness.generation.models import resolve
+    from harness.suite.loader import load_suite
 
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     monkeypatch.chdir(mc_suite.parent.parent)  # data paths must not depend on the cwd
@@ -91,8 +91,8 @@ def test_samples_are_stored_as_cases(mc_suite: Path, tiny_model_dir: Path, store
 
 def test_bad_task_file_writes_nothing(mc_suite: Path, tiny_model_dir: Path, store):
     from harness.errors import UserError
-    from harness.models import resolve
-    from harness.suite import load_suite
+    from harness.generation.models import resolve
+    from harness.suite.loader import load_suite
 
     suite = load_suite(mc_suite)
     (mc_suite / "capitals.yaml").write_text("dataset_path: json\n")  # no task name
@@ -117,8 +117,8 @@ def test_eval_command_runs_lm_eval_suites(mc_suite: Path, tiny_model_dir: Path, 
 @pytest.mark.slow
 def test_packaged_model_knows_world_cities(store):
     """The forgetting panel is only useful if the base model starts clearly above chance (25%)."""
-    from harness.models import resolve
-    from harness.suite import load_suite
+    from harness.generation.models import resolve
+    from harness.suite.loader import load_suite
 
     suite = load_suite(REPO / "suites" / "world-cities")
     ref = resolve("smollm2-135m-instruct", store)
@@ -172,8 +172,8 @@ SUMS = [
 def test_generate_until_pipelines_become_criteria(
     tmp_path: Path, varied_model_dir: Path, store
 ) -> None:
-    from harness.models import resolve
-    from harness.suite import load_suite
+    from harness.generation.models import resolve
+    from harness.suite.loader import load_suite
 
     folder = tmp_path / "gen"
     folder.mkdir()
@@ -198,8 +198,8 @@ def test_generate_until_pipelines_become_criteria(
 
 
 def test_acc_norm_beside_acc(mc_suite: Path, tiny_model_dir: Path, store) -> None:
-    from harness.models import resolve
-    from harness.suite import load_suite
+    from harness.generation.models import resolve
+    from harness.suite.loader import load_suite
 
     task = TASK_YAML.replace("  - metric: acc\n", "  - metric: acc\n  - metric: acc_norm\n")
     (mc_suite / "capitals.yaml").write_text(task)
@@ -218,7 +218,7 @@ def test_acc_norm_beside_acc(mc_suite: Path, tiny_model_dir: Path, store) -> Non
 
 def test_rows_from_hand_made_samples() -> None:
     """Per character normalisation uses the choice without lm-eval's target delimiter."""
-    from harness.lmeval_samples import rows_for
+    from harness.lmeval.samples import rows_for
 
     cfg = {"task": "t", "output_type": "multiple_choice"}
     sample = {

@@ -151,7 +151,7 @@ def test_a_suite_using_metric_needs_trust(
     tmp_path: Path, rules: str, cases: list[dict] | None, where: str
 ) -> None:
     """A metric runs code (a local module or a hub script), wherever the rubric names it."""
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     suite = load_suite(_metric_suite(tmp_path, rules, cases))
     found = [str(p) for p in suite.needs_code]
@@ -185,7 +185,7 @@ def test_grade_and_validate_refuse_a_metric_without_trust(
 
 
 def test_metric_module_stays_in_the_suite_and_is_fingerprinted(tmp_path: Path) -> None:
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     folder = _metric_suite(tmp_path, f"    - {{id: overlap, {OVERLAP[1:]}\n")
     before = load_suite(folder)
@@ -217,9 +217,9 @@ def test_metric_module_stays_in_the_suite_and_is_fingerprinted(tmp_path: Path) -
 
 def test_evaluate_suite_refuses_a_metric_without_trust(tmp_path: Path, store) -> None:
     """eval, loop and checkpoint evaluations all go through evaluate_suite."""
-    from harness.models import ModelRef
-    from harness.runner import EvalOptions, evaluate_suite
-    from harness.suite import load_suite
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
+    from harness.generation.models import ModelRef
+    from harness.suite.loader import load_suite
     from tests.conftest import FakeBackend
 
     folder = _metric_suite(tmp_path, f"    - {{id: overlap, {OVERLAP[1:]}\n")

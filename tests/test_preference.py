@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare import compare_runs
-from harness.judge import Verdict
-from harness.models import ModelRef
-from harness.preference import prefer
+from harness.comparison.compare import compare_runs
+from harness.comparison.preference import prefer
+from harness.generation.models import ModelRef
+from harness.grading.judges import Verdict
 from tests.compare_helpers import answers, fake_run
 from tests.conftest import run_cli
 

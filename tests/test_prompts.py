@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.runner import conversation
-from harness.suite import load_suite
+from harness.evaluation.runner import conversation
+from harness.suite.loader import load_suite
 from tests.compare_helpers import answers, fake_run
 from tests.conftest import CASES, SUITE_YAML, TRAIN, run_cli, write_suite
 
@@ -152,7 +152,7 @@ def test_too_few_clean_rows_says_why(tmp_path: Path) -> None:
 
 
 def test_variants_are_cached_apart_and_recorded(store, variant_suite: Path) -> None:
-    from harness.compare import compare_runs
+    from harness.comparison.compare import compare_runs
 
     base = fake_run(store, variant_suite, "m", answers())
     few = fake_run(store, variant_suite, "m", answers({"a": "os"}), prompt="few-shot")
@@ -183,7 +183,7 @@ def test_an_unknown_variant_stops_before_anything_is_stored(store, variant_suite
 
 
 def test_a_model_name_resolves_to_the_run_of_the_asked_prompt(store, variant_suite: Path) -> None:
-    from harness.compare import resolve_run
+    from harness.comparison.compare import resolve_run
 
     base = fake_run(store, variant_suite, "m", answers())
     few = fake_run(store, variant_suite, "m", answers(), prompt="few-shot")
@@ -199,7 +199,7 @@ def test_a_model_name_resolves_to_the_run_of_the_asked_prompt(store, variant_sui
 
 
 def test_the_leaderboard_ranks_models_by_their_base_prompt_runs(store, variant_suite: Path) -> None:
-    from harness.leaderboard import leaderboard
+    from harness.comparison.leaderboard import leaderboard
 
     base = fake_run(store, variant_suite, "m", answers({"a": ""}))
     fake_run(store, variant_suite, "m", answers(), prompt="few-shot")  # newer, not another model
@@ -209,10 +209,10 @@ def test_the_leaderboard_ranks_models_by_their_base_prompt_runs(store, variant_s
 
 
 def test_cost_lines_on_the_tiny_model(store, variant_suite: Path, tiny_model_dir: Path) -> None:
-    from harness import models
-    from harness.compare import compare_runs
-    from harness.compare_format import markdown
-    from harness.runner import EvalOptions, evaluate_suite
+    from harness.comparison.compare import compare_runs
+    from harness.comparison.format import markdown
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
+    from harness.generation import models
 
     suite = load_suite(variant_suite)
     ref = models.resolve(str(tiny_model_dir), store)
@@ -231,7 +231,7 @@ def test_cost_lines_on_the_tiny_model(store, variant_suite: Path, tiny_model_dir
 
 
 def test_ratio_bootstrap() -> None:
-    from harness import stats
+    from harness.comparison import stats
 
     r = stats.ratio_bootstrap([10, 10, 10, 10], [5, 5, 5, 5])
     assert r == (0.5, 0.5, 0.5)

@@ -52,7 +52,7 @@ def test_a_backtracking_pattern_fails_the_check_in_time(
 
 def test_a_malformed_pattern_is_a_located_problem(tmp_path: Path) -> None:
     from harness.errors import UserError
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     text = SUITE_YAML.replace(
         "  better:\n", "  better:\n    - {id: rx, type: regex, pattern: '(a'}\n"
@@ -65,9 +65,9 @@ def test_a_malformed_pattern_is_a_located_problem(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(300)
 def test_grading_goes_on_and_the_run_completes(tmp_path: Path, store) -> None:
-    from harness.models import ModelRef
-    from harness.runner import EvalOptions, evaluate_suite
-    from harness.suite import load_suite
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
+    from harness.generation.models import ModelRef
+    from harness.suite.loader import load_suite
 
     text = SUITE_YAML.replace(
         "  better:\n", f"  better:\n    - {{id: rx, type: regex, pattern: '{EVIL}'}}\n"

@@ -307,8 +307,8 @@ def test_report_command_line() -> None:
 
 
 def test_agreement_kappa_is_the_stats_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One Cohen's kappa in the code base: the report's agreement calls harness.stats."""
-    from harness import stats
+    """One Cohen's kappa in the code base: the report's agreement calls harness.comparison.stats."""
+    from harness.comparison import stats
     from reports.labels import agreement
 
     monkeypatch.setattr(stats, "cohen_kappa", lambda pairs: 0.123)

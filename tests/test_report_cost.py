@@ -19,7 +19,7 @@ class CostlyBackend(FakeBackend):
     answer's length, prompt tokens with the prompt's."""
 
     def generate(self, conversations, settings, on_batch) -> None:  # type: ignore[no-untyped-def]
-        from harness.generate import Generation
+        from harness.generation.local import Generation
 
         for i, conv in enumerate(conversations):
             text = self.answer(conv[-1]["content"])
@@ -30,10 +30,10 @@ class CostlyBackend(FakeBackend):
 
 @pytest.fixture
 def costly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str, str]:
-    from harness.models import ModelRef
-    from harness.runner import EvalOptions, evaluate_suite
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
+    from harness.generation.models import ModelRef
     from harness.store import Store
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     suite = load_suite(write_suite(tmp_path / "mini"))
     db = tmp_path / "tuneval.db"
@@ -55,7 +55,7 @@ def test_cost_on_compare_equals_the_cli(
 ) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from harness.cost import FIGURES, CostLine, amount, ratio_cells
+    from harness.comparison.cost import FIGURES, CostLine, amount, ratio_cells
 
     db, a, b = costly
     code, out, _ = run_cli("compare", a, b, "--json", "--db", str(db), capsys=capsys)

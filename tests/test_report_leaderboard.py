@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.judge import Judge, Verdict
-from harness.models import ModelRef
+from harness.generation.models import ModelRef
+from harness.grading.judges import Judge, Verdict
 from tests.compare_helpers import answers, fake_run
 from tests.report_store import build
 from tests.test_judge import JUDGED
@@ -16,9 +16,9 @@ from tests.test_report_apptest import open_page, texts
 
 
 def test_leaderboard_page_ranks_the_report_store(tmp_path: Path, monkeypatch) -> None:
-    from harness.runner import EvalOptions, evaluate_suite
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
     from harness.store import Store
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
     from tests.report_store import CANDIDATE, _answer, _ref
 
     rs = build(tmp_path)
@@ -59,7 +59,7 @@ class KnowsNoIdea:
 def test_grading_page_shows_judge_agreement_with_labels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness import judge as judge_module
+    from harness.grading import judges as judge_module
     from harness.store import Store
     from reports.labels import save_label
     from tests.conftest import write_suite

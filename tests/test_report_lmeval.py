@@ -37,9 +37,9 @@ def _rows(run_id: str, right: set[str]) -> list[dict]:
 
 @pytest.fixture
 def lm_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    from harness.runner import new_run_row
+    from harness.evaluation.runner import new_run_row
     from harness.store import Store
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     folder = tmp_path / "mc"
     folder.mkdir()
@@ -72,7 +72,7 @@ def page(name: str, **query: str):
 
 
 def test_leaderboard_ranks_an_lm_eval_only_suite(lm_store: dict[str, str]) -> None:
-    from harness.leaderboard import leaderboard
+    from harness.comparison.leaderboard import leaderboard
     from harness.store import Store
 
     with Store(Path(os.environ["TUNEVAL_DB"]), readonly=True) as store:

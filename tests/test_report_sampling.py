@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.runner import EvalOptions, evaluate_suite
+from harness.evaluation.runner import EvalOptions, evaluate_suite
 from harness.store import Store
-from harness.suite import load_suite
+from harness.suite.loader import load_suite
 from tests.conftest import write_suite
 from tests.report_store import _ref
 from tests.test_report_apptest import open_page, open_row, rows, texts

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import models
-from harness.generate import GenSettings, HFBackend, apply_stop, render
-from harness.runner import EvalOptions, evaluate_suite
-from harness.suite import load_suite
+from harness.evaluation.runner import EvalOptions, evaluate_suite
+from harness.generation import models
+from harness.generation.local import GenSettings, HFBackend, apply_stop, render
+from harness.suite.loader import load_suite
 
 ANSWERS = {
     "dedent": "textwrap",
@@ -112,7 +112,7 @@ class Crashing:
         self.batches = 0
 
     def generate(self, conversations, settings, on_batch):
-        from harness.generate import Generation
+        from harness.generation.local import Generation
 
         on_batch(
             list(range(4)), [Generation(oracle(c[-1]["content"]), 3) for c in conversations[:4]]
@@ -285,7 +285,7 @@ def test_engines_match_model_generate(
 
 def test_continuous_pool_trims_its_cache(varied_model_dir: Path, store, monkeypatch) -> None:
     """Columns no live row uses are cut: the cache spans a prompt and its answer, not the run."""
-    from harness import pool
+    from harness.generation import pool
 
     widths: list[int] = []
     step = pool.Pool._step
@@ -320,7 +320,7 @@ def test_sampling_is_per_case_and_seeded(varied_model_dir: Path, store) -> None:
 def test_packed_linears_compute_the_same(varied_model_dir: Path, store) -> None:
     import torch
 
-    from harness.kernels import PackedLinear, pack_linears
+    from harness.generation.kernels import PackedLinear, pack_linears
 
     ref = models.resolve(str(varied_model_dir), store)
     model, tok = models.load(ref, "float32")

@@ -16,12 +16,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import models, stats
-from harness.compare import compare_runs
+from harness.comparison import stats
+from harness.comparison.compare import compare_runs
+from harness.comparison.sampling import (
+    case_outcome,
+    majority_grade,
+    pass_at_k,
+    pass_hat_k,
+    sample_seed,
+)
 from harness.errors import UserError
-from harness.runner import EvalOptions, evaluate_suite
-from harness.sampling import case_outcome, majority_grade, pass_at_k, pass_hat_k, sample_seed
-from harness.suite import load_suite
+from harness.evaluation.runner import EvalOptions, evaluate_suite
+from harness.generation import models
+from harness.suite.loader import load_suite
 from tests.conftest import SUITE_YAML, TUNEVAL, cli, write_suite
 
 SAMPLED = SUITE_YAML.replace(
@@ -92,7 +99,7 @@ class SeededFake:
         self.pass_share = pass_share
 
     def generate(self, conversations, settings, on_batch, *, seeds=None):
-        from harness.generate import Generation
+        from harness.generation.local import Generation
 
         assert seeds is not None and len(seeds) == len(conversations)
         for start in range(0, len(conversations), 5):
@@ -140,7 +147,7 @@ class Killed(SeededFake):
     """Delivers 10 samples (so two cases are whole and one is half done), then dies."""
 
     def generate(self, conversations, settings, on_batch, *, seeds=None):
-        from harness.generate import Generation
+        from harness.generation.local import Generation
 
         idx = list(range(10))
         self.asked += [seeds[i] for i in idx]
@@ -253,7 +260,7 @@ def test_rate_comparison_verdicts_and_must_pass_on_pass_hat_k(
 def test_a_sample_is_the_same_alone_and_in_a_batch_of_32(
     engine: str, store, varied_model_dir: Path
 ) -> None:
-    from harness.generate import GenSettings, HFBackend
+    from harness.generation.local import GenSettings, HFBackend
 
     ref = models.resolve(str(varied_model_dir), store)
     backend = HFBackend(ref, batch_size=32, dtype="float32", progress=False, engine=engine)

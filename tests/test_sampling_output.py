@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import models
-from harness.compare import compare_runs
-from harness.runner import EvalOptions, evaluate_suite
-from harness.sampling import suite_outcomes
+from harness.comparison.compare import compare_runs
+from harness.comparison.sampling import suite_outcomes
+from harness.evaluation.runner import EvalOptions, evaluate_suite
+from harness.generation import models
 from harness.store import Store
-from harness.suite import load_suite
+from harness.suite.loader import load_suite
 from tests.conftest import SUITE_YAML, run_cli, write_suite
 from tests.test_sampling import SAMPLED, SeededFake
 

@@ -135,8 +135,8 @@ def test_models_add_validates_and_remove_forgets(tmp_path: Path, capsys) -> None
     code, out, _ = run_cli("models", "list", "--json", "--db", str(db), capsys=capsys)
     listed = {m["name"]: m for m in json.loads(out)}
     assert listed["x"]["kind"] == "served" and listed["x"]["fingerprint_verified"] is False
-    from harness.models import resolve
-    from harness.served import fingerprint
+    from harness.generation.models import resolve
+    from harness.generation.served import fingerprint
     from harness.store import Store
 
     with Store(db, readonly=True) as store:

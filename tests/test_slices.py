@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.slices import holm, values_of
+from harness.comparison.slices import holm, values_of
 from tests.compare_helpers import fake_run
 from tests.conftest import run_cli, write_suite
 
@@ -55,7 +55,7 @@ def _compare(db: Path, a: str, b: str, *args: str, capsys) -> tuple[int, str, st
 
 
 def test_slices_by_field_match_hand_computation(planted, capsys):
-    from harness import stats
+    from harness.comparison import stats
 
     db, a, b = planted
     code, out, err = _compare(db, a, b, "--by", "area", "--json", capsys=capsys)
@@ -187,8 +187,8 @@ def test_changed_suite_is_refused_unless_forced(planted, capsys):
 def test_probe_becomes_a_criterion(planted, tmp_path):
     import yaml
 
-    from harness.compare import compare_runs
-    from harness.slices import as_criterion_yaml, probe
+    from harness.comparison.compare import compare_runs
+    from harness.comparison.slices import as_criterion_yaml, probe
     from harness.store import Store
 
     db, a, b = planted

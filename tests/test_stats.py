@@ -9,8 +9,8 @@ import pytest
 from scipy import optimize
 from scipy import stats as sps
 
-from harness import stats
-from harness.compare import decide
+from harness.comparison import stats
+from harness.comparison.compare import decide
 
 ALPHA = 0.05
 

@@ -51,7 +51,7 @@ def test_old_store_migrates_and_keeps_its_data(tmp_path: Path, version: int) -> 
 
 
 def test_compare_on_a_migrated_store_says_must_pass_is_unknown(tmp_path: Path) -> None:
-    from harness.compare import compare_runs
+    from harness.comparison.compare import compare_runs
 
     path = old_store(tmp_path, 1)
     with Store(path) as store:
@@ -165,9 +165,9 @@ def test_one_builder_per_row_kind(tmp_path: Path, mini_suite: Path) -> None:
     grade build their run rows with `new_run_row`: the rows come out alike."""
     import json
 
-    from harness.runner import new_run_row
+    from harness.evaluation.runner import new_run_row
     from harness.store import Store, generation_row
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     row = generation_row("k", "fp", [{"role": "user", "content": "hi"}], {"t": 0.0}, "out",
                          n_tokens=3, seconds=0.5)  # fmt: skip

@@ -103,7 +103,7 @@ def _suite(tmp_path: Path, task: str, **files: str) -> Path:
 
 
 def _needs_code(folder: Path) -> list[str]:
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     return [str(p) for p in load_suite(folder).needs_code]
 
@@ -143,7 +143,7 @@ def test_what_needs_trust_is_located(
 
 
 def test_includes_inside_the_folder_are_read_as_data(tmp_path: Path) -> None:
-    from harness.lmeval_config import read_task
+    from harness.suite.lmeval_config import read_task
 
     base = "output_type: multiple_choice\ndoc_to_target: wrong\nmetric_list:\n  - metric: acc\n"
     task = "include: base.yaml\n" + PLAIN.replace("output_type: multiple_choice\n", "")
@@ -156,7 +156,7 @@ def test_includes_inside_the_folder_are_read_as_data(tmp_path: Path) -> None:
 
 def test_unsupported_task_kind_is_a_problem(tmp_path: Path) -> None:
     from harness.errors import UserError
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     folder = _suite(tmp_path, PLAIN.replace("multiple_choice", "loglikelihood_rolling"))
     with pytest.raises(UserError, match="output_type 'loglikelihood_rolling' is not supported"):
@@ -181,7 +181,7 @@ def test_template_cannot_reach_python(tmp_path: Path, tiny_model_dir: Path) -> N
 def test_includes_and_named_modules_are_part_of_the_fingerprint(tmp_path: Path) -> None:
     """A changed include or `!function` module is a changed suite: the per-task cache and
     compare key on the fingerprint."""
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     base = "output_type: multiple_choice\nmetric_list:\n  - metric: acc\n"
     task = "include: base.yaml\n" + TASK.replace("output_type: multiple_choice\n", "")
@@ -203,7 +203,7 @@ def test_a_dotted_module_is_hashed_where_lm_eval_imports_it(tmp_path: Path) -> N
     """`!function pkg.mod.fn` imports `pkg.mod.py` beside the task (lm-eval keeps the dots);
     that file, not `pkg/mod.py`, is the one the fingerprint must follow. A module named outside
     the folder is never read."""
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     task = TASK.replace("!function evil.process", "!function pkg.mod.process")
     folder = _suite(tmp_path, task, **{"pkg.mod.py": "def process(d):\n  return d\n"})

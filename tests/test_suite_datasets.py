@@ -88,7 +88,7 @@ HUB = "columns: {function: fn}, id: qid"
 def test_local_parquet_csv_json_and_arrow_splits(tmp_path: Path) -> None:
     import pyarrow as pa
 
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     folder = tmp_path / "local"
     folder.mkdir()
@@ -120,7 +120,7 @@ def test_local_parquet_csv_json_and_arrow_splits(tmp_path: Path) -> None:
 
 
 def test_hub_dataset_resolves_from_the_cache_and_pins(hub: Path) -> None:
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     folder = hub.parent / "hub-suite"
     data = (
@@ -174,7 +174,7 @@ def test_bad_shapes_are_located(
     hub: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from harness.errors import UserError
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     folder = tmp_path / "bad"
     folder.mkdir()
@@ -193,7 +193,7 @@ def test_bad_shapes_are_located(
 def test_hub_suite_evaluates_and_seeds_a_new_suite(
     hub: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from harness import suite_new
+    from harness.suite import new as suite_new
 
     folder = _suite(tmp_path / "hub-eval", f"  test: {{hf: org/modules, {HUB}}}\n")
     args = ["eval", str(folder), "--model", str(tiny_model_dir), "--db", str(tmp_path / "t.db")]

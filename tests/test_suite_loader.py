@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.errors import UserError
-from harness.suite import load_suite
+from harness.suite.loader import load_suite
 from tests.conftest import SUITE_YAML, write_suite
 
 

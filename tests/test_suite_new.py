@@ -45,7 +45,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def made(source: Path) -> Path:
     """`suites new` on the JSONL source, once for the module (its outputs are only read)."""
-    from harness import suite_new
+    from harness.suite import new as suite_new
 
     out = source.parent / "made"
     src = suite_new.read_source(str(source))
@@ -64,8 +64,8 @@ def _split_of(folder: Path) -> dict[str, str]:
 def test_new_from_jsonl_validates_and_keeps_near_duplicates_together(
     made: Path, source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.data import near_groups
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
+    from harness.training.data import near_groups
 
     s = load_suite(made)
     assert len(s.cases) == 8 and len(s.validation or []) == 3 and len(s.train or []) == 21
@@ -104,8 +104,8 @@ def test_new_from_parquet_with_sentence_targets(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from harness import suite_new
-    from harness.suite import load_suite
+    from harness.suite import new as suite_new
+    from harness.suite.loader import load_suite
 
     rows = [
         {"id": f"q{i}", "question": f"What does {fn} do?",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.suite import find_suites, load_suite
+from harness.suite.loader import find_suites, load_suite
 from tests.conftest import REPO
 
 SUITES = REPO / "suites"

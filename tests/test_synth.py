@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.diversity import distinct
 from harness.errors import UserError
-from harness.suite import load_suite
-from harness.synth import parse_pair, read_passages, synthesize
+from harness.suite.loader import load_suite
+from harness.training.diversity import distinct
+from harness.training.synth import parse_pair, read_passages, synthesize
 from tests.conftest import run_cli
 
 QA_SUITE = """\
@@ -129,7 +129,7 @@ def test_template_pairs_deduped_and_leak_free(qa: Path, sources: Path) -> None:
 
 
 def test_model_pairs_parse_and_are_cached(qa: Path, sources: Path, store, monkeypatch) -> None:
-    from harness import generate
+    from harness.generation import local as generate
     from tests.conftest import FakeBackend
 
     def answer(user: str) -> str:
@@ -140,7 +140,7 @@ def test_model_pairs_parse_and_are_cached(qa: Path, sources: Path, store, monkey
     backend = FakeBackend(answer)
     monkeypatch.setattr(generate, "backend_for", lambda *a, **k: backend)
     tiny = Path(__file__)  # never loaded: the fake backend answers
-    monkeypatch.setattr("harness.models.resolve", lambda spec, store=None: _ref())
+    monkeypatch.setattr("harness.generation.models.resolve", lambda spec, store=None: _ref())
     rows, counts = synthesize(
         load_suite(qa), [sources], model=str(tiny), store=store, progress=False
     )
@@ -153,7 +153,7 @@ def test_model_pairs_parse_and_are_cached(qa: Path, sources: Path, store, monkey
 
 
 def _ref():
-    from harness.models import ModelRef
+    from harness.generation.models import ModelRef
 
     return ModelRef("writer", "writer", Path("."), "local", "fp-writer")
 

@@ -38,10 +38,10 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def logged_store(tmp_path: Path) -> dict:
     """A base run, and a candidate run whose model came from a training run with a loss curve
     and one evaluated checkpoint."""
-    from harness.models import ModelRef
-    from harness.runner import EvalOptions, evaluate_suite
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
+    from harness.generation.models import ModelRef
     from harness.store import Store
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     db = tmp_path / "tuneval.db"
     suite_dir = write_suite(tmp_path / "mini")

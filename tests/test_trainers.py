@@ -246,7 +246,7 @@ def test_sft_trains_registers_and_logs(
     again = json.loads(out)
     assert code == 0 and again["reused"] and again["model"] == result["model"]
 
-    from harness import models
+    from harness.generation import models
 
     with Store(db) as s:
         ref = models.resolve(result["model"], s)
@@ -655,7 +655,7 @@ def test_loop_on_the_packaged_model(
     assert c["n"] == 4 and result["train"]["steps"] == 2
     assert result["base_run"] != result["candidate_run"]
     # the verdict is the rule's, on the numbers the loop measured (whichever way they fell)
-    from harness.compare import decide
+    from harness.comparison.compare import decide
 
     mc, sign = c["mcnemar"], c["sign_test"]
     mde = c["mde"] if c["mde"] is not None else float("inf")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.generation.vllm_engine import python
 from harness.store import Store
-from harness.vllm_engine import python
 from tests.conftest import REPO, TUNEVAL, cli, run_cli
 from tests.test_integration_real import real_suite
 from tests.test_sampling import _stored_generations

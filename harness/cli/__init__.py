@@ -94,14 +94,14 @@ def register_commands() -> None:
 
 
 def main() -> None:
-    # Models given by Hub id are fetched through `harness.hub`, which honours HF_HUB_OFFLINE as
-    # the user set it; nothing else reaches a network, so datasets stays offline.
+    # Models given by Hub id are fetched through `harness.generation.hub`, which honours
+    # HF_HUB_OFFLINE as the user set it; nothing else reaches a network, so datasets stays offline.
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Spinning OpenMP threads cut throughput ~10x on a shared CPU; set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     quiet_libraries()
-    from harness.launch import die_with_parent
+    from harness.training.launch import die_with_parent
 
     die_with_parent()
     register_commands()

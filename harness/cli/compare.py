@@ -13,7 +13,7 @@ from harness.cli import DbOption, JsonOption, open_store, out, print_json
 from harness.cli.slicing import ByOption, MinSliceOption, ProbeOption
 
 if TYPE_CHECKING:
-    from harness.compare import Comparison, Pair
+    from harness.comparison.compare import Comparison, Pair
 
 SHOWN_CASES = 10  # cases listed per direction in the terminal; --json and --markdown list more
 VERDICT_STYLE = {
@@ -68,7 +68,7 @@ JudgeOption = Annotated[
 def _suite_name(suite: str | None) -> str | None:
     """Accept a suite folder where a suite name is expected: people type the path they eval'd."""
     if suite and (Path(suite) / "suite.yaml").is_file():
-        from harness.suite import load_suite
+        from harness.suite.loader import load_suite
 
         return load_suite(suite).name
     return suite
@@ -78,7 +78,7 @@ def _compare(
     a: str, b: str, suite: str | None, force: bool, alpha: float, db: Path | None,
     judge: str | None = None, prompts: tuple[str | None, str | None] = (None, None),
 ) -> Comparison:  # fmt: skip
-    from harness.compare import compare_runs, resolve_run
+    from harness.comparison.compare import compare_runs, resolve_run
 
     name = _suite_name(suite)
     with open_store(db, readonly=True) as store:  # the store must exist; comparing never writes
@@ -86,8 +86,8 @@ def _compare(
         run_b = resolve_run(store, b, name, prompts[1])
         c = compare_runs(store, run_a, run_b, force=force, alpha=alpha)
     if judge is not None:  # a judge caches its verdicts: it writes, to the store found above
-        from harness.judge import judge_for
-        from harness.preference import prefer
+        from harness.comparison.preference import prefer
+        from harness.grading.judges import judge_for
 
         with open_store(db) as store:
             c.preference = prefer(judge_for(judge, store, progress=True), c.pairs).to_json()
@@ -109,8 +109,8 @@ def _write(
     extra_markdown: str = "",
 ) -> None:  # fmt: skip
     from harness import outfile
-    from harness.compare_format import junit as junit_xml
-    from harness.compare_format import markdown as markdown_text
+    from harness.comparison.format import junit as junit_xml
+    from harness.comparison.format import markdown as markdown_text
     from harness.store import default_path
 
     for path, text in (
@@ -174,7 +174,7 @@ def gate_cmd(
 ) -> None:
     """Exit 0 when B may replace A; 1 on a significant regression, a broken must-pass case, or
     more than --max-regressed cases that dropped a grade; 2 on usage errors."""
-    from harness.compare import gate_failures
+    from harness.comparison.compare import gate_failures
 
     _check_outputs(db, markdown, junit)
     c = _compare(a, b, suite, force, alpha, db, prompts=(prompt_a, prompt_b))
@@ -198,8 +198,8 @@ def gate_cmd(
 
 
 def show(c: Comparison, *, cases: bool = True) -> None:
-    from harness.compare_format import interval, pct, pts
-    from harness.prompts import arm
+    from harness.comparison.format import interval, pct, pts
+    from harness.suite.prompts import arm
 
     a, b = c.run_a, c.run_b
     name_a = escape(arm(str(a["model"]), a.get("prompt_variant")))
@@ -220,7 +220,7 @@ def show(c: Comparison, *, cases: bool = True) -> None:
     if c.sampling is not None:
         out.print(rates_table(c.sampling, c))
     if c.cost:
-        from harness.cost import engine_caveat
+        from harness.comparison.cost import engine_caveat
 
         out.print(cost_table(c))
         caveat = engine_caveat(a, b)
@@ -274,7 +274,7 @@ def show(c: Comparison, *, cases: bool = True) -> None:
 def rates_table(s: dict[str, Any], c: Comparison) -> Table:
     """What k samples per case say on each side: pass@k, pass^k (paired bootstrap), flaky cases,
     and the cases whose own pass share moved beyond its noise; the title names the test."""
-    from harness.compare_format import pct, pts
+    from harness.comparison.format import pct, pts
 
     k = min(s["k_a"], s["k_b"])
     table = Table(
@@ -297,7 +297,7 @@ def rates_table(s: dict[str, Any], c: Comparison) -> Table:
 
 def _passes(row: dict[str, Any]) -> str:
     """A result row's passes out of its samples ('3/4'), or its grade for a one-answer row."""
-    from harness.sampling import sample_grades
+    from harness.comparison.sampling import sample_grades
 
     if not row.get("samples"):
         return str(row["grade"])
@@ -306,7 +306,7 @@ def _passes(row: dict[str, Any]) -> str:
 
 
 def cost_table(c: Comparison) -> Table:
-    from harness.cost import amount, ratio_text
+    from harness.comparison.cost import amount, ratio_text
 
     table = Table(
         "figure", "A", "B", "B / A  [95% CI]", "cases",
@@ -320,7 +320,7 @@ def cost_table(c: Comparison) -> Table:
 
 
 def _preference(p: dict[str, Any]) -> None:
-    from harness.compare_format import pct
+    from harness.comparison.format import pct
 
     table = Table(
         "B wins", "ties", "B loses", "B preferred", "95% CI", "sign test p",
@@ -338,7 +338,7 @@ def _signed(text: str, value: float) -> str:
 
 
 def _transitions(c: Comparison) -> Table:
-    from harness.grading import GRADES, RANK
+    from harness.grading.grader import GRADES, RANK
 
     title = "grade transitions" + (" (majority grade)" if c.sampling is not None else "")
     table = Table("A ↓  B →", *GRADES, title=title)
@@ -353,9 +353,9 @@ def _transitions(c: Comparison) -> Table:
 
 
 def _cases(pairs: list[Pair], change: str) -> None:
-    from harness.compare import failed_checks
-    from harness.compare_format import shorten
-    from harness.compare_rates import has_samples
+    from harness.comparison.compare import failed_checks
+    from harness.comparison.format import shorten
+    from harness.comparison.rates import has_samples
 
     if not pairs:
         return

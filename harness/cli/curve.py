@@ -14,9 +14,9 @@ from harness.cli.compare import AlphaOption
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from harness.curve import Curve, Point
-    from harness.runner import EvalOptions
-    from harness.suite import Suite
+    from harness.comparison.curve import Curve, Point
+    from harness.evaluation.runner import EvalOptions
+    from harness.suite.loader import Suite
 
 SHOWN = 10  # cases listed per list in the terminal; --json lists them all
 
@@ -88,7 +88,7 @@ def curve_cmd(
 ) -> None:
     """Pass and better rate per checkpoint with intervals, the best step against the base with
     its paired interval, and the cases that regressed or flip along the way."""
-    from harness.curve import build_curve, find_train_run
+    from harness.comparison.curve import build_curve, find_train_run
 
     with open_store(db, readonly=True) as store:
         curve = build_curve(store, find_train_run(store, train_run), alpha)
@@ -107,8 +107,8 @@ def sweep_cmd(
     curve; with `--log-to`, the training run to each tracker, every checkpoint's scalars at its
     step."""
     from harness.cli import err, track
-    from harness.curve import build_curve
-    from harness.sweep import sweep
+    from harness.comparison.curve import build_curve
+    from harness.evaluation.sweep import sweep
 
     def say(line: str) -> None:
         if not as_json:

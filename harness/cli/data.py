@@ -16,7 +16,7 @@ data_app = typer.Typer(
 
 
 def _tokenizer(model: str, db: Path | None) -> Any:
-    from harness import models
+    from harness.generation import models
     from harness.store import Store, default_path
 
     # Only a registered (trained) model needs the store; never create one just to read a name.
@@ -42,8 +42,8 @@ def prepare(
     as_json: JsonOption = False,
 ) -> None:
     """Apply the prompt and chat template, tokenize, and report tokens, truncation and steps."""
-    from harness.data import chat_examples, prepare_report, render_parts
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
+    from harness.training.data import chat_examples, prepare_report, render_parts
 
     s = load_suite(suite)
     for name, value in (("--max-length", max_length), ("--batch-size", batch_size)):
@@ -101,8 +101,8 @@ def check(
 
     Exits 1 when a test prompt also appears in the training data.
     """
-    from harness.data import check_report
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
+    from harness.training.data import check_report
 
     report = check_report(load_suite(suite))
     if as_json:
@@ -169,8 +169,8 @@ def synth(
     that leak into the suite's test split, mark them generated, and say what each step kept."""
     from harness import outfile
     from harness.store import default_path
-    from harness.suite import load_suite
-    from harness.synth import synthesize, write_jsonl
+    from harness.suite.loader import load_suite
+    from harness.training.synth import synthesize, write_jsonl
 
     outfile.check(out_file, db or default_path())  # before the work, not after
     s = load_suite(suite)

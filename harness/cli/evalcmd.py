@@ -14,7 +14,7 @@ from harness.errors import UserError
 
 
 def summary_table(result: dict[str, Any], sections: dict[str, str]) -> Table:
-    from harness.prompts import arm
+    from harness.suite.prompts import arm
 
     n = result["n"]
     title = f"{result['suite']} · {arm(result['model'], result.get('prompt'))} · {n} cases graded"
@@ -95,18 +95,18 @@ def eval_cmd(
     """Evaluate a model on a suite (its test cases and its lm-eval tasks): generate (cached),
     grade every case, store the run; one run per model. One glob of `checkpoint-N` folders or a
     training output folder sweeps the checkpoints in step order, with the base, as one curve."""
-    from harness import models
-    from harness.adapters import evaluate_models
     from harness.cli import track
-    from harness.runner import EvalOptions
-    from harness.suite import load_suite
+    from harness.evaluation.adapters import evaluate_models
+    from harness.evaluation.runner import EvalOptions
+    from harness.generation import models
+    from harness.suite.loader import load_suite
 
     if engine not in (None, "local", "vllm"):
         raise UserError(f"--engine {engine!r}: use local or vllm")
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
     s.check_trust(trust_code)
     if samples is not None:
-        from harness.sampled import samples_for
+        from harness.evaluation.sampled import samples_for
 
         samples_for(s, samples)  # several samples of a greedy suite: located, nothing written
     track.check(log_to)
@@ -115,10 +115,10 @@ def eval_cmd(
         prompt=prompt, samples=samples, engine=engine,
     )  # fmt: skip
     if prompt:
-        from harness.prompts import prompt_for
+        from harness.suite.prompts import prompt_for
 
         prompt_for(s, prompt)  # an unknown variant is a usage error: nothing written
-    from harness.sweep import checkpoint_folders
+    from harness.evaluation.sweep import checkpoint_folders
 
     # one glob of checkpoint-N folders, or a training output folder: a sweep
     folders = checkpoint_folders(model[0]) if model and len(model) == 1 else None

@@ -25,8 +25,8 @@ def grade_cmd(
     """Grade outputs produced elsewhere, without loading a model, and store them as a run;
     `compare` and `gate` pair it with any model's run."""
     from harness.cli.evalcmd import summary_table
-    from harness.offline import grade_outputs
-    from harness.suite import load_suite
+    from harness.evaluation.offline import grade_outputs
+    from harness.suite.loader import load_suite
 
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
     s.check_trust(trust_code)

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, open_store, out, print_json
-from harness.leaderboard import MAX_BOOT
+from harness.comparison.leaderboard import MAX_BOOT
 
 
 def leaderboard_cmd(
@@ -29,7 +29,7 @@ def leaderboard_cmd(
     """Rank every model with a complete run on a suite: Bradley–Terry ratings on per-case grades
     (Elo scale, ties count half), bootstrap intervals over cases, pass rate beside."""
     from harness.cli.compare import _suite_name
-    from harness.leaderboard import leaderboard
+    from harness.comparison.leaderboard import leaderboard
 
     names = [m.strip() for group in models or [] for m in group.split(",") if m.strip()]
     name = _suite_name(suite) or suite

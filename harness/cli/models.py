@@ -11,7 +11,7 @@ from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, err, open_store, out, print_json
 from harness.errors import UserError
-from harness.served import redact
+from harness.generation.served import redact
 
 models_app = typer.Typer(
     help="Models: the packaged default, the candidates you trained, served endpoints.",
@@ -31,7 +31,7 @@ def lineage(name: str, rows: dict[str, dict[str, Any]]) -> list[str]:
 def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every known model with its lineage: packaged default first, then candidates, oldest first,
     then models named by Hub id that have runs (with the commit their newest run resolved to)."""
-    from harness.models import DEFAULT_MODEL
+    from harness.generation.models import DEFAULT_MODEL
     from harness.store import default_path
 
     rows: dict[str, Any] = {}
@@ -165,8 +165,8 @@ def add(
     """Register an OpenAI-compatible endpoint (vLLM, SGLang, TGI, llama.cpp, `transformers
     serve`) as a model. The API key is read from --api-key-env when requests are made; it is
     never stored."""
-    from harness.names import check_name
-    from harness.served import Endpoint, check_reachable, fingerprint, normalize_url
+    from harness.evaluation.names import check_name
+    from harness.generation.served import Endpoint, check_reachable, fingerprint, normalize_url
 
     check_name(name, "NAME", None)
     endpoint = Endpoint(normalize_url(url), model, api_key_env, revision, concurrency, timeout)

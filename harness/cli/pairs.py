@@ -48,10 +48,10 @@ def pairs_cmd(
     the worst answer of each prompt as a pair (TRL's conversational preference format), with
     the grades and criteria that decided it. Test prompts, and train prompts near one, are left
     out. Samples are cached: a rerun costs nothing, a killed run resumes."""
-    from harness import models
-    from harness.data import split_rows
-    from harness.pairs import PairOptions, build_pairs, write_pairs
-    from harness.suite import load_suite
+    from harness.generation import models
+    from harness.suite.loader import load_suite
+    from harness.training.data import split_rows
+    from harness.training.pairs import PairOptions, build_pairs, write_pairs
 
     s = load_suite(suite)  # everything is checked before the store is touched
     opts = PairOptions(
@@ -104,7 +104,7 @@ def label_pairs_cmd(
     """Pairs from the grading queue's labels on two runs' answers (the human grade overrides
     the automatic one). They are test cases: the dpo trainer refuses them unless
     `--set allow_test_pairs=true`."""
-    from harness.pairs import label_pairs, warning_for_test_cases, write_pairs
+    from harness.training.pairs import label_pairs, warning_for_test_cases, write_pairs
 
     with open_store(db, readonly=True) as store:
         rows, dropped = label_pairs(store, run_a, run_b)

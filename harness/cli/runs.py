@@ -23,7 +23,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """List runs, oldest first."""
-    from harness.grading import summarize
+    from harness.grading.grader import summarize
 
     with open_store(db, readonly=True) as store:
         rows = []
@@ -81,7 +81,7 @@ def show(
     """Show every case of a run with its output, grade and criteria (and, for a run of k samples
     per case, each case's passes out of k and the suite's pass share, pass@k, pass^k, flaky
     cases and majority grades)."""
-    from harness.sampling import case_fields, suite_outcomes
+    from harness.comparison.sampling import case_fields, suite_outcomes
 
     with open_store(db, readonly=True) as store:
         info = store.run(run)
@@ -117,7 +117,7 @@ def show(
             }
         )
         return
-    from harness.prompts import arm
+    from harness.suite.prompts import arm
 
     name = _escape(arm(info["model"], info["prompt_variant"]))
     out.print(f"run [bold]{run}[/bold]: {info['suite']} · {name} · {info['status']}")

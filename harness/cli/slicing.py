@@ -1,5 +1,6 @@
 """`compare --by FIELD` and `compare --probe TEXT`: the comparison cut into slices, and ad-hoc
-questions asked of every output. The statistics live in harness.slices; this is the terminal."""
+questions asked of every output. The statistics live in harness.comparison.slices; this is the
+terminal."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from harness.cli import out
 from harness.errors import UserError
 
 if TYPE_CHECKING:
-    from harness.compare import Comparison
-    from harness.slices import Probe, Slice
+    from harness.comparison.compare import Comparison
+    from harness.comparison.slices import Probe, Slice
 
 ByOption = Annotated[
     list[str] | None,
@@ -42,7 +43,7 @@ MinSliceOption = Annotated[
 
 def check_probes(probes: list[str] | None) -> None:
     """Before any work: every probe parses (a malformed regex is one line, exit 2)."""
-    from harness.slices import matcher
+    from harness.comparison.slices import matcher
 
     for text in probes or []:
         matcher(text)
@@ -51,8 +52,8 @@ def check_probes(probes: list[str] | None) -> None:
 def suite_cases(c: Comparison, force: bool) -> dict[str, dict[str, Any]]:
     """The cases of the suite run A was evaluated on, read from its folder; refused when the folder
     has changed since (the fields might not be the ones the runs saw), unless --force."""
-    from harness.slices import case_table
-    from harness.suite import load_suite
+    from harness.comparison.slices import case_table
+    from harness.suite.loader import load_suite
 
     run = c.run_a
     path = Path(str(run["suite_path"]))
@@ -73,7 +74,7 @@ def suite_cases(c: Comparison, force: bool) -> dict[str, dict[str, Any]]:
 def slices_and_probes(
     c: Comparison, by: list[str] | None, probes: list[str] | None, force: bool, min_slice: int
 ) -> tuple[list[Slice], list[Probe]]:
-    from harness.slices import probe, slice_comparison
+    from harness.comparison.slices import probe, slice_comparison
 
     rows = slice_comparison(c, suite_cases(c, force), by, min_cases=min_slice) if by else []
     return rows, [probe(c, text) for text in probes or []]
@@ -89,7 +90,7 @@ def to_json(slices: list[Slice], probes: list[Probe]) -> dict[str, Any]:
 
 
 def show(slices: list[Slice], probes: list[Probe]) -> None:
-    from harness.compare_format import interval, pct, pts
+    from harness.comparison.format import interval, pct, pts
 
     if slices:
         table = Table(
@@ -119,7 +120,7 @@ def show(slices: list[Slice], probes: list[Probe]) -> None:
 
 
 def markdown(slices: list[Slice], probes: list[Probe]) -> str:
-    from harness.compare_format import interval, md_text, pct, pts
+    from harness.comparison.format import interval, md_text, pct, pts
 
     lines: list[str] = []
     if slices:

@@ -29,7 +29,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """List the suites below a folder."""
-    from harness.suite import find_suites, load_suite
+    from harness.suite.loader import find_suites, load_suite
 
     if root is not None and not root.is_dir():
         raise UserError(f"{root}: no such folder")
@@ -78,7 +78,7 @@ def show(
 ) -> None:
     """Show a suite's prompt, generation settings and rubric."""
     from harness import criteria
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     s = load_suite(path)
     if as_json:
@@ -133,7 +133,7 @@ def validate(
 ) -> None:
     """Validate suites; exit 2 with one line per problem when any is invalid (an lm-eval task
     that would run code is a problem unless --trust-suite-code)."""
-    from harness.suite import load_suite
+    from harness.suite.loader import load_suite
 
     problems: list[str] = []
     report = []
@@ -245,7 +245,7 @@ def new(
     import re
     import sys
 
-    from harness import suite_new
+    from harness.suite import new as suite_new
 
     if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", name):
         raise UserError(f"'{name}': a suite name uses lower-case letters, digits, '-', '_', '.'")

@@ -32,7 +32,7 @@ DestOption = Annotated[
 
 def check(to: list[str] | None) -> None:
     """Before any work: each tracker named exists and its library is installed."""
-    from harness.trackers import tracker
+    from harness.integrations.trackers import tracker
 
     for name in to or []:
         tracker(name)
@@ -46,7 +46,7 @@ def send(
     stderr."""
     if not to:
         return []
-    from harness.trackers import log, record_for, training_record
+    from harness.integrations.trackers import log, record_for, training_record
 
     with open_store(db, readonly=True) as store:  # type: ignore[arg-type]
         records = [record_for(store, run, against) for run, against in runs]
@@ -80,7 +80,7 @@ def log_cmd(
     """Log runs to the trackers a team already watches: run metadata, grade and per-criterion
     rates, cost per case, the verdict against a baseline with its interval, the training loss
     and checkpoint curves, and the per-case table."""
-    from harness.compare import resolve_run
+    from harness.comparison.compare import resolve_run
 
     check(to)
     with open_store(db, readonly=True) as store:

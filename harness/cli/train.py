@@ -101,8 +101,8 @@ def _prepare(
     With `pairs_later` (the loop makes the pairs file), a trainer's `pairs` setting is checked
     for everything but the file."""
     from harness.plugin import PAIRS_PENDING
-    from harness.suite import load_suite
-    from harness.training import examples, parse_sets
+    from harness.suite.loader import load_suite
+    from harness.training.job import examples, parse_sets
     from trainers import registry
 
     s = load_suite(suite)
@@ -118,9 +118,9 @@ def _prepare(
 def _check_against_base(t: Any, base: str, hp: Any, cfg: Any, db: Path | None) -> None:
     """The settings checked against the base model before the store is opened for writing: a
     base named in an existing store is looked up there read-only."""
-    from harness.models import resolve
+    from harness.generation.models import resolve
     from harness.store import Store, default_path
-    from harness.training import check_settings
+    from harness.training.job import check_settings
 
     path = db or default_path()
     if not path.is_file():
@@ -140,7 +140,7 @@ def _loop_makes_pairs(trainer: str, sets: list[str] | None) -> bool:
 
 
 def _train(job: Any, store: Any, eval_checkpoints: int, quiet: bool, trust_code: bool) -> Any:
-    from harness.training import train as run_training
+    from harness.training.job import train as run_training
 
     if not quiet:
         err.print(
@@ -204,7 +204,7 @@ def train_cmd(
     Run the same command again after an interruption to resume from the last checkpoint."""
     from harness.cli import track
     from harness.plugin import distributed
-    from harness.training import make_job
+    from harness.training.job import make_job
 
     track.check(log_to)
     s, t, hp, cfg = _prepare(suite, trainer, sets)
@@ -212,13 +212,13 @@ def train_cmd(
         s.check_trust(trust_code)
     _check_against_base(t, base, hp, cfg, db)
     if (nproc > 1 or torchrun) and distributed().world_size == 1:
-        from harness.launch import check_launch, relaunch
+        from harness.training.launch import check_launch, relaunch
 
         check_launch(nproc, torchrun or [])
 
         with open_store(db) as store:  # the launcher prepares the store and the base once
             job = make_job(s, t, base, hp, cfg, store)
-            from harness.training import training_base
+            from harness.training.job import training_base
 
             training_base(job.base, store)
         relaunch(nproc, torchrun or [])  # does not return
@@ -291,25 +291,25 @@ def loop_cmd(
     the train prompts, graded by the rubric, before training."""
     from dataclasses import replace
 
-    from harness import models
     from harness.cli import track
-    from harness.compare import compare_runs
-    from harness.prompts import prompt_for
-    from harness.runner import EvalOptions, evaluate_suite
-    from harness.training import make_job
+    from harness.comparison.compare import compare_runs
+    from harness.evaluation.runner import EvalOptions, evaluate_suite
+    from harness.generation import models
+    from harness.suite.prompts import prompt_for
+    from harness.training.job import make_job
 
     makes_pairs = _loop_makes_pairs(trainer, sets)
     s, t, hp, cfg = _prepare(suite, trainer, sets, pairs_later=makes_pairs)
     s.check_trust(trust_code)  # before the store is touched
     if samples is not None:
-        from harness.sampled import samples_for
+        from harness.evaluation.sampled import samples_for
 
         samples_for(s, samples)  # several samples of a greedy suite: located, nothing written
     track.check(log_to)
     pair_opts = None
     pairs: dict[str, Any] | None = None
     if makes_pairs:
-        from harness.pairs import PairOptions
+        from harness.training.pairs import PairOptions
 
         pair_opts = PairOptions(
             samples=pair_samples, tie_break=tie_break,  # type: ignore[arg-type]  # checked next
@@ -374,8 +374,8 @@ def _loop_pairs(
     import json
 
     from harness.cli.pairs import show
-    from harness.pairs import build_pairs, write_pairs
-    from harness.training import parse_sets, workspace_models
+    from harness.training.job import parse_sets, workspace_models
+    from harness.training.pairs import build_pairs, write_pairs
 
     result = build_pairs(s, base, store, opts)
     blob = json.dumps([s.fingerprint, base.fingerprint, result.settings], sort_keys=True)
@@ -423,8 +423,8 @@ def _loop_json(
 def _show_loop(comparisons: list[Any]) -> None:
     """Each comparison in full, then the verdicts side by side when there are two."""
     from harness.cli.compare import VERDICT_STYLE, show
-    from harness.cost import summary
-    from harness.prompts import arm
+    from harness.comparison.cost import summary
+    from harness.suite.prompts import arm
 
     for i, c in enumerate(comparisons):
         if len(comparisons) > 1:

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 import pydantic
 
-from harness.templating import Loc
+from harness.safe.templating import Loc
 
 
 @dataclass(frozen=True)

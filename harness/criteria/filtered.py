@@ -15,9 +15,9 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from harness import saferegex
 from harness.criteria import Case, Result, Scorer, criterion, per_output
-from harness.templating import fill_values
+from harness.safe import regex as saferegex
+from harness.safe.templating import fill_values
 
 _DEFAULT = r"#### (\-?[0-9\.\,]+)"  # lm-eval's default regex_pattern
 STEPS = ("regex", "take_first", "lowercase", "uppercase", "remove_whitespace", "map")

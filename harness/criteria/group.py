@@ -26,7 +26,7 @@ import pydantic
 
 from harness import criteria
 from harness.criteria import Case, Result, Scorer, criterion
-from harness.templating import Loc
+from harness.safe.templating import Loc
 
 _KEYS = ("type", "weight", "negate", "label")
 

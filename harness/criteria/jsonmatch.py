@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 import yaml
 
-from harness import saferegex, yamlsafe
 from harness.criteria import Case, Result, Scorer, criterion, per_output
+from harness.safe import regex as saferegex
+from harness.safe import yamlsafe
 
 MAX_OBJECT = 100_000  # characters scanned from each "{", as promptfoo limits it
 

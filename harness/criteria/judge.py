@@ -16,8 +16,8 @@
 
 `{output}` is the model's answer, `{reference}` the filled `reference` template, any other
 `{field}` comes from the case. A line naming the choices is appended to the prompt. The score is
-the expected worth under the judge's distribution over the choices (see `harness.judge`); the
-result's `info` keeps the judge, its choice and the distribution, which the report compares with
+the expected worth under the judge's distribution over the choices (see `harness.grading.judges`);
+the result's `info` keeps the judge, its choice and the distribution, which the report compares with
 human labels. The model is resolved and loaded on the first score, never when a suite loads.
 """
 
@@ -29,7 +29,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from harness.criteria import Case, Result, Scorer, context, criterion
-from harness.templating import fill, placeholders
+from harness.safe.templating import fill, placeholders
 
 
 def instruction(choices: Sequence[str]) -> str:
@@ -68,7 +68,7 @@ def judge(
     threshold = min
 
     def scorer(outputs: Sequence[str], cases: Sequence[Case]) -> list[Result]:
-        from harness.judge import judge_for
+        from harness.grading.judges import judge_for
 
         ctx = context()
         j = judge_for(model, ctx.store, ctx.progress)
@@ -108,8 +108,8 @@ def human_agreement(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
       passed; its verdict is compared with "the human graded it better".
 
     Cases where another criterion had already fixed the grade are counted in `left_out`."""
-    from harness import stats
-    from harness.grading import RANK
+    from harness.comparison import stats
+    from harness.grading.grader import RANK
 
     pairs: dict[str, list[tuple[bool, bool]]] = {}
     judges: dict[str, str] = {}

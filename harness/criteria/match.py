@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from harness.criteria import Case, Result, Scorer, criterion, per_output
-from harness.templating import fill_values
+from harness.safe.templating import fill_values
 
 
 def _short(text: str, n: int = 40) -> str:

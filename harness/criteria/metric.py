@@ -31,7 +31,7 @@ from typing import Any
 
 from harness.criteria import Case, Result, Scorer, context, criterion
 from harness.errors import UserError
-from harness.templating import fill
+from harness.safe.templating import fill
 
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str | None], Any] = {}

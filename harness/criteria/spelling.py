@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from harness.criteria import Case, Result, Scorer, context, criterion, per_output
-from harness.templating import fill
+from harness.safe.templating import fill
 
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _INLINE = re.compile(r"`[^`\n]*`")
@@ -118,7 +118,7 @@ def suite_words(folder: Path | None) -> frozenset[str]:
     key = f"suite:{folder}"
     with _lock:
         if key not in _words:
-            from harness.suite import load_suite
+            from harness.suite.loader import load_suite
 
             suite = load_suite(folder)
             rows = [*suite.cases, *(suite.train or []), *(suite.validation or [])]

@@ -6,9 +6,9 @@ import json as jsonlib
 import re
 from typing import Any, Literal
 
-from harness import saferegex
 from harness.criteria import Case, Result, Scorer, criterion, per_output
-from harness.templating import fill, fill_values
+from harness.safe import regex as saferegex
+from harness.safe.templating import fill, fill_values
 
 _WORD = re.compile(r"\w+(?:['’.-]\w+)*", re.UNICODE)
 

@@ -70,7 +70,7 @@ class Imported:
 def chat_messages(value: Any) -> list[dict[str, str]] | None:
     """A sample's input as chat messages: text is one user message; a list must hold
     {role, content} messages (system, user or assistant, text content). None otherwise."""
-    from harness.suite import ROLES
+    from harness.suite.loader import ROLES
 
     if isinstance(value, str):
         return [{"role": "user", "content": value}]

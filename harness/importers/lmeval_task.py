@@ -1,5 +1,5 @@
 """lm-eval: a task YAML with local `data_files`, read as data (no `!function`: see
-`harness.lmeval_config`).
+`harness.suite.lmeval_config`).
 
 - `generate_until`: each document of the test split becomes a case: its prompt rendered with
   lm-eval's rules (a field name or a Jinja template, rendered in a sandbox; the task's
@@ -26,7 +26,7 @@ import yaml
 from harness.errors import Problem, UserError
 from harness.importers import Imported, ImportOptions
 from harness.importers import source as files
-from harness.lmeval_config import TaskFile, read_task
+from harness.suite.lmeval_config import TaskFile, read_task
 
 _METRIC_OPTIONS = {"ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore"}
 # What filling one document's templates and target can raise, besides jinja2's TemplateError
@@ -156,7 +156,7 @@ def _read_docs(path: Path, builder: str) -> list[Any]:
 def _jinja() -> Any:
     """lm-eval's template environment, sandboxed: data cannot reach Python objects, and what a
     template builds is bounded (`harness.importers.source`)."""
-    from harness.saferegex import template_replace
+    from harness.safe.regex import template_replace
 
     env = files.jinja_env()
     env.filters["regex_replace"] = template_replace

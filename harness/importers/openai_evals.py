@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import yamlsafe
 from harness.errors import Problem, UserError
 from harness.importers import Imported, ImportOptions, at, chat_messages
 from harness.importers import source as files
+from harness.safe import yamlsafe
 
 CLASSES = {
     "evals.elsuite.basic.match:Match": ("match", "starts-with"),

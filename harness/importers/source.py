@@ -3,7 +3,7 @@
 An import reads files nobody has validated yet: every one goes through the suite loader's
 guards. A file must be a regular file (a FIFO would block the read forever, a folder or a link
 to /dev/zero is refused), of bounded size, UTF-8 text; YAML goes through the bounded loader of
-`harness.yamlsafe` (no alias bombs, no 100,000-deep nesting); a `file://` reference must stay
+`harness.safe.yamlsafe` (no alias bombs, no 100,000-deep nesting); a `file://` reference must stay
 inside the source's own folder, as a suite's data paths must. Import-time templates (lm-eval's
 Jinja, promptfoo's variable expansion) are bounded in time like chat templates and in size by
 `MAX_TEXT` and `MAX_CASES`.
@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
-from harness import suite_files, yamlsafe
 from harness.errors import UserError
+from harness.safe import files as suite_files
+from harness.safe import yamlsafe
 
 MAX_CASES = 100_000  # cases one import may produce (promptfoo's variable combinations)
 MAX_TEXT = 1 << 20  # characters one rendered template (or a value it builds) may hold
@@ -112,7 +113,7 @@ def jinja_env() -> Any:
 def template_limit(label: str) -> Iterator[None]:
     """Render import-time templates within the chat-template time limit
     (TUNEVAL_TEMPLATE_SECONDS): a runaway loop is one located line, not a hang."""
-    from harness import chat_template
+    from harness.generation import chat_template
 
     limit = chat_template.seconds()
     try:

@@ -41,7 +41,7 @@ def write(imported: Imported, out: Path, name: str | None, command: str) -> dict
         _write_files(imported, spec, tmp)
         summary = _summary(imported, suite, out)
         (tmp / "README.md").write_text(_readme(imported, summary, command), encoding="utf-8")
-        from harness.suite import load_suite
+        from harness.suite.loader import load_suite
 
         load_suite(tmp)
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a suite folder is not

@@ -68,7 +68,7 @@ class TunevalPlugin(BasePlugin):  # type: ignore[misc, valid-type]
         cb = self.callback
         if cb is None or cb.train_run is None:
             return
-        from harness.curve import build_curve
+        from harness.comparison.curve import build_curve
         from harness.store import Store
 
         with Store(cb.db, readonly=True) as store:

@@ -97,7 +97,7 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
         batch_size: int | None = None,
         trust_code: bool = False,
     ) -> None:
-        from harness.suite import load_suite
+        from harness.suite.loader import load_suite
 
         if not (every in EVERY or (isinstance(every, int) and every >= 1)):
             raise UserError(f"every={every!r}: use 'eval', 'save' or a number of steps")
@@ -109,7 +109,7 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
                 "sweep the checkpoints afterwards (tuneval eval SUITE --model 'out/checkpoint-*')"
             )
         if prompt:
-            from harness.prompts import prompt_for
+            from harness.suite.prompts import prompt_for
 
             prompt_for(self.suite, prompt)
         self.every, self.limit, self.prompt, self.db = every, limit, prompt, db
@@ -154,8 +154,8 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
     def _open(self, args: Any, model: Any, resumed: bool) -> tuple[str | None, list[int]]:
         """Open the store and the training run: the one resumed, else a new one; return the
         base run and the steps already stored."""
+        from harness.evaluation.sweep import open_train_run
         from harness.store import Store
-        from harness.sweep import open_train_run
 
         self.store = Store(self.db)
         if resumed:
@@ -222,7 +222,7 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
 
     def _gate_verdict(self, step: int) -> dict[str, Any]:
         """The newest stored point against the base, decided as `tuneval gate` decides."""
-        from harness.compare import compare_runs, gate_failures
+        from harness.comparison.compare import compare_runs, gate_failures
 
         assert self.store is not None and self.train_run is not None
         done = [r for r in self.store.checkpoint_runs(self.train_run) if r["status"] == "complete"]
@@ -263,9 +263,9 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
     def _evaluate(self, model: Any, tok: Any, step: int) -> tuple[dict[str, float], list[str]]:
         import torch
 
-        from harness.compare import compare_runs, gate_failures
-        from harness.runner import EvalOptions, evaluate_suite
-        from harness.sweep import record_point
+        from harness.comparison.compare import compare_runs, gate_failures
+        from harness.evaluation.runner import EvalOptions, evaluate_suite
+        from harness.evaluation.sweep import record_point
 
         if tok is None:
             raise UserError("TunevalCallback needs the trainer's tokenizer (processing_class)")
@@ -360,7 +360,7 @@ def base_name(model: Any) -> str:
 
 
 def live_ref(model: Any, tok: Any, name: str) -> Any:
-    from harness.models import ModelRef
+    from harness.generation.models import ModelRef
 
     h = hashlib.sha256()
     for key, tensor in sorted(model.state_dict().items()):
@@ -382,8 +382,8 @@ def _uint8() -> Any:
 def live_backend(model: Any, tok: Any, opts: Any) -> Any:
     """The local engine on the model in memory: a PEFT model generates through its base with
     the adapter layers active; no weight packing (the weights keep training)."""
-    from harness.generate import HFBackend
-    from harness.models import ModelRef
+    from harness.generation.local import HFBackend
+    from harness.generation.models import ModelRef
 
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     ref = ModelRef("live", "live", Path("."), "live", "live")

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from harness.criteria.judge import human_agreement
-from harness.grading import GRADES
+from harness.grading.grader import GRADES
 from reports import data, suites, urlstate
 from reports.caseview import leak_badge, leak_warning, prompt_and_reference
 from reports.labels import agreement, confusion, corrected_pairs, labelled_results, to_jsonl

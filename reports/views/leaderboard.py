@@ -20,7 +20,7 @@ st.title("Leaderboard")
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def board(db: str, suite: str, version: data.Stamp) -> dict[str, Any]:
-    from harness.leaderboard import leaderboard
+    from harness.comparison.leaderboard import leaderboard
 
     with data.reader(db) as store:
         return leaderboard(store, suite).to_json()

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from harness.cost import engine_caveat, summary
+from harness.comparison.cost import engine_caveat, summary
 from harness.errors import UserError
 from reports import arms, data, suites
 from reports.comparison import compared

@@ -30,7 +30,7 @@ TASK_KEYS = ("task", "output_type", "dataset_path", "test_split", "doc_to_text",
 def lm_eval_section(name: str, folder: Path, files: list[str]) -> None:
     """An lm-eval suite's tasks (read as data), and its items and criteria as the newest run
     of the suite stored them: lm-eval builds the items, so the store is where they are."""
-    from harness.lmeval_config import read_task
+    from harness.suite.lmeval_config import read_task
 
     st.subheader(f"lm-eval tasks ({len(files)})")
     rows = []

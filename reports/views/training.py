@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from harness.grading import GRADES, RANK
+from harness.grading.grader import GRADES, RANK
 from reports import charts, curves, data, urlstate
 from reports.render import md, plural
 from reports.widgets import PERCENT, RATE_BAR, as_percent

@@ -1,0 +1,7 @@
+"""Training as the harness sees it: the job around a trainer plugin (job), training data from a
+suite (data), data from plain text (synth), how varied a split is (diversity), preference pairs
+from the rubric (pairs), and `--nproc` under torchrun (launch). Trainers themselves import only
+`harness.plugin`.
+
+May import: harness.plugin and every room below harness.evaluation, and harness.evaluation.
+"""
