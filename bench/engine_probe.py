@@ -5,13 +5,11 @@ identical.
 Profiling generation (py-spy, torch.profiler) puts ~80% of decoding time in the Linear layers'
 matrix products, so the cost is arithmetic, not Python. Two things attack it:
 
-- prepacked weights (`harness.generation.kernels`): at a few rows per call, float32 `F.linear` (MKL)
-runs far
-  below this CPU's speed; oneDNN with each weight reordered once does the same products up to
-  twice as fast on the big shapes (the lm_head timing is printed last);
+- prepacked weights (`harness.generation.kernels`): at a few rows per call, float32 `F.linear`
+  (MKL) runs far below this CPU's speed; oneDNN with each weight reordered once does the same
+  products up to twice as fast on the big shapes (the lm_head timing is printed last);
 - the continuous pool (`harness.generation.pool.Pool`): `model.generate` keeps every row of a batch
-in
-  every step until the slowest row is done; the pool drops a finished row from the batch and the
+  in every step until the slowest row is done; the pool drops a finished row from the batch and the
   KV cache at once and prefills waiting prompts into the free slots. On python-docs, whose
   answers are of similar length, this reclaims less than it looks: ~1.1x at the same width.
 

@@ -9,10 +9,10 @@ Rows:
   lm-eval (defaults)  HFLM as a user gets it: batch_size 1 (lm-eval's default), dtype "auto" (the
                       checkpoint's dtype: float32 for the packaged model).
   lm-eval (tuned)     HFLM with tuneval's batch size and tuneval's dtype.
-  tuneval (cold)      `harness.evaluation.runner.evaluate_suite` on a fresh store: generation,
-  grading with the
-                      suite's rubric, results committed to SQLite per batch. Grading is extra work
-                      lm-eval does not do here; it is included.
+  tuneval (cold)      `harness.evaluation.runner.evaluate_suite` on a fresh store:
+                      generation, grading with the suite's rubric, results committed to
+                      SQLite per batch. Grading is extra work lm-eval does not do here; it is
+                      included.
   tuneval (warm)      the same evaluation again on the same store: every output from the cache.
 
 Runs alternate (peer, tuneval, peer, ...) so load from other processes falls on both. Tokens
@@ -44,8 +44,9 @@ from harness.evaluation.runner import (
     select_cases,
     settings_for,
 )
-from harness.generation.local import GenSettings, HFBackend, Messages, render
+from harness.generation.local import HFBackend, render
 from harness.generation.models import ModelRef, quiet_transformers, resolve
+from harness.generation.types import GenSettings, Messages
 from harness.store import Store
 from harness.suite.loader import Suite, load_suite
 
