@@ -195,7 +195,7 @@ class FakeBackend:
         return "\n".join(m["content"] for m in messages)
 
     def generate(self, conversations: Sequence[Any], settings: Any, on_batch: Any) -> None:
-        from harness.generation.local import Generation
+        from harness.generation.types import Generation
 
         self.calls.append(len(conversations))
         for start in range(0, len(conversations), 4):

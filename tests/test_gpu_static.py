@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from harness.generation import models, static
-from harness.generation.local import GenSettings, HFBackend
+from harness.generation.local import HFBackend
+from harness.generation.types import GenSettings
 from tests.conftest import _tiny_llama
 
 torch = pytest.importorskip("torch")

@@ -152,8 +152,8 @@ def test_a_served_answer_that_is_not_text(body: str, expected: str | None) -> No
     """A hostile endpoint: a lone surrogate is marked (no database could store it), anything
     that is not a chat completion is one line naming the model."""
     from harness.errors import UserError
-    from harness.generation.local import GenSettings
     from harness.generation.served import ServedBackend
+    from harness.generation.types import GenSettings
 
     backend = ServedBackend("stub", None)  # type: ignore[arg-type]
     if expected is None:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from harness.errors import UserError
-from harness.generation.local import GenSettings
 from harness.generation.models import ModelRef
 from harness.generation.served import Endpoint, ServedBackend, normalize_url, redact
+from harness.generation.types import GenSettings
 from tests.hostile_server import HostileServer
 
 KEY = "sk-test-0123456789abcdef"

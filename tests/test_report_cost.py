@@ -19,7 +19,7 @@ class CostlyBackend(FakeBackend):
     answer's length, prompt tokens with the prompt's."""
 
     def generate(self, conversations, settings, on_batch) -> None:  # type: ignore[no-untyped-def]
-        from harness.generation.local import Generation
+        from harness.generation.types import Generation
 
         for i, conv in enumerate(conversations):
             text = self.answer(conv[-1]["content"])

@@ -9,7 +9,8 @@ import pytest
 
 from harness.evaluation.runner import EvalOptions, evaluate_suite
 from harness.generation import models
-from harness.generation.local import GenSettings, HFBackend, apply_stop, render
+from harness.generation.local import HFBackend, render
+from harness.generation.types import GenSettings, apply_stop
 from harness.suite.loader import load_suite
 
 ANSWERS = {
@@ -112,7 +113,7 @@ class Crashing:
         self.batches = 0
 
     def generate(self, conversations, settings, on_batch):
-        from harness.generation.local import Generation
+        from harness.generation.types import Generation
 
         on_batch(
             list(range(4)), [Generation(oracle(c[-1]["content"]), 3) for c in conversations[:4]]

@@ -99,7 +99,7 @@ class SeededFake:
         self.pass_share = pass_share
 
     def generate(self, conversations, settings, on_batch, *, seeds=None):
-        from harness.generation.local import Generation
+        from harness.generation.types import Generation
 
         assert seeds is not None and len(seeds) == len(conversations)
         for start in range(0, len(conversations), 5):
@@ -147,7 +147,7 @@ class Killed(SeededFake):
     """Delivers 10 samples (so two cases are whole and one is half done), then dies."""
 
     def generate(self, conversations, settings, on_batch, *, seeds=None):
-        from harness.generation.local import Generation
+        from harness.generation.types import Generation
 
         idx = list(range(10))
         self.asked += [seeds[i] for i in idx]
@@ -260,7 +260,8 @@ def test_rate_comparison_verdicts_and_must_pass_on_pass_hat_k(
 def test_a_sample_is_the_same_alone_and_in_a_batch_of_32(
     engine: str, store, varied_model_dir: Path
 ) -> None:
-    from harness.generation.local import GenSettings, HFBackend
+    from harness.generation.local import HFBackend
+    from harness.generation.types import GenSettings
 
     ref = models.resolve(str(varied_model_dir), store)
     backend = HFBackend(ref, batch_size=32, dtype="float32", progress=False, engine=engine)

@@ -26,8 +26,8 @@ from harness.comparison.sampling import suite_outcomes
 from harness.errors import UserError
 from harness.evaluation import sampled
 from harness.generation.hub import records as hub_records
-from harness.generation.local import Backend, Generation, GenSettings, Messages, cache_key
 from harness.generation.models import ModelRef
+from harness.generation.types import Backend, Generation, GenSettings, Messages, cache_key
 from harness.grading.grader import Grader, summarize
 from harness.grading.judges import judge_fingerprints
 from harness.store import GenerationRow, ResultRow, RunRow, Store, new_id

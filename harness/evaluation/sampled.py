@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from harness.comparison.sampling import MAX_SAMPLES, case_outcome, sample_seed
 from harness.errors import Problem, UserError
-from harness.generation.local import Generation, GenSettings, Messages, cache_key
+from harness.generation.types import Generation, GenSettings, Messages, cache_key
 from harness.grading.grader import Grader
 from harness.store import GenerationRow, ResultRow, Store
 
 if TYPE_CHECKING:
-    from harness.generation.local import Backend
     from harness.generation.models import ModelRef
+    from harness.generation.types import Backend
     from harness.suite.loader import Suite
 
 

@@ -1,13 +1,14 @@
-"""Generation: the `Backend` protocol, and the local backend with one engine per device.
+"""The local backend: transformers models on this machine, one engine per device (the `Backend`
+protocol and its types are in `harness.generation.types`).
 
 Every backend applies the model's chat template, decodes greedily by default, cuts each answer at
 its stop strings, and hands results back in groups as rows finish, so the caller can commit them
 (the cache lives in the store, see `harness.evaluation.runner`). The engines of the local backend:
 
 - `pool` (the CPU default, `harness.generation.pool`): continuous batching on a growing KV cache;
-- `static` (the CUDA default, `harness.generation.static`): a preallocated KV cache and one decode
-step
-  captured as a CUDA graph and replayed, wide batches, finished rows checked every few steps;
+- `static` (the CUDA default, `harness.generation.static`): a preallocated KV cache and one
+  decode step captured as a CUDA graph and replayed, wide batches, finished rows checked every few
+  steps;
 - `hf`: `model.generate` on fixed length-sorted batches, the reference the tests hold the
   others to, and the fallback for models whose cache the others cannot drive.
 
@@ -16,90 +17,26 @@ A served model (`tuneval models add`) goes through `harness.generation.served` i
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from harness.errors import UserError
 from harness.generation.models import ModelRef
+from harness.generation.types import (
+    Backend,
+    Generation,
+    GenSettings,
+    Messages,
+    OnBatch,
+    apply_stop,
+)
 from harness.progress import Progress
-from harness.store import GenerationRow, generation_row
 
-Messages = list[dict[str, str]]
 CPU_WIDTH = 32  # rows decoded together by the CPU pool (bench/engine_probe.py measured 32 and 64)
 ENGINES = ("auto", "static", "pool", "hf")
-
-
-@dataclass(frozen=True)
-class GenSettings:
-    max_new_tokens: int = 128
-    stop: tuple[str, ...] = ()
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int = 0
-    dtype: str = "float32"
-    # "" for the local engines, whose float32 greedy answers agree (pool, static and hf are
-    # held to one another by the tests), so they share cache entries; "vllm" for vLLM, whose
-    # kernels round differently: its answers are cached and keyed apart, so neither engine's
-    # answer ever stands in for the other's.
-    engine: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["stop"] = list(self.stop)
-        if not self.engine:  # the local engines' keys stay what they were before engines
-            d.pop("engine")
-        if self.temperature == 0.0:  # greedy: sampling knobs don't change the output
-            d.pop("top_p")
-            d.pop("seed")
-        return d
-
-
-def cache_key(model_fingerprint: str, messages: Messages, settings: GenSettings) -> str:
-    """The chat template is part of the model fingerprint, so messages stand for the prompt."""
-    blob = json.dumps([model_fingerprint, messages, settings.as_dict()], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-@dataclass
-class Generation:
-    output: str
-    n_tokens: int  # generated tokens, the end-of-sequence token included
-    seconds: float = 0.0  # this answer's share of the decoding time
-    prompt_tokens: int | None = None
-
-    def cache_row(
-        self, key: str, model_fingerprint: str, messages: Messages, settings: GenSettings
-    ) -> GenerationRow:
-        """This answer as the generation-cache entry for `key` (see `cache_key`)."""
-        return generation_row(
-            key, model_fingerprint, messages, settings.as_dict(), self.output,
-            n_tokens=self.n_tokens, prompt_tokens=self.prompt_tokens, seconds=self.seconds,
-        )  # fmt: skip
-
-
-OnBatch = Callable[[list[int], list[Generation]], None]
-
-
-class Backend(Protocol):
-    """Anything that turns chat conversations into text."""
-
-    def generate(
-        self,
-        conversations: Sequence[Messages],
-        settings: GenSettings,
-        on_batch: OnBatch,
-        *,
-        seeds: Sequence[int] | None = None,
-    ) -> None:
-        """Answer every conversation; call `on_batch(indices, generations)` as rows finish.
-        When sampling, `seeds` (one per conversation, `harness.comparison.sampling.sample_seed`)
-        seed each row on its own, in place of `settings.seed`."""
-        ...
 
 
 def backend_for(
@@ -111,18 +48,6 @@ def backend_for(
 
         return ServedBackend.from_ref(ref, concurrency=batch_size, progress=progress)
     return HFBackend(ref, batch_size=batch_size, dtype=dtype, progress=progress)
-
-
-def apply_stop(text: str, stop: Sequence[str]) -> str:
-    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
-    return text[:cut] if cut >= 0 else text
-
-
-def eos_ids(model: Any, tok: Any) -> set[int]:
-    """Every token that ends an answer: the tokenizer's and the generation config's."""
-    ids = {tok.eos_token_id} | set(_as_list(model.generation_config.eos_token_id))
-    ids.discard(None)
-    return ids
 
 
 def render(tok: Any, messages: Messages) -> str:
@@ -274,12 +199,6 @@ class HFBackend:
             text = tok.decode(ids[:n], skip_special_tokens=True)
             gens.append(Generation(apply_stop(text, settings.stop).strip(), n, seconds, n_prompt))
         return gens
-
-
-def _as_list(x: Any) -> list[Any]:
-    if x is None:
-        return []
-    return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
 def count_tokens(ids: list[int], eos: int | None, pad: int | None) -> int:

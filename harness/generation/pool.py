@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from harness.generation.local import Generation, GenSettings, apply_stop, eos_ids
+from harness.generation.types import Generation, GenSettings, apply_stop, eos_ids
 
 
 def mergeable_cache(model: Any) -> bool:

@@ -27,8 +27,8 @@ from urllib.parse import urlparse
 
 from harness.errors import UserError
 from harness.generation import served_http
-from harness.generation.local import Generation, GenSettings, Messages, OnBatch, apply_stop
 from harness.generation.models import ModelRef
+from harness.generation.types import Generation, GenSettings, Messages, OnBatch, apply_stop
 from harness.progress import Progress
 from harness.store import ModelRow
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.generation.local import Generation, GenSettings, apply_stop, eos_ids
+from harness.generation.types import Generation, GenSettings, apply_stop, eos_ids
 
 CHECK_EVERY = 8  # decode steps between looks at which rows have finished
 MAX_WIDTH = 512

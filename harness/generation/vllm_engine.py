@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
-from harness.generation.local import GenSettings, Messages, OnBatch
 from harness.generation.models import ModelRef
 from harness.generation.served import Endpoint, ServedBackend, Stats
+from harness.generation.types import GenSettings, Messages, OnBatch
 
 ENGINE = "vllm"
 PYTHON_VAR = "TUNEVAL_VLLM_PYTHON"

@@ -31,8 +31,8 @@ from typing import Any, Literal
 from harness.comparison.sampling import sample_seed
 from harness.errors import UserError
 from harness.evaluation.runner import conversation, settings_for
-from harness.generation.local import Backend, Generation, GenSettings, Messages, cache_key
 from harness.generation.models import ModelRef
+from harness.generation.types import Backend, Generation, GenSettings, Messages, cache_key
 from harness.grading.grader import RANK, Grader
 from harness.store import GenerationRow, Store
 from harness.training.data import near_matches, normalize, prompt_texts, split_rows

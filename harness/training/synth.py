@@ -239,8 +239,9 @@ def model_answers(
 ) -> list[str]:
     """The model's answer to each conversation, through the generation cache."""
     from harness.evaluation.runner import dtype_for_cache
-    from harness.generation.local import GenSettings, backend_for, cache_key
+    from harness.generation.local import backend_for
     from harness.generation.models import resolve
+    from harness.generation.types import GenSettings, cache_key
 
     ref = resolve(spec, store)
     settings = GenSettings(max_new_tokens=160, dtype=dtype_for_cache())
