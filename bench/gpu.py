@@ -287,8 +287,9 @@ def row_served(model_dir: str, suite_dir: str, work: str) -> dict:
 
 def _train_data(tok: Any, max_length: int) -> tuple[list[dict], list[list[dict]]]:
     sys.path.insert(0, str(ROOT))
+    from harness.generation.tokenize import tokenize_examples
     from harness.suite.loader import load_suite
-    from harness.training.data import chat_examples, tokenize_examples
+    from harness.training.data import chat_examples
 
     convs = chat_examples(load_suite(ROOT / "suites" / "python-docs"), "train")
     return tokenize_examples(tok, convs, max_length), convs

@@ -82,7 +82,7 @@ def load_work(suite_dir: str, n: int) -> tuple[Any, list[Any], Any]:
 def supervised_tokens(ref: Any, convs: list[Any]) -> dict[str, int]:
     from transformers import AutoTokenizer
 
-    from harness.training.data import tokenize_examples
+    from harness.generation.tokenize import tokenize_examples
 
     tok = AutoTokenizer.from_pretrained(ref.path)
     rows = tokenize_examples(tok, convs, 512)
@@ -102,7 +102,7 @@ def worker_course(ref: Any, convs: list[Any], out: Path) -> dict[str, Any]:
         TrainingArguments,
     )
 
-    from harness.training.data import tokenize_examples
+    from harness.generation.tokenize import tokenize_examples
 
     tok = AutoTokenizer.from_pretrained(ref.path)
     model = AutoModelForCausalLM.from_pretrained(ref.path, dtype="float32")

@@ -38,8 +38,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import UserError
+from harness.generation.tokenize import IGNORE, tokenize_examples
+from harness.generation.types import Messages
 from harness.progress import Progress
-from harness.training.data import IGNORE, tokenize_examples
 
 __all__ = [
     "CHECKPOINTS",
@@ -64,7 +65,6 @@ __all__ = [
     "tokenize_examples",
 ]
 
-Messages = list[dict[str, str]]
 
 CHECKPOINTS = "checkpoints"  # sub-folder of output_dir holding step-N checkpoints
 # A validation-context key: `tuneval loop` checks a trainer's settings before the pairs file it

@@ -64,7 +64,7 @@ def for_run(run: dict[str, Any]) -> SuiteView:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _leaks(path: str, fingerprint: str) -> dict[str, dict[str, Any]]:
-    from harness.training.data import leaked_cases
+    from harness.suite.leakage import leaked_cases
 
     view = load(path)
     return leaked_cases(view.suite) if view.suite is not None else {}
@@ -72,7 +72,7 @@ def _leaks(path: str, fingerprint: str) -> dict[str, dict[str, Any]]:
 
 def leaks(view: SuiteView) -> dict[str, dict[str, Any]]:
     """case id -> how its prompt appears in the training data
-    (`harness.training.data.leaked_cases`); cached per suite fingerprint, so an edited train split
+    (`harness.suite.leakage.leaked_cases`); cached per suite fingerprint, so an edited train split
     is checked again."""
     if view.suite is None:
         return {}

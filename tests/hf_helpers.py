@@ -47,8 +47,9 @@ def dataset(model_dir: Path, suite_dir: Path) -> Any:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
+    from harness.generation.tokenize import tokenize_examples
     from harness.suite.loader import load_suite
-    from harness.training.data import chat_examples, tokenize_examples
+    from harness.training.data import chat_examples
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     rows = tokenize_examples(tok, chat_examples(load_suite(suite_dir)), 64)

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.generation.tokenize import IGNORE, tokenize_examples
+from harness.suite.leakage import near_matches
 from harness.suite.loader import load_suite
-from harness.training.data import (
-    IGNORE,
-    chat_examples,
-    check_report,
-    near_matches,
-    tokenize_examples,
-)
+from harness.training.data import chat_examples, check_report
 from tests.conftest import CASES, REPO, SUITE_YAML, TRAIN, cli, write_suite
 
 
@@ -108,7 +104,7 @@ def test_near_matches_finds_what_all_pairs_finds() -> None:
     prompts (every one shares most shingles) it returns what comparing every pair returns."""
     import random
 
-    from harness.training.data import shingles
+    from harness.suite.leakage import shingles
 
     rng = random.Random(3)
     words = "sort list dict path json time os sys open read write split join".split()
@@ -129,7 +125,7 @@ def test_near_matches_finds_what_all_pairs_finds() -> None:
 
 
 def test_leaked_cases_name_each_test_case(tmp_path: Path) -> None:
-    from harness.training.data import leaked_cases
+    from harness.suite.leakage import leaked_cases
 
     train = [*TRAIN, dict(TRAIN[0], function="dedent"), dict(TRAIN[0], function="dedents")]
     suite = load_suite(write_suite(tmp_path / "s", cases=CASES[:2], train=train))

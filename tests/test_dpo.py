@@ -83,8 +83,8 @@ def test_pairs_are_leak_free_ordered_by_the_rubric_and_cached(
 ) -> None:
     from harness.comparison.sampling import sample_seed
     from harness.grading.grader import RANK, Grader
+    from harness.suite.leakage import near_matches, normalize
     from harness.suite.loader import load_suite
-    from harness.training.data import near_matches, normalize
 
     report, rows = made["report"], read_rows(made["file"])
     assert report["prompts"] == 6 and report["generated"] == 4 * 3 and report["cached"] == 0

@@ -64,8 +64,8 @@ def _split_of(folder: Path) -> dict[str, str]:
 def test_new_from_jsonl_validates_and_keeps_near_duplicates_together(
     made: Path, source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from harness.suite.leakage import near_groups
     from harness.suite.loader import load_suite
-    from harness.training.data import near_groups
 
     s = load_suite(made)
     assert len(s.cases) == 8 and len(s.validation or []) == 3 and len(s.train or []) == 21

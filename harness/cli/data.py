@@ -42,8 +42,9 @@ def prepare(
     as_json: JsonOption = False,
 ) -> None:
     """Apply the prompt and chat template, tokenize, and report tokens, truncation and steps."""
+    from harness.generation.tokenize import render_parts
     from harness.suite.loader import load_suite
-    from harness.training.data import chat_examples, prepare_report, render_parts
+    from harness.training.data import chat_examples, prepare_report
 
     s = load_suite(suite)
     for name, value in (("--max-length", max_length), ("--batch-size", batch_size)):

@@ -34,9 +34,9 @@ from typing import Any, Protocol
 
 from harness.errors import UserError
 from harness.generation.models import ModelRef
+from harness.generation.types import Messages
 from harness.progress import Progress
 
-Messages = list[dict[str, str]]
 CHUNK = 32  # prompts judged (and committed to the cache) together
 _VERSION = "judge-1"  # part of every cache key: bump when scoring changes
 

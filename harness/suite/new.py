@@ -101,7 +101,7 @@ def plan_splits(
 ) -> tuple[Plan, str, str]:
     """Cases from the rows, split by seed with near-duplicate inputs kept on one side; returns
     the plan and the case fields holding the input and the target."""
-    from harness.training.data import near_groups
+    from harness.suite.leakage import near_groups
 
     for flag, col in (("--input", input_col), ("--target", target_col)):
         if col not in src.columns:
@@ -266,8 +266,8 @@ _Dumper.add_representer(str, _text)
 def _check(out: Path) -> dict[str, int]:
     """The written suite loads, and no test input is an exact or near duplicate of a training or
     validation one (the grouping guarantees it; this is the ordinary check, run on the files)."""
+    from harness.suite.leakage import overlaps
     from harness.suite.loader import load_suite
-    from harness.training.data import overlaps
 
     suite = load_suite(out)
     _, _, exact, near = overlaps(suite)

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
+from harness.generation.types import Messages
 from harness.safe.templating import fill
 
 if TYPE_CHECKING:
     from harness.suite.loader import Suite
 
-Messages = list[dict[str, str]]
+
 BASE = ""  # the base prompt, as `runs.prompt_variant` stores it
 
 
@@ -87,7 +88,7 @@ def pick_shots(
     """(k examples in a seeded order, how many rows were left out): rows whose prompt repeats a
     test case's, exactly or nearly, and rows with an empty answer are never shown. Fewer than k
     come back only when too few rows qualify."""
-    from harness.training.data import near_matches, normalize
+    from harness.suite.leakage import near_matches, normalize
 
     tests = [fill(user, c) for c in cases]
     seen = {normalize(t) for t in tests}

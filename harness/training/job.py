@@ -339,7 +339,8 @@ def stop_on_sigterm(events: StoreEvents) -> Iterator[None]:
 
 def plan(job: TrainJob) -> dict[str, Any]:
     from harness.generation.models import load_tokenizer
-    from harness.training.data import encode_parts, overlaps
+    from harness.generation.tokenize import encode_parts
+    from harness.suite.leakage import overlaps
 
     hp = job.hp
     lengths = [

@@ -35,7 +35,8 @@ from harness.generation.models import ModelRef
 from harness.generation.types import Backend, Generation, GenSettings, Messages, cache_key
 from harness.grading.grader import RANK, Grader
 from harness.store import GenerationRow, Store
-from harness.training.data import near_matches, normalize, prompt_texts, split_rows
+from harness.suite.leakage import near_matches, normalize, prompt_texts
+from harness.training.data import split_rows
 
 TieBreak = Literal["none", "failed", "score"]
 FORMAT = 1  # of the `tuneval` field of a pair row

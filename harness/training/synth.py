@@ -31,8 +31,8 @@ from typing import Any
 
 from harness.errors import UserError
 from harness.safe.templating import placeholders
+from harness.suite.leakage import NEAR_THRESHOLD, near_matches, normalize, prompt_texts
 from harness.suite.loader import Suite
-from harness.training.data import NEAR_THRESHOLD, near_matches, normalize, prompt_texts
 
 TEXT_SUFFIXES = (".md", ".markdown", ".rst", ".txt")
 FIELDS = {"question", "answer"}
