@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from harness.comparison.sampling import suite_outcomes
 from harness.errors import UserError
 from harness.evaluation import sampled
+from harness.generation.hardware import dtype_for_cache
 from harness.generation.hub import records as hub_records
 from harness.generation.models import ModelRef
 from harness.generation.types import Backend, Generation, GenSettings, Messages, cache_key
@@ -86,19 +85,6 @@ class EvalResult:
 def conversation(suite: Suite, case: dict[str, Any], prompt: str = BASE) -> Messages:
     """The chat messages a case is asked with, under the base prompt or a variant."""
     return prompt_for(suite, prompt).messages(case)
-
-
-def dtype_for_cache() -> str:
-    """The dtype generation will use, decided without importing torch where we can."""
-    if os.environ.get("TUNEVAL_DTYPE"):
-        return os.environ["TUNEVAL_DTYPE"]
-    if Path("/proc/driver/nvidia/version").exists():
-        from harness.generation.hardware import best_dtype_name
-
-        return best_dtype_name()
-    from harness.generation.hardware import cpu_flags
-
-    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "float32"
 
 
 def settings_for(suite: Suite, dtype: str | None = None) -> GenSettings:

@@ -36,3 +36,12 @@ def best_dtype_name() -> str:
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     flags = cpu_flags()
     return "bfloat16" if {"avx512_bf16", "amx_bf16"} & flags else "float32"
+
+
+def dtype_for_cache() -> str:
+    """The dtype generation will use, decided without importing torch where we can."""
+    if os.environ.get("TUNEVAL_DTYPE"):
+        return os.environ["TUNEVAL_DTYPE"]
+    if Path("/proc/driver/nvidia/version").exists():
+        return best_dtype_name()
+    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "float32"

@@ -327,7 +327,7 @@ def judge_for(spec: str, store: Any = None, progress: bool = False) -> Judge:
             if ref.kind == "served":
                 judge = Judge(ref, ServedChooser(ref), dtype="served")
             else:
-                from harness.evaluation.runner import dtype_for_cache
+                from harness.generation.hardware import dtype_for_cache
 
                 dtype = dtype_for_cache()
                 judge = Judge(ref, LocalChooser(ref, dtype), dtype=dtype)

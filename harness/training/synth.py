@@ -238,7 +238,7 @@ def model_answers(
     spec: str, conversations: list[list[dict[str, str]]], store: Any, progress: bool
 ) -> list[str]:
     """The model's answer to each conversation, through the generation cache."""
-    from harness.evaluation.runner import dtype_for_cache
+    from harness.generation.hardware import dtype_for_cache
     from harness.generation.local import backend_for
     from harness.generation.models import resolve
     from harness.generation.types import GenSettings, cache_key
