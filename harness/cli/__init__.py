@@ -1,6 +1,8 @@
 """The `tuneval` command line. Each command group lives in its own module with a `register(app)`.
 
 User mistakes exit with code 2 and one line per problem, never a traceback.
+
+May import: any room (it is the top).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def main() -> None:
     # Spinning OpenMP threads cut throughput ~10x on a shared CPU; set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     quiet_libraries()
-    from harness.training.launch import die_with_parent
+    from harness.processes import die_with_parent
 
     die_with_parent()
     register_commands()

@@ -15,7 +15,7 @@ import typer
 
 from harness.cli import DbOption, out
 from harness.errors import UserError
-from harness.training.launch import child_dies_with_parent, stop_group
+from harness.processes import child_dies_with_parent, stop_group
 
 PRIMARY = "#1c6dd0"
 

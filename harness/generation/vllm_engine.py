@@ -165,7 +165,7 @@ sys.exit(subprocess.Popen(sys.argv[1:]).wait())
 @contextmanager
 def server(ref: ModelRef, dtype: str) -> Iterator[Endpoint]:
     """vLLM's OpenAI server on `ref`'s folder, ready; stopped (its whole group) on exit."""
-    from harness.training.launch import child_dies_with_parent
+    from harness.processes import child_dies_with_parent
 
     port = free_port()
     cmd, served = server_command(python(), ref, port, dtype)
@@ -216,7 +216,7 @@ def _tail(log: object) -> str:
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the server's process group (its guard kills the group), SIGKILL if it has not
     gone within 15 s."""
-    from harness.training.launch import stop_group
+    from harness.processes import stop_group
 
     stop_group(proc, 15.0)
 
