@@ -270,7 +270,7 @@ def test_the_judge_is_part_of_a_runs_identity(
 
 def test_human_agreement_counts_only_cases_the_judge_decided() -> None:
     """A judge's pass/fail is compared with the human grade only where it decided the grade."""
-    from harness.criteria.judge import human_agreement
+    from harness.comparison.agreement import human_agreement
 
     def row(human: str, judged: bool, other: bool, section: str = "good") -> dict:
         info = {"judge": "j", "choice": "yes" if judged else "no", "probs": {}}

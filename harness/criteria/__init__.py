@@ -22,6 +22,9 @@ type executes (suites are data, so a suite using it needs `--trust-suite-code`);
 files of the suite folder it reads (the loader keeps them inside the folder and hashes them into
 the suite fingerprint); `nested`, the criterion specs it holds (`weighted`'s checks), so that
 `uses` lists every criterion a rubric and its cases use, however deep.
+
+May import: harness.errors, harness.safe, harness.generation (to load an embedding model);
+never the suite, grading or evaluation rooms that use them (a judge comes through `context()`).
 """
 
 from __future__ import annotations
@@ -71,6 +74,9 @@ class Context:
     store: Any = None  # harness.store.Store, or None
     suite_path: Path | None = None
     progress: bool = False
+    # A judge model by its spec, bound to this grading's store and progress (the grader passes
+    # `harness.grading.judges.judge_for`): criteria never import the grading room they serve.
+    judges: Callable[[str], Any] | None = None
 
 
 _CONTEXT: ContextVar[Context | None] = ContextVar("tuneval_criteria_context", default=None)

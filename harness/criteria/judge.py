@@ -68,10 +68,10 @@ def judge(
     threshold = min
 
     def scorer(outputs: Sequence[str], cases: Sequence[Case]) -> list[Result]:
-        from harness.grading.judges import judge_for
-
         ctx = context()
-        j = judge_for(model, ctx.store, ctx.progress)
+        if ctx.judges is None:
+            raise RuntimeError("a judge criterion scores inside a grader (harness.grading.grader)")
+        j = ctx.judges(model)
         prompts = [
             judge_messages(prompt, o, c, reference, system, names)
             for o, c in zip(outputs, cases, strict=True)
@@ -92,55 +92,3 @@ def judge(
         return results
 
     return scorer
-
-
-def human_agreement(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per judge criterion, how its verdicts agree with human labels (the rows of
-    `Store.labelled_results`): share agreeing and Cohen's kappa on pass/fail.
-
-    A criterion's pass/fail and a human's grade of the whole case speak of the same thing only
-    where that criterion decided the grade, so only those cases count:
-
-    - a `bad` or `good` criterion decides whether the case is at least `good` when every other
-      bad and good criterion passed; its verdict is compared with "the human grade is at least
-      good";
-    - a `better` criterion decides whether the case is `better` when every other criterion
-      passed; its verdict is compared with "the human graded it better".
-
-    Cases where another criterion had already fixed the grade are counted in `left_out`."""
-    from harness.comparison import stats
-    from harness.grading.grader import RANK
-
-    pairs: dict[str, list[tuple[bool, bool]]] = {}
-    judges: dict[str, str] = {}
-    left_out: dict[str, int] = {}
-    for row in rows:
-        results = row.get("criteria") or {}
-        for cid, c in results.items():
-            info = c.get("info") or {}
-            if "judge" not in info or info.get("choice") is None:
-                continue
-            judges[cid] = str(info["judge"])
-            pairs.setdefault(cid, [])
-            better = c.get("section") == "better"
-            others = [
-                o["passed"]
-                for oid, o in results.items()
-                if oid != cid and (better or o.get("section") != "better")
-            ]
-            if not all(others):
-                left_out[cid] = left_out.get(cid, 0) + 1
-                continue
-            need = "better" if better else "good"
-            pairs[cid].append((bool(c["passed"]), RANK[row["human"]] >= RANK[need]))
-    return [
-        {
-            "criterion": cid,
-            "judge": judges[cid],
-            "labelled": len(p),
-            "left_out": left_out.get(cid, 0),
-            "agreement": sum(1 for j, h in p if j == h) / len(p) if p else None,
-            "kappa": stats.cohen_kappa(p),
-        }
-        for cid, p in pairs.items()
-    ]

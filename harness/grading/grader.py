@@ -34,11 +34,19 @@ class Grader:
     registered model names and caches its verdicts there."""
 
     def __init__(self, suite: Suite, store: Any = None, progress: bool = False):
-        self.context = criteria.Context(store=store, suite_path=suite.path, progress=progress)
+        self.context = criteria.Context(
+            store=store, suite_path=suite.path, progress=progress, judges=self._judge
+        )
+        self._store, self._progress = store, progress
         self.scorers = [
             (section, spec.id, criteria.get(spec.type)(**spec.params()))
             for section, spec in suite.criteria()
         ]
+
+    def _judge(self, spec: str) -> Any:
+        from harness.grading import judges  # the module, so a test's stand-in judge_for is seen
+
+        return judges.judge_for(spec, self._store, self._progress)
 
     def __call__(
         self, outputs: Sequence[str], cases: Sequence[Mapping[str, Any]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from harness.criteria.judge import human_agreement
+from harness.comparison.agreement import human_agreement
 from harness.grading.grader import GRADES
 from reports import data, suites, urlstate
 from reports.caseview import leak_badge, leak_warning, prompt_and_reference
