@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from rich.table import Table
 
 from harness.comparison.compare import Comparison, Settings, compare_rows, passed
 from harness.errors import UserError
 from harness.grading.grader import RANK
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 Z95 = 1.959963984540054
 
@@ -211,3 +217,66 @@ def trajectories(
         flips = sum(1 for a, b in zip(seen, seen[1:], strict=False) if a != b)
         out.append(Trajectory(cid, base.get(cid), grades, first, flips))
     return out
+
+
+# --- as the terminal shows it (tuneval curve, the axolotl plugin's last word) ---------------
+
+SHOWN = 10  # cases listed per list in the terminal; --json lists them all
+
+
+def _rate(rate: float, interval: tuple[float, float]) -> str:
+    return f"{rate:.1%} [{interval[0]:.0%}, {interval[1]:.0%}]"
+
+
+def _delta(p: Point) -> str:
+    c = p.vs_base
+    if c is None:
+        return "—"
+    d = c.pass_rate
+    return f"{d.delta * 100:+.1f} [{d.low * 100:+.1f}, {d.high * 100:+.1f}]"
+
+
+def print_curve(curve: Curve, out: Console) -> None:
+    """The curve as `tuneval curve` prints it: a table per step, the best step against the base,
+    and the cases that regressed or flip."""
+    t = curve.train_run
+    table = Table(title=f"{t['suite']} · training run {t['id']} · {t['output_dir']}")
+    for col in ("step", "pass rate [95%]", "better rate [95%]", "Δ pass vs base (pts)", "verdict"):
+        table.add_column(col, justify="left" if col == "verdict" else "right")
+    if curve.base is not None:
+        b = curve.base
+        table.add_row(
+            "base", _rate(b.pass_rate, b.pass_interval), _rate(b.better_rate, b.better_interval),
+            "", escape(b.model),
+        )  # fmt: skip
+    best = curve.best
+    for p in curve.points:
+        mark = " ★" if best is not None and p.step == best.step else ""
+        table.add_row(
+            f"{p.step}{mark}", _rate(p.pass_rate, p.pass_interval),
+            _rate(p.better_rate, p.better_interval), _delta(p),
+            p.vs_base.verdict if p.vs_base else "",
+        )  # fmt: skip
+    out.print(table)
+    if best is None:
+        out.print("no checkpoint evaluated yet")
+        return
+    line = f"best step [bold]{best.step}[/bold]: pass rate {best.pass_rate:.1%}"
+    if best.vs_base is not None:
+        line += f", {_delta(best)} points vs base ({best.vs_base.verdict}); "
+        line += best.vs_base.mde_text()
+    else:
+        line += " (no base run to pair with: pass --base for full checkpoints)"
+    out.print(line)
+    out.print(f"compare it: tuneval compare {curve.base.run_id if curve.base else 'BASE'} "
+              f"{best.run_id}")  # fmt: skip
+    regressed = curve.regressed()
+    if regressed:
+        out.print(f"[red]{len(regressed)} cases fell below their base grade[/red] (first step):")
+        for tr in regressed[:SHOWN]:
+            out.print(f"  {escape(tr.case_id)}: {tr.base} → {tr.grades[-1]} at the last step, "
+                      f"first at step {tr.first_regressed}")  # fmt: skip
+    flipping = curve.flipping()
+    if flipping:
+        names = ", ".join(f"{escape(tr.case_id)} ({tr.flips})" for tr in flipping[:SHOWN])
+        out.print(f"{len(flipping)} cases flip between pass and fail (flips): {names}")

@@ -73,9 +73,11 @@ class TunevalPlugin(BasePlugin):  # type: ignore[misc, valid-type]
 
         with Store(cb.db, readonly=True) as store:
             curve = build_curve(store, cb.train_run, cb.alpha)
-        from harness.cli.curve import print_curve
+        from rich.console import Console
 
-        print_curve(curve)
+        from harness.comparison.curve import print_curve
+
+        print_curve(curve, Console(highlight=False))
 
     def post_train_unload(self, cfg: Any) -> None:
         return None
