@@ -2,6 +2,7 @@
 evaluation (adapters), k samples per case (sampled), outputs produced elsewhere (offline),
 checkpoint sweeps (sweep) and the names users give models and runs (names).
 
-May import: every room below it: harness.safe, harness.store, harness.suite, harness.generation,
-harness.grading, harness.lmeval, harness.comparison (never harness.training or harness.cli).
+May import: harness.errors, harness.progress, harness.safe, harness.store, harness.suite,
+harness.generation, harness.grading, harness.lmeval, harness.comparison (never harness.training
+or harness.cli).
 """

@@ -6,6 +6,8 @@ criterion that gives the source tool's verdict on the same output, or refuses it
 problem (checks that need a model, run code, or mean something tuneval cannot reproduce).
 `harness.importers.writer` turns the result into a suite folder (suite.yaml, test.jsonl, a
 README with provenance and the mapping) that `load_suite` then validates.
+
+May import: harness.errors, harness.safe, harness.criteria, harness.suite, harness.generation.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@
   (`plugins: [harness.integrations.axolotl.TunevalPlugin]`).
 
 Imported lazily: `import harness.integrations` loads neither torch nor transformers.
+
+May import: harness.errors, harness.progress, harness.store, harness.suite, harness.generation,
+harness.grading, harness.comparison, harness.evaluation, harness.training (never harness.cli).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ transaction, so a killed process never leaves half a batch behind.
 This package is the only place that holds SQL: everything else calls the named functions below,
 which take and return the typed rows of `harness.store.rows`. Inserts name their columns.
 Read-only commands open the store with `readonly=True`: it must exist, and nothing is written.
+
+May import: harness.errors only.
 """
 
 from __future__ import annotations

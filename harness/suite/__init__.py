@@ -3,5 +3,5 @@
 train/test leakage (leakage), lm-eval task files read as data (lmeval_config), and `suites new`
 (new). Loading never executes code.
 
-May import: harness.errors, harness.safe, harness.criteria.
+May import: harness.errors, harness.safe, harness.generation (its types), harness.criteria.
 """

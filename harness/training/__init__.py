@@ -3,5 +3,7 @@ suite (data), data from plain text (synth), how varied a split is (diversity), p
 from the rubric (pairs), and `--nproc` under torchrun (launch). Trainers themselves import only
 `harness.plugin`.
 
-May import: harness.plugin and every room below harness.evaluation, and harness.evaluation.
+May import: harness.errors, harness.progress, harness.outfile, harness.safe, harness.store,
+harness.suite, harness.generation, harness.grading, harness.comparison, harness.evaluation,
+harness.plugin.
 """
