@@ -21,7 +21,7 @@ from harness.errors import Problem, UserError
 from harness.evaluation.runner import EvalResult, conversation, new_run_row
 from harness.grading.grader import Grader, summarize
 from harness.grading.judges import judge_fingerprints
-from harness.store import ResultRow, Store
+from harness.store import ResultRow, Store, result_row
 from harness.suite.loader import Suite
 
 KIND = "outputs"
@@ -98,20 +98,16 @@ def grade_outputs(
     graded = grader([outputs[c["id"]] for c in cases], cases)  # before the run is stored
     run_id = _insert_run(store, suite, name, sha, settings, len(cases))
     results: list[ResultRow] = [
-        {
-            "run_id": run_id,
-            "case_id": c["id"],
-            "position": positions[c["id"]],
-            "prompt": json.dumps(conversation(suite, c)),
-            "output": outputs[c["id"]],
-            "grade": grade,
-            "criteria": criteria,
-            "cached": False,
-            "must_pass": c.get("must_pass") is True,
-            "prompt_tokens": None,
-            "output_tokens": None,
-            "seconds": None,
-        }
+        result_row(
+            run_id,
+            c["id"],
+            positions[c["id"]],
+            json.dumps(conversation(suite, c)),
+            outputs[c["id"]],
+            grade,
+            criteria,
+            must_pass=c.get("must_pass") is True,
+        )
         for c, (grade, criteria) in zip(cases, graded, strict=True)
     ]
     store.save_results(results)

@@ -29,7 +29,7 @@ from harness.generation.models import ModelRef
 from harness.generation.types import Backend, Generation, GenSettings, Messages, cache_key
 from harness.grading.grader import Grader, summarize
 from harness.grading.judges import judge_fingerprints
-from harness.store import GenerationRow, ResultRow, RunRow, Store, new_id
+from harness.store import GenerationRow, ResultRow, RunRow, Store, new_id, result_row
 from harness.suite.loader import Suite
 from harness.suite.prompts import BASE, prompt_for
 
@@ -294,21 +294,20 @@ def _generate_cases(
                 for i, g in zip(indices, gens, strict=True)
             ]
         results: list[ResultRow] = [
-            {
-                "run_id": run_id,
-                "case_id": cases[i]["id"],
-                "position": i,
-                "prompt": json.dumps(plan.convs[i]),
-                "output": g.output,
-                "grade": grade,
-                "criteria": crit,
-                "cached": cached,
-                "must_pass": cases[i].get("must_pass") is True,
-                "prompt_tokens": g.prompt_tokens,
-                "output_tokens": g.n_tokens,
-                # A cached answer keeps what generating it cost: the cost of a request.
-                "seconds": g.seconds,
-            }
+            result_row(
+                run_id,
+                cases[i]["id"],
+                i,
+                json.dumps(plan.convs[i]),
+                g.output,
+                grade,
+                crit,
+                cached=cached,
+                must_pass=cases[i].get("must_pass") is True,
+                prompt_tokens=g.prompt_tokens,
+                output_tokens=g.n_tokens,
+                seconds=g.seconds,  # a cached answer keeps what generating it cost
+            )
             for i, g, (grade, crit) in zip(indices, gens, graded, strict=True)
         ]
         store.save_results(results, generations)

@@ -22,7 +22,7 @@ from harness.comparison.sampling import MAX_SAMPLES, case_outcome, sample_seed
 from harness.errors import Problem, UserError
 from harness.generation.types import Generation, GenSettings, Messages, cache_key
 from harness.grading.grader import Grader
-from harness.store import GenerationRow, ResultRow, Store
+from harness.store import GenerationRow, ResultRow, Store, result_row
 
 if TYPE_CHECKING:
     from harness.generation.models import ModelRef
@@ -178,21 +178,22 @@ def _result_row(
     ]
     outcome = case_outcome([s["grade"] for s in samples])
     prompt_tokens = [g.prompt_tokens for g in gens if g.prompt_tokens is not None]
-    return {
-        "run_id": run_id,
-        "case_id": case["id"],
-        "position": i,
-        "prompt": json.dumps(plan.convs[i]),
-        "output": gens[0].output,
-        "grade": outcome["majority"],
-        "criteria": criteria_shares([crit for _, crit in graded]),
-        "cached": all(c for _, c in got.values()),
-        "must_pass": case.get("must_pass") is True,
-        "prompt_tokens": sum(prompt_tokens) if prompt_tokens else None,
-        "output_tokens": sum(g.n_tokens for g in gens),
-        "seconds": sum(g.seconds for g in gens),
-        "samples": samples,
-    }
+    row = result_row(
+        run_id,
+        case["id"],
+        i,
+        json.dumps(plan.convs[i]),
+        gens[0].output,
+        outcome["majority"],
+        criteria_shares([crit for _, crit in graded]),
+        cached=all(c for _, c in got.values()),
+        must_pass=case.get("must_pass") is True,
+        prompt_tokens=sum(prompt_tokens) if prompt_tokens else None,
+        output_tokens=sum(g.n_tokens for g in gens),
+        seconds=sum(g.seconds for g in gens),
+    )
+    row["samples"] = samples
+    return row
 
 
 def criteria_shares(per_sample: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:

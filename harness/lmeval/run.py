@@ -37,7 +37,7 @@ from typing import Any
 from harness.errors import UserError
 from harness.generation.models import ModelRef
 from harness.lmeval.samples import rows_for
-from harness.store import GenerationRow, ResultRow, Store, generation_row
+from harness.store import GenerationRow, ResultRow, Store, generation_row, result_row
 from harness.suite.lmeval_config import TRUST_FLAG, read_task
 from harness.suite.loader import Suite
 
@@ -239,20 +239,16 @@ def score_into_run(
             if r["case_id"] in done:
                 continue
             results.append(
-                {
-                    "run_id": run_id,
-                    "case_id": r["case_id"],
-                    "position": position,
-                    "prompt": r["prompt"],
-                    "output": r["output"],
-                    "grade": r["grade"],
-                    "criteria": r["criteria"],
-                    "cached": task in from_cache,
-                    "must_pass": False,
-                    "prompt_tokens": None,
-                    "output_tokens": None,
-                    "seconds": None,
-                }
+                result_row(
+                    run_id,
+                    r["case_id"],
+                    position,
+                    r["prompt"],
+                    r["output"],
+                    r["grade"],
+                    r["criteria"],
+                    cached=task in from_cache,
+                )
             )
         generations: list[GenerationRow] = []
         if task not in from_cache:

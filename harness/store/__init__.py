@@ -38,6 +38,7 @@ from harness.store.rows import (
     TrainLogRow,
     TrainRunRow,
     generation_row,
+    result_row,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "TrainRunRow",
     "default_path",
     "generation_row",
+    "result_row",
     "new_id",
     "sqlite_problem",
 ]

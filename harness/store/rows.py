@@ -57,6 +57,23 @@ class ResultRow(TypedDict):
     samples: NotRequired[list[dict[str, Any]] | None]  # k > 1 samples per case: each graded
 
 
+def result_row(
+    run_id: str, case_id: str, position: int, prompt: str, output: str, grade: str,
+    criteria: dict[str, dict[str, Any]], *, cached: bool = False, must_pass: bool = False,
+    prompt_tokens: int | None = None, output_tokens: int | None = None,
+    seconds: float | None = None,
+) -> ResultRow:  # fmt: skip
+    """One graded case of a run (`prompt` is the chat messages as JSON); every writer of results
+    (the runner, k-sample cases, lm-eval tasks, offline grading) builds its rows here. Token
+    counts and seconds are None where nothing was generated here."""
+    return {
+        "run_id": run_id, "case_id": case_id, "position": position, "prompt": prompt,
+        "output": output, "grade": grade, "criteria": criteria, "cached": cached,
+        "must_pass": must_pass, "prompt_tokens": prompt_tokens, "output_tokens": output_tokens,
+        "seconds": seconds,
+    }  # fmt: skip
+
+
 class GenerationRow(TypedDict):
     key: str
     model_fingerprint: str
