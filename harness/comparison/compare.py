@@ -299,6 +299,25 @@ def judge_changes(run_a: dict[str, Any], run_b: dict[str, Any]) -> list[str]:
     ]
 
 
+def pair_rows(
+    run_a: dict[str, Any],
+    run_b: dict[str, Any],
+    rows_a: list[dict[str, Any]],
+    rows_b: list[dict[str, Any]],
+) -> tuple[list[Pair], dict[str, list[str]]]:
+    """The cases both runs hold, paired in run A's order, and the ids only one of them holds."""
+    by_b = {r["case_id"]: r for r in rows_b}
+    ids_a = {r["case_id"] for r in rows_a}
+    pairs = [_pair(r, by_b[r["case_id"]]) for r in rows_a if r["case_id"] in by_b]
+    unpaired = {
+        "only_a": [r["case_id"] for r in rows_a if r["case_id"] not in by_b],
+        "only_b": [r["case_id"] for r in rows_b if r["case_id"] not in ids_a],
+    }
+    if not pairs:
+        raise UserError(f"runs {run_a['id']} and {run_b['id']} have no case in common to compare")
+    return pairs, unpaired
+
+
 def compare_rows(
     run_a: dict[str, Any],
     run_b: dict[str, Any],
@@ -312,15 +331,7 @@ def compare_rows(
     warnings = list(warnings or [])
     alpha, meaningful = settings.alpha, settings.meaningful
     must_pass = must_pass_ids(rows_a) | must_pass_ids(rows_b)
-    by_b = {r["case_id"]: r for r in rows_b}
-    ids_a = {r["case_id"] for r in rows_a}
-    pairs = [_pair(r, by_b[r["case_id"]]) for r in rows_a if r["case_id"] in by_b]
-    unpaired = {
-        "only_a": [r["case_id"] for r in rows_a if r["case_id"] not in by_b],
-        "only_b": [r["case_id"] for r in rows_b if r["case_id"] not in ids_a],
-    }
-    if not pairs:
-        raise UserError(f"runs {run_a['id']} and {run_b['id']} have no case in common to compare")
+    pairs, unpaired = pair_rows(run_a, run_b, rows_a, rows_b)
     for cid in sorted(must_pass & set(unpaired["only_a"])):
         warnings.append(f"must-pass case '{cid}' is missing from run B")
 
