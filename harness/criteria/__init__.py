@@ -4,7 +4,9 @@ A criterion type is a factory function, registered by name with `@criterion("nam
 arguments are the parameters written in the rubric. It returns a scorer: a callable that takes the
 model outputs and their cases (batched, so model-based criteria can batch) and returns one
 `Result` per output. Third-party packages add types through the entry-point group
-`tuneval.criteria` (each entry point names a module or function whose import registers them).
+`tuneval.criteria` (each entry point names a module or function whose import registers them);
+a type name that two packages register (a plugin reusing a built-in's) is refused, as
+`harness.extensions` rules for every extension point.
 
 A result's `passed` always means "this check is satisfied": no defect for the `bad` detectors,
 requirement met for `good` and `better`.
@@ -23,8 +25,8 @@ files of the suite folder it reads (the loader keeps them inside the folder and 
 the suite fingerprint); `nested`, the criterion specs it holds (`weighted`'s checks), so that
 `uses` lists every criterion a rubric and its cases use, however deep.
 
-May import: harness.errors, harness.safe, harness.generation (to load an embedding model);
-never the suite, grading or evaluation rooms that use them (a judge comes through `context()`).
+May import: harness.errors, harness.extensions, harness.safe, harness.generation (to load an
+embedding model); never the suite, grading or evaluation rooms that use them (a judge comes through `context()`).
 """
 
 from __future__ import annotations
@@ -34,12 +36,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import import_module
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
 import pydantic
 
+from harness import extensions
 from harness.safe.templating import Loc
 
 
@@ -102,11 +104,21 @@ Nested = Callable[[Mapping[str, Any], Case | None], list[tuple[Loc, Mapping[str,
 # The files a criterion reads, from its parameters and the suite folder.
 Reads = Callable[[Mapping[str, Any], Path], list[Path]]
 
-_REGISTRY: dict[str, Factory] = {}
-_PROVIDES: dict[str, frozenset[str]] = {}
-_RUNS_CODE: dict[str, str] = {}
-_READS: dict[str, Reads] = {}
-_NESTED: dict[str, Nested] = {}
+
+@dataclass(frozen=True)
+class Criterion:
+    """A registered criterion type: everything the registry knows of it."""
+
+    name: str
+    factory: Factory  # validated by pydantic from its hints
+    source: str  # "tuneval", or the distribution that registered it
+    provides: frozenset[str] = frozenset()
+    runs_code: str = ""
+    reads: Reads | None = None
+    nested: Nested | None = None
+
+
+_REGISTRY: extensions.Names[Criterion] = extensions.Names(extensions.CRITERIA)
 _BUILTIN_MODULES = (
     "harness.criteria.text",
     "harness.criteria.python",
@@ -134,36 +146,38 @@ def criterion(
 
     def register(factory: Callable[..., Scorer]) -> Factory:
         checked = pydantic.validate_call(config={"arbitrary_types_allowed": True})(factory)
-        _REGISTRY[name] = checked
-        _PROVIDES[name] = frozenset(provides)
-        if runs_code:
-            _RUNS_CODE[name] = runs_code
-        if reads is not None:
-            _READS[name] = reads
-        if nested is not None:
-            _NESTED[name] = nested
+        source = extensions.source_of(factory.__module__)
+        record = Criterion(name, checked, source, frozenset(provides), runs_code, reads, nested)
+        _REGISTRY.claim(name, source, record)
         return checked
 
     return register
 
 
+def _record(name: str) -> Criterion | None:
+    """A usable type's record (None for an unknown or refused one)."""
+    _load()
+    return _REGISTRY.usable().get(name)
+
+
 def provided(name: str) -> frozenset[str]:
     """Placeholders a criterion type fills itself."""
-    _load()
-    return _PROVIDES.get(name, frozenset())
+    record = _record(name)
+    return record.provides if record is not None else frozenset()
 
 
 def runs_code(name: str) -> str:
     """What code a criterion type executes ("" when it runs none the suite names)."""
-    _load()
-    return _RUNS_CODE.get(name, "")
+    record = _record(name)
+    return record.runs_code if record is not None else ""
 
 
 def reads(name: str, params: Mapping[str, Any], folder: Path) -> list[Path]:
     """The files a criterion with these parameters reads (none for most types)."""
-    _load()
-    read = _READS.get(name)
-    return read(params, folder) if read is not None else []
+    record = _record(name)
+    if record is None or record.reads is None:
+        return []
+    return record.reads(params, folder)
 
 
 @dataclass(frozen=True)
@@ -185,10 +199,12 @@ def uses(
     `cases` carry themselves come too. Specs without a string `type` are skipped (the entry's
     own validation reports them)."""
     _load()
+    records = _REGISTRY.usable()
 
     def walk(type_: str, p: Mapping[str, Any], loc: Loc, case: Case | None) -> Iterator[Use]:
         yield Use(cid, type_, p, loc, case)
-        nested = _NESTED.get(type_)
+        record = records.get(type_)
+        nested = record.nested if record is not None else None
         if nested is None:
             return
         found = [(case, sub, spec) for sub, spec in nested(p, None)]
@@ -218,22 +234,27 @@ def _load() -> None:
     _loaded = True
     for module in _BUILTIN_MODULES:
         import_module(module)
-    for ep in entry_points(group="tuneval.criteria"):
-        ep.load()
+    for entry in extensions.entries(extensions.CRITERIA):
+        with extensions.loading(entry):
+            entry.load()
 
 
 def registered() -> dict[str, Factory]:
+    """Every usable criterion type (not the refused ones) by name."""
     _load()
-    return dict(_REGISTRY)
+    return {n: r.factory for n, r in _REGISTRY.usable().items()}
 
 
 def get(name: str) -> Factory:
-    _load()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"unknown criterion type '{name}' (known: {known})") from None
+    """The type's factory; KeyError, with the line to show, for an unknown or refused one."""
+    record = _record(name)
+    if record is not None:
+        return record.factory
+    refused = _REGISTRY.refused(name)
+    if refused:
+        raise KeyError(refused)
+    known = ", ".join(_REGISTRY.usable())
+    raise KeyError(f"unknown criterion type '{name}' (known: {known})")
 
 
 def describe(name: str) -> str:
