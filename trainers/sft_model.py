@@ -200,7 +200,7 @@ def add_lora(
 def compile_layers(model: Any, fixed_shapes: bool) -> None:
     """torch.compile each decoder layer: under a token budget the layers see one shape, so each
     compiles once; the mask and the loss stay eager. A platform that cannot compile fails at the
-    first step, where `run` turns the error into a UserError."""
+    first step, where the recipe (`trainers.sft.first_call`) turns the error into a UserError."""
     for layer in model.get_decoder().layers:
         layer.compile(dynamic=False if fixed_shapes else None)
 
