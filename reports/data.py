@@ -93,10 +93,6 @@ def store_problem(db: str) -> str | None:
         return " ".join(e.lines())
 
 
-def run_by_id(db: str, run_id: str) -> dict[str, Any] | None:
-    return next((r for r in runs(db, stamp(db)) if r["id"] == run_id), None)
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
 def models(db: str, version: Stamp) -> list[dict[str, Any]]:
     with reader(db) as store:

@@ -10,9 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from harness.comparison.cost import amount, engine_caveat, ratio_cells
+from harness.comparison.format import pct
 from reports.comparison import Compared, without
 from reports.data import Stamp
-from reports.render import md, pct, plural, points
+from reports.render import md, plural, points
 
 
 def _p(test: dict[str, Any]) -> str:

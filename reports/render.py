@@ -9,10 +9,8 @@ from __future__ import annotations
 import difflib
 import html
 import json
-import math
 import re
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import streamlit as st
@@ -48,20 +46,8 @@ FAIL_MARK = '<b style="color:#d63a1e">✗ fail</b>'
 
 
 # --- numbers -------------------------------------------------------------------------------------
-
-
-def percent(x: float) -> float:
-    """A share (0-1) as the percentage the report shows, to one decimal, halves up: 0.5625 ->
-    56.3. Text (`pct`) and table columns (`widgets.as_percent`) both round here, so one figure
-    never reads 56.2% in a sentence and 56.3% in a table."""
-    if not math.isfinite(x):
-        return x * 100
-    return float((Decimal(repr(x)) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
-
-
-def pct(x: float | None) -> str:
-    """A share as a percentage with one decimal, everywhere: '53.1%'; '—' when unknown."""
-    return "—" if x is None else f"{percent(x):.1f}%"
+# A share as a percentage is `harness.comparison.format.pct` (and `percent` for table columns):
+# the command line writes the same figure the same way.
 
 
 def points(x: float) -> str:

@@ -11,11 +11,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from harness.comparison.format import percent
 from harness.grading.grader import GRADES
 from harness.suite.prompts import arm
 from reports import data, urlstate
 from reports import labels as label_store
-from reports.render import badge, md, percent
+from reports.render import badge, md
 
 # One way to show a share in a table: a percentage with one decimal ("53.1%"), from a 0-100
 # column (`as_percent`); bars are blue, since a pass rate of 75% is not an alarm.

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from harness.comparison.compare import compare_rows, compare_runs, decide, resolve_run
-from harness.comparison.format import markdown
+from harness.comparison.format import markdown, pct
 from harness.errors import UserError
 from tests.compare_helpers import answers, fake_run
 from tests.conftest import CASES, SUITE_YAML, write_suite
@@ -161,6 +161,13 @@ def test_json_and_markdown(store, mini_suite):
     row = next(line for line in md.splitlines() if line.startswith("| c |"))
     assert row.count(" | ") == 4  # the output's pipe did not add a column
     assert "names-module" in md and "smallest detectable pass-rate change" in md
+
+
+def test_a_share_reads_as_in_the_report():
+    """The command line's Markdown and tables write a share with the report's one `pct`: halves
+    up (56.25 is 56.3, as the report's table columns show it), unknown as a dash."""
+    assert pct(0.5625) == "56.3%" and pct(0.0) == "0.0%" and pct(1) == "100.0%"
+    assert pct(None) == "—"
 
 
 def test_compare_rows_hand_computed():

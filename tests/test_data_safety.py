@@ -121,7 +121,7 @@ def test_a_checkpoint_cut_short_is_ignored_and_cleaned(tmp_path: Path) -> None:
     """A kill during `save_checkpoint` leaves `step-N.tmp`, complete-looking or not: it is never
     taken as the latest checkpoint, and the next prune removes it."""
     from harness.plugin import CHECKPOINTS
-    from trainers.sft import STATE, latest_checkpoint, prune
+    from trainers.sft_checkpoints import STATE, latest_checkpoint, prune
 
     folder = tmp_path / "out"
     done = folder / CHECKPOINTS / "step-0000004"

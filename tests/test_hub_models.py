@@ -245,13 +245,13 @@ def test_a_lora_trained_on_a_hub_base_names_it_by_id_and_commit(
 
     from harness.generation.models import resolve
     from harness.training.job import training_base
-    from trainers import sft
+    from trainers import sft, sft_model
 
     commit = add_snapshot(hub_cache, "org/tiny", tiny_model_dir)
     base = training_base(resolve("org/tiny", store), store)
     assert (base.hub_id, base.hub_commit) == ("org/tiny", commit)
     model = AutoModelForCausalLM.from_pretrained(base.path)
-    lora = sft.add_lora(model, sft.Config(method="lora"), base.hub_id, None, base.hub_commit)
+    lora = sft_model.add_lora(model, sft.Config(method="lora"), base.hub_id, None, base.hub_commit)
     lora.save_pretrained(tmp_path / "adapter")
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert (config["base_model_name_or_path"], config["revision"]) == ("org/tiny", commit)

@@ -1,8 +1,8 @@
 """The house's layout: each room of harness/ (a package, or a top-level module such as
 harness.errors) imports only the rooms its docstring's "May import:" line names and there is no
 import circle between rooms (every import counts: module level and inside functions alike); the
-README's tree names the files there are. That trainers import only `harness.plugin` is
-tests/test_trainers.py's."""
+README's tree names the files there are; no code file is over 600 lines. That trainers import
+only `harness.plugin` is tests/test_trainers.py's."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+MAX_LINES = 600
+# Not the project's code: tests (fixtures run long), and what tools and runs leave in a checkout.
+SKIPPED = {"tests", "build", "dist", "runs", "test-artifacts", "__pycache__"}
 PACKAGES = sorted(p.parent.name for p in (ROOT / "harness").glob("*/__init__.py"))
 
 
@@ -163,3 +166,21 @@ def _ignored(name: str) -> bool:
 
     done = subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT)
     return done.returncode == 0
+
+
+def code_files() -> list[Path]:
+    found = []
+    for path in ROOT.rglob("*.py"):
+        parts = path.relative_to(ROOT).parts[:-1]
+        if any(p in SKIPPED or p.startswith(".") or p.endswith(".egg-info") for p in parts):
+            continue
+        found.append(path)
+    return sorted(found)
+
+
+def test_no_code_file_is_over_600_lines() -> None:
+    files = code_files()
+    assert ROOT / "trainers" / "sft.py" in files and ROOT / "harness" / "plugin.py" in files
+    lengths = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines()) for p in files}
+    too_long = {name: n for name, n in lengths.items() if n > MAX_LINES}
+    assert not too_long, f"over {MAX_LINES} lines (split by concern): {too_long}"

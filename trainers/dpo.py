@@ -381,14 +381,7 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
     (folder / RUN_KEY).write_text(request.run_key + "\n")
     pairs = Path(cfg.pairs)
     dataset = load_pairs(pairs)
-    from_tests = first_test_row(pairs) is not None
-    if from_tests:  # allowed, or the settings would have been refused
-        import sys
-
-        sys.stderr.write(
-            f"warning: {pairs} holds pairs made of test cases (allow_test_pairs=true): "
-            "evaluations on those cases will measure memory, not skill\n"
-        )
+    from_tests = warn_of_test_pairs(pairs)
     dtype = compute_dtype(cfg.dtype)
     model, ref, tok = load_model(request, cfg, dtype)
     peft = lora_config(model, cfg) if cfg.method == "lora" else None
@@ -427,13 +420,39 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
     dpo.save_model(str(out))
     tok.save_pretrained(out)
     shutil.rmtree(folder, ignore_errors=True)
-    history = dpo.state.log_history
+    facts = measured(dpo.state, seconds, resumed_from, dtype)
+    facts["pairs"] = {
+        "path": str(pairs),
+        "sha256": cfg.pairs_sha256,
+        "rows": len(dataset),
+        "from_test_cases": from_tests,
+    }
+    return TrainedModel(out, "adapter" if cfg.method == "lora" else "full", facts)
+
+
+def warn_of_test_pairs(pairs: Path) -> bool:
+    """Whether the pairs were made of test cases; if so, a warning (they were allowed, or the
+    settings would have been refused)."""
+    if first_test_row(pairs) is None:
+        return False
+    import sys
+
+    sys.stderr.write(
+        f"warning: {pairs} holds pairs made of test cases (allow_test_pairs=true): "
+        "evaluations on those cases will measure memory, not skill\n"
+    )
+    return True
+
+
+def measured(state: Any, seconds: float, resumed_from: int | None, dtype: str) -> dict[str, Any]:
+    """What the run measured, from the trainer's state and its log history."""
+    history = state.log_history
     curve = [[int(h["step"]), round(float(h["loss"]), 5)] for h in history if "loss" in h]
     tokens = max((float(h.get("num_tokens", 0)) for h in history), default=0.0)
-    last = next((h for h in reversed(history) if "rewards/margins" in h), {})
-    facts = {
-        "steps": step,
-        "planned_steps": int(dpo.state.max_steps),
+    last: dict[str, Any] = next((h for h in reversed(history) if "rewards/margins" in h), {})
+    return {
+        "steps": int(state.global_step),
+        "planned_steps": int(state.max_steps),
         "resumed_from": resumed_from,
         "tokens": int(tokens),
         "train_seconds": round(seconds, 2),
@@ -443,11 +462,4 @@ def run(request: TrainRequest, events: Events) -> TrainedModel:
         "loss_curve": curve,
         "reward_margin": last.get("rewards/margins"),
         "reward_accuracy": last.get("rewards/accuracies"),
-        "pairs": {
-            "path": str(pairs),
-            "sha256": cfg.pairs_sha256,
-            "rows": len(dataset),
-            "from_test_cases": from_tests,
-        },
     }
-    return TrainedModel(out, "adapter" if cfg.method == "lora" else "full", facts)

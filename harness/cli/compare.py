@@ -198,7 +198,6 @@ def gate_cmd(
 
 
 def show(c: Comparison, *, cases: bool = True) -> None:
-    from harness.comparison.format import interval, pct, pts
     from harness.suite.prompts import arm
 
     a, b = c.run_a, c.run_b
@@ -210,13 +209,7 @@ def show(c: Comparison, *, cases: bool = True) -> None:
     )
     for w in c.warnings:
         out.print(f"[yellow]warning:[/] {escape(w)}")
-    head = Table("figure", "A", "B", "Δ points", "95% CI", title="headline (paired bootstrap)")
-    labels = ("pass rate (good or better)", "better rate")
-    if c.sampling is not None:
-        labels = ("pass share (good or better, mean over cases)", "better rate (majority grade)")
-    for name, d in zip(labels, (c.pass_rate, c.better_rate), strict=True):
-        head.add_row(name, pct(d.a), pct(d.b), _signed(pts(d.delta), d.delta), interval(d))
-    out.print(head)
+    out.print(headline_table(c))
     if c.sampling is not None:
         out.print(rates_table(c.sampling, c))
     if c.cost:
@@ -229,30 +222,9 @@ def show(c: Comparison, *, cases: bool = True) -> None:
     if c.preference is not None:
         _preference(c.preference)
     out.print(_transitions(c))
-    mc, st = c.mcnemar, c.sign_test
-    if c.sampling is not None:  # the verdict's own test is in the rates table above
-        out.print(
-            f"on majority grades, not deciding: exact McNemar {mc['b01']} fail→pass, "
-            f"{mc['b10']} pass→fail, p={mc['p_value']:.3g}"
-        )
-    else:
-        out.print(
-            f"exact McNemar (pass/fail): {mc['b01']} fail→pass, {mc['b10']} pass→fail, "
-            f"p={mc['p_value']:.3g}\nsign test (grades): {st['improved']} up, "
-            f"{st['regressed']} down, p={st['p_value']:.3g}"
-        )
+    out.print(_paired_tests(c))
     if c.criteria:
-        crit = Table("criterion", "section", "A", "B", "Δ points", "95% CI", title="per criterion")
-        for cid, d in c.criteria.items():
-            crit.add_row(
-                escape(cid),
-                c.sections.get(cid, ""),
-                pct(d.a),
-                pct(d.b),
-                _signed(pts(d.delta), d.delta),
-                interval(d),
-            )
-        out.print(crit)
+        out.print(criteria_table(c))
     if cases:
         for change in ("regressed", "improved"):
             _cases(c.changed(change), change)
@@ -269,6 +241,51 @@ def show(c: Comparison, *, cases: bool = True) -> None:
         )
     style = VERDICT_STYLE[c.verdict]
     out.print(f"verdict: [{style}]{c.verdict}[/] — {escape(c.explanation)}\n  {c.mde_text()}")
+
+
+def headline_table(c: Comparison) -> Table:
+    """Pass and better rates on each side with the paired bootstrap's interval."""
+    from harness.comparison.format import interval, pct, pts
+
+    head = Table("figure", "A", "B", "Δ points", "95% CI", title="headline (paired bootstrap)")
+    labels = ("pass rate (good or better)", "better rate")
+    if c.sampling is not None:
+        labels = ("pass share (good or better, mean over cases)", "better rate (majority grade)")
+    for name, d in zip(labels, (c.pass_rate, c.better_rate), strict=True):
+        head.add_row(name, pct(d.a), pct(d.b), _signed(pts(d.delta), d.delta), interval(d))
+    return head
+
+
+def _paired_tests(c: Comparison) -> str:
+    """The paired tests' counts and p-values (with samples, McNemar on majority grades only
+    informs: the verdict's own test is in the rates table)."""
+    mc, st = c.mcnemar, c.sign_test
+    if c.sampling is not None:
+        return (
+            f"on majority grades, not deciding: exact McNemar {mc['b01']} fail→pass, "
+            f"{mc['b10']} pass→fail, p={mc['p_value']:.3g}"
+        )
+    return (
+        f"exact McNemar (pass/fail): {mc['b01']} fail→pass, {mc['b10']} pass→fail, "
+        f"p={mc['p_value']:.3g}\nsign test (grades): {st['improved']} up, "
+        f"{st['regressed']} down, p={st['p_value']:.3g}"
+    )
+
+
+def criteria_table(c: Comparison) -> Table:
+    from harness.comparison.format import interval, pct, pts
+
+    crit = Table("criterion", "section", "A", "B", "Δ points", "95% CI", title="per criterion")
+    for cid, d in c.criteria.items():
+        crit.add_row(
+            escape(cid),
+            c.sections.get(cid, ""),
+            pct(d.a),
+            pct(d.b),
+            _signed(pts(d.delta), d.delta),
+            interval(d),
+        )
+    return crit
 
 
 def rates_table(s: dict[str, Any], c: Comparison) -> Table:

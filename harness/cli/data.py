@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from harness.cli import DbOption, JsonOption, err, out, print_json
+from harness.generation.models import DEFAULT_MODEL
 
 data_app = typer.Typer(
     help="Prepare training data, check it for leakage, make pairs from text.", no_args_is_help=True
@@ -32,9 +33,9 @@ def _tokenizer(model: str, db: Path | None) -> Any:
 @data_app.command("prepare")
 def prepare(
     suite: Annotated[Path, typer.Argument(help="suite folder")],
-    model: Annotated[str, typer.Option("--model", "-m", help="model spec (its tokenizer)")] = (
-        "smollm2-135m-instruct"
-    ),
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="model spec (its tokenizer)")
+    ] = DEFAULT_MODEL,
     max_length: Annotated[int, typer.Option(help="truncate examples to this many tokens")] = 512,
     batch_size: Annotated[int, typer.Option(help="examples per optimizer step")] = 8,
     epochs: Annotated[int, typer.Option(help="passes over the train split")] = 1,

@@ -40,46 +40,17 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
         with open_store(db, readonly=True) as store:
             rows = {r["name"]: r for r in store.models()}
             hub_rows = [h for h in store.hub_models() if h["name"] not in rows]
-    listed: list[dict[str, Any]] = []
-    if DEFAULT_MODEL not in rows:
-        listed.append(
-            {
-                "name": DEFAULT_MODEL,
-                "kind": "packaged",
-                "base": None,
-                "lineage": [DEFAULT_MODEL],
-                "path": None,
-                "fingerprint": None,
-                "produced_by": None,
-                "created_at": None,
-                "suite": None,
-                "trainer": None,
-                "steps": None,
-            }
-        )
+    listed = [] if DEFAULT_MODEL in rows else [_packaged_entry(DEFAULT_MODEL)]
     for r in sorted(rows.values(), key=lambda r: (r["kind"] != "packaged", r["created_at"])):
-        info = r["info"]
-        suite = info.get("suite")
-        listed.append(
-            {
-                "name": r["name"],
-                "kind": r["kind"],
-                "base": r["base"],
-                "lineage": lineage(r["name"], rows),
-                "path": r["path"],
-                "fingerprint": (r["fingerprint"] or "")[:16] or None,
-                "produced_by": r["produced_by"],
-                "created_at": r["created_at"],
-                "suite": suite.get("name") if isinstance(suite, dict) else suite,
-                "trainer": info.get("trainer"),
-                "steps": info.get("steps"),
-                **_served_fields(r),
-            }
-        )
+        listed.append(_entry(r, rows))
     listed += [_hub_entry(h) for h in hub_rows]
     if as_json:
         print_json(listed)
-        return
+    else:
+        out.print(_models_table(listed))
+
+
+def _models_table(listed: list[dict[str, Any]]) -> Table:
     table = Table("model", "kind", "lineage", "trained on", "train run", "created")
     for m in listed:
         when = (
@@ -100,7 +71,44 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
             m["produced_by"] or "",
             when,
         )
-    out.print(table)
+    return table
+
+
+def _packaged_entry(name: str) -> dict[str, Any]:
+    """The packaged default before anything registered it: it exists in every workspace."""
+    return {
+        "name": name,
+        "kind": "packaged",
+        "base": None,
+        "lineage": [name],
+        "path": None,
+        "fingerprint": None,
+        "produced_by": None,
+        "created_at": None,
+        "suite": None,
+        "trainer": None,
+        "steps": None,
+    }
+
+
+def _entry(r: dict[str, Any], rows: dict[str, Any]) -> dict[str, Any]:
+    """A registered model (packaged, trained or served) as `models list` shows it."""
+    info = r["info"]
+    suite = info.get("suite")
+    return {
+        "name": r["name"],
+        "kind": r["kind"],
+        "base": r["base"],
+        "lineage": lineage(r["name"], rows),
+        "path": r["path"],
+        "fingerprint": (r["fingerprint"] or "")[:16] or None,
+        "produced_by": r["produced_by"],
+        "created_at": r["created_at"],
+        "suite": suite.get("name") if isinstance(suite, dict) else suite,
+        "trainer": info.get("trainer"),
+        "steps": info.get("steps"),
+        **_served_fields(r),
+    }
 
 
 def _hub_entry(h: dict[str, Any]) -> dict[str, Any]:

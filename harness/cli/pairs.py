@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from harness.cli import DbOption, JsonOption, TrustOption, err, open_store, out, print_json
+from harness.generation.models import DEFAULT_MODEL
 
 SamplesOption = Annotated[
     int, typer.Option("--samples", "-k", help="answers sampled per prompt (at least 2)")
@@ -30,7 +31,7 @@ def pairs_cmd(
     out_file: Annotated[Path, typer.Option("--out", "-o", help="pairs file to write (JSONL)")],
     model: Annotated[
         str, typer.Option("--model", "-m", help="model whose answers are sampled")
-    ] = "smollm2-135m-instruct",
+    ] = DEFAULT_MODEL,
     split: Annotated[str, typer.Option(help="train or validation (never test)")] = "train",
     samples: SamplesOption = 4,
     limit: Annotated[int | None, typer.Option(min=1, help="only the first N prompts")] = None,

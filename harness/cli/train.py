@@ -13,6 +13,7 @@ from harness.cli import DbOption, JsonOption, TrustOption, err, open_store, out,
 from harness.cli.pairs import TieBreakOption
 from harness.cli.track import DestOption, LogToOption, ProjectOption
 from harness.errors import UserError
+from harness.generation.models import DEFAULT_MODEL
 
 trainers_app = typer.Typer(help="List trainer plugins and their settings.", no_args_is_help=True)
 
@@ -188,7 +189,7 @@ def _describe(result: Any) -> str:
 def train_cmd(
     suite: SuiteArg,
     trainer: TrainerOption = "sft",
-    base: BaseOption = "smollm2-135m-instruct",
+    base: BaseOption = DEFAULT_MODEL,
     sets: SetOption = None,
     eval_checkpoints: EvalCheckpointsOption = 0,
     nproc: NprocOption = 1,
@@ -247,7 +248,7 @@ PromptBaselineOption = Annotated[
 
 def loop_cmd(
     suite: SuiteArg,
-    base: BaseOption = "smollm2-135m-instruct",
+    base: BaseOption = DEFAULT_MODEL,
     trainer: TrainerOption = "sft",
     sets: SetOption = None,
     limit: Annotated[

@@ -6,8 +6,10 @@ table, and JUnit strips the characters XML 1.0 cannot carry.
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
+from decimal import ROUND_HALF_UP, Decimal
 
 from harness.comparison.compare import Comparison, Delta, Pair, failed_checks
 from harness.comparison.cost import amount, ratio_cells
@@ -18,8 +20,18 @@ MAX_CASES = 20  # cases listed per direction in the Markdown summary
 _XML_BAD = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
+def percent(x: float) -> float:
+    """A share (0-1) as a percentage to one decimal, halves up: 0.5625 -> 56.3. Text (`pct`)
+    and the report's table columns (`reports.widgets.as_percent`) both round here, so one figure
+    never reads 56.2% in a sentence and 56.3% in a table."""
+    if not math.isfinite(x):
+        return x * 100
+    return float((Decimal(repr(x)) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def pct(x: float | None) -> str:
+    """A share as a percentage with one decimal, everywhere: '53.1%'; '—' when unknown."""
+    return "—" if x is None else f"{percent(x):.1f}%"
 
 
 def pts(x: float) -> str:
@@ -42,7 +54,9 @@ def md_text(text: str, limit: int = 160) -> str:
     return re.sub(r"([\\`*_\[\]|#~])", r"\\\1", text)
 
 
-def run_label(run: dict) -> str:
+def md_run_label(run: dict) -> str:
+    """A run in the Markdown summary: its id and its arm, escaped (the report's run pickers name
+    runs their own way, `reports.widgets.run_label`)."""
     return f"`{run['id']}` ({md_text(arm(str(run['model']), run.get('prompt_variant')), 80)})"
 
 
@@ -52,7 +66,7 @@ def markdown(c: Comparison) -> str:
         f"## tuneval compare: {c.verdict}",
         "",
         f"Suite **{md_text(a['suite'])}** v{a['suite_version']}, {c.n} paired cases. "
-        f"A = {run_label(a)}, B = {run_label(b)}.",
+        f"A = {md_run_label(a)}, B = {md_run_label(b)}.",
         "",
         f"**Verdict: {c.verdict}.** {md_text(c.explanation, 400)}. {c.mde_text()}.",
         "",

@@ -10,10 +10,11 @@ import pandas as pd
 import streamlit as st
 
 from harness.comparison.cost import engine_caveat, summary
+from harness.comparison.format import pct
 from harness.errors import UserError
 from reports import arms, data, suites
 from reports.comparison import compared
-from reports.render import CHANGE_MARK, badge, md, pct, plural, points
+from reports.render import CHANGE_MARK, badge, md, plural, points
 from reports.widgets import RATE_BAR, as_percent, model_label
 
 VERDICT_COLOUR = {"improved": "green", "regressed": "red"}
