@@ -26,7 +26,8 @@ the suite fingerprint); `nested`, the criterion specs it holds (`weighted`'s che
 `uses` lists every criterion a rubric and its cases use, however deep.
 
 May import: harness.errors, harness.extensions, harness.safe, harness.generation (to load an
-embedding model); never the suite, grading or evaluation rooms that use them (a judge comes through `context()`).
+embedding model); never the suite, grading or evaluation rooms that use them (a judge comes
+through `context()`).
 """
 
 from __future__ import annotations
