@@ -34,7 +34,9 @@ class Grader:
     registered model names and caches its verdicts there."""
 
     def __init__(self, suite: Suite, store: Any = None, progress: bool = False):
-        self.context = criteria.Context(store=store, suite_path=suite.path, progress=progress)
+        self.context = criteria.Context(
+            store=store, suite_path=suite.path, progress=progress, suite=suite
+        )
         self.scorers = [
             (section, spec.id, criteria.get(spec.type)(**spec.params()))
             for section, spec in suite.criteria()
