@@ -4,14 +4,52 @@ criterion context carrying the loaded suite (spelling never reloads it from disk
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import criteria
 from harness.suite import loader
 from harness.suite.loader import load_suite
 from tests.conftest import SUITE_YAML, write_suite
+
+
+def count_builds(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Every scorer built, by criterion type."""
+    builds: Counter[str] = Counter()
+    get = criteria.get
+
+    def counted_get(name: str) -> Any:
+        factory = get(name)
+
+        def build(**params: Any) -> Any:
+            builds[name] += 1
+            return factory(**params)
+
+        return build
+
+    monkeypatch.setattr(criteria, "get", counted_get)
+    return builds
+
+
+def test_the_grader_scores_with_the_scorers_the_suite_built(
+    mini_suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.grading.grader import Grader
+
+    builds = count_builds(monkeypatch)
+    suite = load_suite(mini_suite)
+    assert builds == Counter({"empty": 1, "repetition": 1, "contains": 1, "exact": 1})
+    for _ in range(2):
+        grader = Grader(suite)
+        assert [s for _, _, s in grader.scorers] == [
+            suite.scorers[c.id] for _, c in suite.criteria()
+        ]
+        graded = grader(["textwrap", "no idea"], suite.cases[:2])
+        assert [g for g, _ in graded] == ["better", "bad"]
+    assert sum(builds.values()) == 4
 
 
 def test_spelling_reads_the_loaded_suite_never_the_disk(

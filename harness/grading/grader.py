@@ -28,7 +28,7 @@ def grade(results: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 class Grader:
-    """Builds each criterion's scorer once and grades batches of outputs.
+    """Grades batches of outputs with the scorers the suite built when it loaded.
 
     `store` is handed to model-based criteria through `criteria.context()`: a judge resolves
     registered model names and caches its verdicts there."""
@@ -38,8 +38,7 @@ class Grader:
             store=store, suite_path=suite.path, progress=progress, suite=suite
         )
         self.scorers = [
-            (section, spec.id, criteria.get(spec.type)(**spec.params()))
-            for section, spec in suite.criteria()
+            (section, spec.id, suite.scorers[spec.id]) for section, spec in suite.criteria()
         ]
 
     def __call__(

@@ -193,6 +193,8 @@ class Suite:
     # What in its lm-eval task files would run code (refused without --trust-suite-code)
     needs_code: list[Problem] = field(default_factory=list)
     shots: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # variant -> examples
+    # Each criterion's scorer by id, built once when the suite loads; the grader scores with them
+    scorers: dict[str, criteria.Scorer] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -270,10 +272,11 @@ def _check_placeholders(
 
 def _check_criteria(
     spec: SuiteSpec, label: str, root: yaml.Node | None, problems: list[Problem]
-) -> dict[str, Any]:
-    """Every criterion builds from its parameters; returns the built scorers by id."""
+) -> dict[str, criteria.Scorer]:
+    """Every criterion builds from its parameters; returns the built scorers by id (the suite
+    keeps them: nothing builds them again)."""
     ids: dict[str, str] = {}
-    built: dict[str, Any] = {}
+    built: dict[str, criteria.Scorer] = {}
     for section, specs in spec.rubric.sections():
         for i, c in enumerate(specs):
             loc: tuple[int | str, ...] = ("rubric", section, i)
@@ -305,7 +308,7 @@ def _check_criteria(
 
 
 def _check_cases(
-    built: dict[str, Any], rows: list[dict[str, Any]] | None, data_label: str,
+    built: dict[str, criteria.Scorer], rows: list[dict[str, Any]] | None, data_label: str,
     problems: list[Problem],
 ) -> None:  # fmt: skip
     """Criteria that read part of their parameters from the case check each case."""
@@ -361,6 +364,7 @@ def load_suite(path: str | Path) -> Suite:
         files=files,
         needs_code=needs_code,
         shots=shots,
+        scorers=built,
     )
 
 
