@@ -4,6 +4,8 @@ criterion context carrying the loaded suite (spelling never reloads it from disk
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,41 @@ from typing import Any
 import pytest
 
 from harness import criteria
+from harness.safe import files as suite_files
 from harness.suite import loader
 from harness.suite.loader import load_suite
-from tests.conftest import SUITE_YAML, write_suite
+from tests.conftest import LM_TASK, SUITE_YAML, write_suite
+
+BASE_YAML = "output_type: multiple_choice\nmetric_list:\n  - metric: acc\n"
+TASK_YAML = "include: base.yaml\n" + LM_TASK.replace("output_type: multiple_choice\n", "")
+DOCS = [
+    {"q": "2+2?", "choices": ["4", "5"], "gold": 0},
+    {"q": "3+3?", "choices": ["5", "6"], "gold": 1},
+]
+VARIANT = '  variants:\n    terse: {system: "One word."}\n'
+
+
+def with_task(folder: Path) -> Path:
+    """The mini suite with a prompt variant and an lm-eval task that includes a base file."""
+    text = SUITE_YAML.replace('  assistant: "{module}"\n', '  assistant: "{module}"\n' + VARIANT)
+    write_suite(folder, text + "lm_eval: [task.yaml]\n")
+    (folder / "task.yaml").write_text(TASK_YAML)
+    (folder / "base.yaml").write_text(BASE_YAML)
+    (folder / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    return folder
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Every suite file read, by file name."""
+    reads: Counter[str] = Counter()
+    read = suite_files.read
+
+    def counted(path: Path, limit: int | None = None) -> bytes:
+        reads[Path(path).name] += 1
+        return read(path, limit)
+
+    monkeypatch.setattr(suite_files, "read", counted)
+    return reads
 
 
 def count_builds(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
@@ -32,6 +66,30 @@ def count_builds(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     monkeypatch.setattr(criteria, "get", counted_get)
     return builds
+
+
+def test_a_task_file_is_read_once_and_its_loaded_text_is_the_one_scored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task file edited between load and eval: the eval uses the text that was loaded, the
+    one the suite fingerprint and the run's file hashes name (trusted or not)."""
+    from harness.lmeval.run import task_configs
+
+    reads = count_reads(monkeypatch)
+    suite = load_suite(with_task(tmp_path / "s"))
+    assert reads["task.yaml"] == 1 and reads["base.yaml"] == 1
+    loaded = (tmp_path / "s" / "task.yaml").read_bytes()
+    assert suite.files["task.yaml"] == hashlib.sha256(loaded).hexdigest()
+
+    (tmp_path / "s" / "task.yaml").write_text(TASK_YAML.replace("{{q}}", "EDITED {{q}}"))
+    (tmp_path / "s" / "base.yaml").write_text(BASE_YAML.replace("acc", "acc_norm"))
+    for trust in (False, True):
+        (cfg,) = task_configs(suite, trust)
+        assert cfg["doc_to_text"] == "{{q}}" and cfg["output_type"] == "multiple_choice"
+        assert cfg["metric_list"] == [{"metric": "acc"}]
+        assert cfg["dataset_kwargs"]["data_files"]["test"] == str(tmp_path / "s" / "docs.jsonl")
+    assert reads["task.yaml"] == 1 and reads["base.yaml"] == 1
+    assert suite.tasks[0].config["dataset_kwargs"]["data_files"] == {"test": "docs.jsonl"}
 
 
 def test_the_grader_scores_with_the_scorers_the_suite_built(

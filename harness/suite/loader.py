@@ -34,6 +34,7 @@ from harness.safe.templating import Loc, placeholders, walk_strings
 from harness.safe.yamlpos import where as yaml_where
 from harness.suite import splits as suite_datasets
 from harness.suite.code import check_criteria_code
+from harness.suite.lmeval_config import LoadedTask, read_task
 from harness.suite.splits import Source
 
 SUITE_FILE = "suite.yaml"
@@ -193,6 +194,7 @@ class Suite:
     # What in its lm-eval task files would run code (refused without --trust-suite-code)
     needs_code: list[Problem] = field(default_factory=list)
     shots: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # variant -> examples
+    tasks: list[LoadedTask] = field(default_factory=list)  # lm_eval's files, as read at load
     # Each criterion's scorer by id, built once when the suite loads; the grader scores with them
     scorers: dict[str, criteria.Scorer] = field(default_factory=dict, repr=False)
 
@@ -342,7 +344,7 @@ def load_suite(path: str | Path) -> Suite:
     if spec.data.test:
         _check_cases(built, splits["test"], spec.data.label(folder, "test"), problems)
     needs_code: list[Problem] = []
-    _read_lm_eval(spec, folder, label, where, files, problems, needs_code)
+    tasks = _read_lm_eval(spec, folder, label, where, files, problems, needs_code)
     labels = (label, spec.data.label(folder, "test"))
     check_criteria_code(spec, splits["test"], folder, labels, where, files, problems, needs_code)
     _check_templates(spec, splits, folder, label, where, problems)
@@ -364,6 +366,7 @@ def load_suite(path: str | Path) -> Suite:
         files=files,
         needs_code=needs_code,
         shots=shots,
+        tasks=tasks,
         scorers=built,
     )
 
@@ -473,26 +476,32 @@ def _read_splits(
 def _read_lm_eval(
     spec: SuiteSpec, folder: Path, label: str, where: Callable[[Loc], str],
     files: dict[str, str], problems: list[Problem], needs_code: list[Problem],
-) -> None:  # fmt: skip
-    """Hash each lm-eval task file and the local data files it names; read as data only, so
-    what would run code is recorded in `needs_code` instead of being imported."""
-    from harness.suite.lmeval_config import read_task
-
+) -> list[LoadedTask]:  # fmt: skip
+    """Read each lm-eval task file once, as data only (what would run code is recorded in
+    `needs_code` instead of being imported), and hash it with the local files it stands on.
+    Returns the tasks as read: the run scores this text, never the file read again."""
+    tasks: list[LoadedTask] = []
     for i, name in enumerate(spec.lm_eval):
         try:
             file = suite_files.locate(folder, name)
-            files[name] = _sha(suite_files.read(file, suite_files.YAML_LIMIT))
+            data = suite_files.read(file, suite_files.YAML_LIMIT)
         except FileProblem as e:
             problems.append(Problem(label, where(("lm_eval", i)), f"lm-eval task file {e}"))
             continue
-        task = read_task(file, folder)
+        files[name] = _sha(data)
+        task = read_task(file, folder, data)
         problems.extend(task.problems)
         needs_code.extend(task.code)
-        for read_name, read_file in task.files.items():  # includes, data, local modules
+        files.update(task.hashes)  # the task file and its includes, hashed as read
+        for read_name, read_file in task.files.items():  # data files, local modules
+            if read_name in task.hashes:
+                continue
             try:
                 files[read_name] = _sha(suite_files.read(read_file))
             except FileProblem as e:
                 problems.append(Problem(str(file), task.where("dataset_kwargs"), f"file {e}"))
+        tasks.append(LoadedTask.of(task))
+    return tasks
 
 
 def _check_templates(
