@@ -16,7 +16,7 @@ from harness import criteria
 from harness.safe import files as suite_files
 from harness.suite import loader
 from harness.suite.loader import load_suite
-from tests.conftest import LM_TASK, SUITE_YAML, write_suite
+from tests.conftest import LM_TASK, SUITE_YAML, run_cli, write_suite
 
 BASE_YAML = "output_type: multiple_choice\nmetric_list:\n  - metric: acc\n"
 TASK_YAML = "include: base.yaml\n" + LM_TASK.replace("output_type: multiple_choice\n", "")
@@ -68,6 +68,19 @@ def count_builds(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return builds
 
 
+def count_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, str]]:
+    """Every run of the trust and variant check."""
+    checks: list[tuple[bool, str]] = []
+    check = loader._check_use
+
+    def counted(suite: Any, trust_code: bool, prompt: str) -> Any:
+        checks.append((trust_code, prompt))
+        return check(suite, trust_code, prompt)
+
+    monkeypatch.setattr(loader, "_check_use", counted)
+    return checks
+
+
 def test_a_task_file_is_read_once_and_its_loaded_text_is_the_one_scored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,6 +121,40 @@ def test_the_grader_scores_with_the_scorers_the_suite_built(
         graded = grader(["textwrap", "no idea"], suite.cases[:2])
         assert [g for g, _ in graded] == ["better", "bad"]
     assert sum(builds.values()) == 4
+
+
+def test_one_eval_checks_trust_and_variant_once(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`tuneval eval --prompt V` on a suite with cases and an lm-eval task: the command line,
+    the runner and the lm-eval bridge all need the suite checked; it is checked once, its task
+    files read once and its scorers built once."""
+    folder = with_task(tmp_path / "s")
+    checks, reads, builds = (
+        count_checks(monkeypatch),
+        count_reads(monkeypatch),
+        count_builds(monkeypatch),
+    )
+    code, out, err = run_cli(
+        "eval", str(folder), "--model", str(tiny_model_dir), "--prompt", "terse", "--limit", "2",
+        "--db", str(tmp_path / "d.db"), "--json", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["n"] == 4  # two cases, two task samples
+    assert checks == [(False, "terse")]
+    assert reads["task.yaml"] == 1 and reads["base.yaml"] == 1
+    assert sum(builds.values()) == 4
+
+
+def test_a_check_that_fails_is_not_kept(tmp_path: Path) -> None:
+    from harness.errors import UserError
+
+    suite = load_suite(with_task(tmp_path / "s"))
+    for _ in range(2):
+        with pytest.raises(UserError, match="no prompt variant 'nope'"):
+            suite.check_use(False, "nope")
+    assert suite.check_use(False, "terse") is suite.check_use(False, "terse")
+    assert suite.check_use(False) is not None and suite.check_use(False).system == "Answer briefly."
 
 
 def test_spelling_reads_the_loaded_suite_never_the_disk(

@@ -35,6 +35,7 @@ from harness.safe.yamlpos import where as yaml_where
 from harness.suite import splits as suite_datasets
 from harness.suite.code import check_criteria_code
 from harness.suite.lmeval_config import LoadedTask, read_task
+from harness.suite.prompts import BASE, Prompt, prompt_for
 from harness.suite.splits import Source
 
 SUITE_FILE = "suite.yaml"
@@ -197,6 +198,9 @@ class Suite:
     tasks: list[LoadedTask] = field(default_factory=list)  # lm_eval's files, as read at load
     # Each criterion's scorer by id, built once when the suite loads; the grader scores with them
     scorers: dict[str, criteria.Scorer] = field(default_factory=dict, repr=False)
+    _checked: dict[tuple[bool, str], Prompt | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )  # check_use's answers
 
     @property
     def name(self) -> str:
@@ -205,10 +209,22 @@ class Suite:
     def criteria(self) -> list[tuple[str, CriterionSpec]]:
         return [(sec, c) for sec, specs in self.spec.rubric.sections() for c in specs]
 
-    def check_trust(self, trust_code: bool) -> None:
-        """Refuse a suite that would run code, unless the user passed --trust-suite-code."""
-        if self.needs_code and not trust_code:
-            raise UserError(self.needs_code)
+    def check_use(self, trust_code: bool, prompt: str = BASE) -> Prompt | None:
+        """The one check of how this suite is about to be used: it runs code only with
+        --trust-suite-code (`trust_code`), and a prompt variant named must be one of its own.
+        Returns the prompt its cases are asked with (None: no prompt, an lm-eval-only suite).
+        The answer is kept: the command line asks before the store is touched, the runner asks
+        again for its library callers, and the check itself runs once per loaded suite."""
+        key = (trust_code, prompt)
+        if key not in self._checked:
+            self._checked[key] = _check_use(self, trust_code, prompt)
+        return self._checked[key]
+
+
+def _check_use(suite: Suite, trust_code: bool, prompt: str) -> Prompt | None:
+    if suite.needs_code and not trust_code:
+        raise UserError(suite.needs_code)
+    return prompt_for(suite, prompt) if prompt != BASE or suite.spec.prompt else None
 
 
 def _sha(data: bytes) -> str:
