@@ -178,3 +178,28 @@ def test_spelling_reads_the_loaded_suite_never_the_disk(
     (zorb, quux) = Grader(suite)(["It will zorbulate.", "It will quuxify."], [case, case])
     assert zorb[1]["spelled"]["passed"]
     assert not quux[1]["spelled"]["passed"] and "'quuxify'" in quux[1]["spelled"]["detail"]
+
+
+def test_only_the_one_check_reads_what_the_suite_would_run() -> None:
+    """A trust check written again anywhere else (the lm-eval bridge, a command) reads
+    `needs_code`: only `check_use`'s function may, in all of harness/."""
+    import ast
+
+    root = Path(loader.__file__).resolve().parent.parent
+    inside: list[int] = []
+    elsewhere: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        checks = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+        span = next(
+            (range(n.lineno, (n.end_lineno or n.lineno) + 1) for n in checks
+             if n.name == "_check_use" and path.name == "loader.py"),
+            range(0),
+        )  # fmt: skip
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "needs_code":
+                if node.lineno in span:
+                    inside.append(node.lineno)
+                else:
+                    elsewhere.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert inside and elsewhere == []
