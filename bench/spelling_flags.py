@@ -62,7 +62,7 @@ def main() -> None:
     }
     texts, cases = [r[2] for r in rows], [by_id[r[1]] for r in rows]
     print(f"{len(rows)} answers of {suite.name} in {args.db}")
-    with criteria.using(criteria.Context(suite_path=suite.path)):
+    with criteria.using(criteria.Context(suite_path=suite.path, suite=suite)):
         for label, vocab in sides.items():
             details = flags(texts, cases, vocab)
             flagged = Counter[str]()

@@ -95,13 +95,32 @@ def test_bad_task_file_writes_nothing(mc_suite: Path, tiny_model_dir: Path, stor
     from harness.suite.loader import load_suite
 
     suite = load_suite(mc_suite)
-    (mc_suite / "capitals.yaml").write_text("dataset_path: json\n")  # no task name
     ref = resolve(str(tiny_model_dir), store)
     with pytest.raises(UserError):
-        lm_eval_run(suite, ref, store)
-    with pytest.raises(UserError):
         lm_eval_run(suite, ref, store, limit=0)
+    (mc_suite / "capitals.yaml").write_text("dataset_path: json\n")  # no task name
+    with pytest.raises(UserError, match="needs a 'task' name"):
+        load_suite(mc_suite)
     assert store.runs() == []
+
+
+def test_a_task_file_edited_after_load_is_scored_as_loaded(
+    mc_suite: Path, tiny_model_dir: Path, store
+) -> None:
+    """The run scores the text its suite fingerprint names: the task file is read once, at load
+    (a training job's checkpoint evals stay one suite version while the file is edited)."""
+    from harness.generation.models import resolve
+    from harness.suite.loader import load_suite
+
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    suite = load_suite(mc_suite)
+    (mc_suite / "capitals.yaml").write_text(TASK_YAML.replace("Question:", "EDITED:"))
+    ref = resolve(str(tiny_model_dir), store)
+    run_id = lm_eval_run(suite, ref, store, limit=1, dtype="float32").run_id
+    (row,) = store.results(run_id)
+    assert "Question: What is the capital of France?" in row["prompt"]
+    assert "EDITED" not in row["prompt"]
+    assert store.run(run_id)["suite_files"] == suite.files
 
 
 def test_eval_command_runs_lm_eval_suites(mc_suite: Path, tiny_model_dir: Path, tmp_path) -> None:

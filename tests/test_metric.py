@@ -158,8 +158,8 @@ def test_a_suite_using_metric_needs_trust(
     assert len(found) == 1 and where in found[0], found
     assert "runs an `evaluate` metric module" in found[0] and "--trust-suite-code" in found[0]
     with pytest.raises(UserError, match="trust-suite-code"):
-        suite.check_trust(False)
-    suite.check_trust(True)
+        suite.check_use(False)
+    suite.check_use(True)
 
 
 def test_grade_and_validate_refuse_a_metric_without_trust(

@@ -67,11 +67,12 @@ def test_prose_words_keeps_contractions_and_hyphen_parts() -> None:
 
 
 def test_suite_vocabulary_comes_from_the_suite_data(tmp_path) -> None:
+    from harness.suite.loader import load_suite
     from tests.conftest import write_suite
 
     folder = write_suite(tmp_path / "s", train=[{"function": "zorbulate", "module": "frob"}])
     assert not check("It will zorbulate the text.").passed  # no suite: an unknown word
-    with criteria.using(criteria.Context(suite_path=folder)):
+    with criteria.using(criteria.Context(suite=load_suite(folder))):
         assert check("It will zorbulate the text.").passed
         assert not check("It will zorbulate the text.", vocabulary=["python"]).passed
 

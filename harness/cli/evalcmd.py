@@ -104,7 +104,7 @@ def eval_cmd(
     if engine not in (None, "local", "vllm"):
         raise UserError(f"--engine {engine!r}: use local or vllm")
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
-    s.check_trust(trust_code)
+    s.check_use(trust_code, prompt)  # code it runs, an unknown variant: nothing written
     if samples is not None:
         from harness.evaluation.sampled import samples_for
 
@@ -114,10 +114,6 @@ def eval_cmd(
         limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code,
         prompt=prompt, samples=samples, engine=engine,
     )  # fmt: skip
-    if prompt:
-        from harness.suite.prompts import prompt_for
-
-        prompt_for(s, prompt)  # an unknown variant is a usage error: nothing written
     from harness.evaluation.sweep import checkpoint_folders
 
     # one glob of checkpoint-N folders, or a training output folder: a sweep

@@ -29,7 +29,7 @@ def grade_cmd(
     from harness.suite.loader import load_suite
 
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
-    s.check_trust(trust_code)
+    s.check_use(trust_code)
     _check_outputs(outputs)
     with open_store(db) as store:
         result = grade_outputs(s, outputs, name, store, trust_code=trust_code, progress=not as_json)

@@ -62,7 +62,7 @@ def pairs_cmd(
         batch_size=batch_size, progress=not as_json, trust_code=trust_code,
     )  # fmt: skip
     opts.check()
-    s.check_trust(trust_code)
+    s.check_use(trust_code)
     split_rows(s, split)
     with open_store(db) as store:
         ref = models.resolve(model, store)

@@ -140,7 +140,7 @@ def validate(
     for p in paths:
         try:
             s = load_suite(p)
-            s.check_trust(trust_code)
+            s.check_use(trust_code)
             report.append({"path": str(p), "ok": True, "name": s.name, "cases": len(s.cases)})
             if not as_json:
                 out.print(

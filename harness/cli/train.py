@@ -210,7 +210,7 @@ def train_cmd(
     track.check(log_to)
     s, t, hp, cfg = _prepare(suite, trainer, sets)
     if eval_checkpoints:  # refused now, not at a checkpoint
-        s.check_trust(trust_code)
+        s.check_use(trust_code)
     _check_against_base(t, base, hp, cfg, db)
     if (nproc > 1 or torchrun) and distributed().world_size == 1:
         from harness.training.launch import check_launch, relaunch
@@ -296,12 +296,11 @@ def loop_cmd(
     from harness.comparison.compare import compare_runs
     from harness.evaluation.runner import EvalOptions, evaluate_suite
     from harness.generation import models
-    from harness.suite.prompts import prompt_for
     from harness.training.job import make_job
 
     makes_pairs = _loop_makes_pairs(trainer, sets)
     s, t, hp, cfg = _prepare(suite, trainer, sets, pairs_later=makes_pairs)
-    s.check_trust(trust_code)  # before the store is touched
+    s.check_use(trust_code)  # before the store is touched
     if samples is not None:
         from harness.evaluation.sampled import samples_for
 
@@ -322,7 +321,7 @@ def loop_cmd(
     if prompt_baseline is not None:
         if not prompt_baseline.strip():
             raise UserError("--prompt-baseline needs a variant's name (see `tuneval suites show`)")
-        prompt_for(s, prompt_baseline)  # an unknown variant stops here, before the store
+        s.check_use(trust_code, prompt_baseline)  # an unknown variant stops here, before the store
     _check_against_base(t, base, hp, cfg, db)
     opts = EvalOptions(
         limit=limit, batch_size=batch_size, progress=not as_json, trust_code=trust_code,

@@ -11,9 +11,10 @@ a type name that two packages register (a plugin reusing a built-in's) is refuse
 A result's `passed` always means "this check is satisfied": no defect for the `bad` detectors,
 requirement met for `good` and `better`.
 
-A factory gets only its rubric parameters. What a model-based criterion needs beyond them (the
-store, for registered model names and the judge cache; the suite folder, for local files) it reads
-from `context()`, which the grader sets while it scores; outside a grader it is empty.
+A factory gets only its rubric parameters. What a criterion needs beyond them (the store, for
+registered model names and the judge cache; the suite folder, for local files; the loaded suite's
+rows, for a vocabulary drawn from its data) it reads from `context()`, which the grader sets while
+it scores; outside a grader it is empty.
 
 A scorer whose parameters live partly in the cases (e.g. `weighted` with `checks_from`) may carry
 a `check_case(case) -> list[str]` attribute: the suite loader calls it on every test case and
@@ -70,9 +71,21 @@ class Scorer(Protocol):
 Factory = Callable[..., Scorer]
 
 
+class SuiteRows(Protocol):
+    """What a criterion may read of the suite being graded, as it was loaded (the suite
+    loader's `Suite` is one): its rows, never the files again."""
+
+    @property
+    def cases(self) -> Sequence[Case]: ...
+    @property
+    def train(self) -> Sequence[Case] | None: ...
+    @property
+    def validation(self) -> Sequence[Case] | None: ...
+
+
 @dataclass(frozen=True)
 class Context:
-    """Where a grading happens: what model-based criteria may need beyond their parameters."""
+    """Where a grading happens: what criteria may need beyond their parameters."""
 
     store: Any = None  # harness.store.Store, or None
     suite_path: Path | None = None
@@ -80,6 +93,7 @@ class Context:
     # A judge model by its spec, bound to this grading's store and progress (the grader passes
     # `harness.grading.judges.judge_for`): criteria never import the grading room they serve.
     judges: Callable[[str], Any] | None = None
+    suite: SuiteRows | None = None  # the loaded suite
 
 
 _CONTEXT: ContextVar[Context | None] = ContextVar("tuneval_criteria_context", default=None)

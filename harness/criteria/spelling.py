@@ -6,10 +6,10 @@ downloaded), plus the `vocabulary` lists (all three by default): `python`, every
 Python documentation that each Python installation carries (`pydoc_data.topics`: `iterable`,
 `stdout`, `kwargs`); `science`, standard mathematical and scientific names (`arccos`,
 `eigenvector`, `quantile`: `harness.criteria.science`); and `suite`, every word in the suite's own
-data (test, train and validation rows: the task's domain words, `timestamp`, `hostname`). A word
-unknown as written still passes when dropping a regular ending (-s, -ed, -ing, -ize...) or prefix
-(multi-, re-, un-...) leaves a known word: word lists hold few derived forms, and a misspelled
-stem stays unknown.
+data (its test, train and validation rows as loaded, from the grader's context: the task's domain
+words, `timestamp`, `hostname`). A word unknown as written still passes when dropping a regular
+ending (-s, -ed, -ing, -ize...) or prefix (multi-, re-, un-...) leaves a known word: word lists
+hold few derived forms, and a misspelled stem stays unknown.
 
 Never checked, because they are not prose: code (``` fences and `backticks`), identifiers
 (snake_case, camelCase, dotted.names, calls(), words with digits, ALL-CAPS acronyms), numbers,
@@ -23,12 +23,11 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from harness.criteria import Case, Result, Scorer, context, criterion, per_output
+from harness.criteria import Case, Result, Scorer, SuiteRows, context, criterion, per_output
 from harness.safe.templating import fill
 
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
@@ -111,19 +110,12 @@ def is_known(word: str, known: AbstractSet[str]) -> bool:
     )
 
 
-def suite_words(folder: Path | None) -> frozenset[str]:
-    """Every word in a suite's data rows (empty without a suite)."""
-    if folder is None:
+def suite_words(suite: SuiteRows | None) -> frozenset[str]:
+    """Every word in the loaded suite's data rows (empty without a suite)."""
+    if suite is None:
         return frozenset()
-    key = f"suite:{folder}"
-    with _lock:
-        if key not in _words:
-            from harness.suite.loader import load_suite
-
-            suite = load_suite(folder)
-            rows = [*suite.cases, *(suite.train or []), *(suite.validation or [])]
-            _words[key] = frozenset(w for row in rows for w in case_words(row))
-        return _words[key]
+    rows = [*suite.cases, *(suite.train or []), *(suite.validation or [])]
+    return frozenset(w for row in rows for w in case_words(row))
 
 
 @criterion("spelling")
@@ -141,7 +133,7 @@ def spelling(
         if not lists:
             lists.extend([_load("english"), *(_load(v) for v in vocabulary if v != "suite")])
             if "suite" in vocabulary:
-                lists.append(suite_words(context().suite_path))
+                lists.append(suite_words(context().suite))
         extra = case_words(case) | {
             w.casefold() for t in known for w in _LETTERS.findall(fill(t, case))
         }

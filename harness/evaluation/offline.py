@@ -69,7 +69,7 @@ def grade_outputs(
     `trust_code` is the user's --trust-suite-code (a `metric` criterion runs code). Judges are
     resolved and cached through the store, as in any run."""
     t0 = time.perf_counter()
-    suite.check_trust(trust_code)
+    suite.check_use(trust_code)
     if not suite.cases:
         raise UserError(f"suite '{suite.name}' has no test cases (data.test) to grade outputs for")
     outputs = read_outputs(path)

@@ -126,7 +126,7 @@ class _Plan:
 
 
 def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions, store: Store) -> _Plan:
-    suite.check_trust(opts.trust_code)  # criteria and lm-eval tasks that run code
+    prompt = suite.check_use(opts.trust_code, opts.prompt)  # code it runs; an unknown variant
     if not suite.cases and not suite.spec.lm_eval:
         raise UserError(f"suite '{suite.name}' has neither test cases nor lm-eval tasks")
     if opts.limit is not None and opts.limit < 1:
@@ -140,7 +140,6 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions, store: Store) -> _Plan
     if vllm_engine.chosen(opts.engine):  # refused before anything is stored
         vllm_engine.check(ref, bool(suite.spec.lm_eval))
         settings = replace(settings, engine=vllm_engine.ENGINE)  # keyed apart: see GenSettings
-    prompt = prompt_for(suite, opts.prompt) if cases or opts.prompt else None  # fails early
     convs = [prompt.messages(c) for c in cases] if prompt else []
     keys = [cache_key(ref.fingerprint, m, settings) for m in convs]
     k = sampled.samples_for(suite, opts.samples)

@@ -28,19 +28,18 @@ def grade(results: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 class Grader:
-    """Builds each criterion's scorer once and grades batches of outputs.
+    """Grades batches of outputs with the scorers the suite built when it loaded.
 
     `store` is handed to model-based criteria through `criteria.context()`: a judge resolves
     registered model names and caches its verdicts there."""
 
     def __init__(self, suite: Suite, store: Any = None, progress: bool = False):
         self.context = criteria.Context(
-            store=store, suite_path=suite.path, progress=progress, judges=self._judge
+            store=store, suite_path=suite.path, progress=progress, suite=suite, judges=self._judge
         )
         self._store, self._progress = store, progress
         self.scorers = [
-            (section, spec.id, criteria.get(spec.type)(**spec.params()))
-            for section, spec in suite.criteria()
+            (section, spec.id, suite.scorers[spec.id]) for section, spec in suite.criteria()
         ]
 
     def _judge(self, spec: str) -> Any:

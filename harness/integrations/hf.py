@@ -102,16 +102,12 @@ class TunevalCallback(TrainerCallback):  # type: ignore[misc]
         if not (every in EVERY or (isinstance(every, int) and every >= 1)):
             raise UserError(f"every={every!r}: use 'eval', 'save' or a number of steps")
         self.suite = load_suite(suite)  # a bad suite fails here, before training starts
-        self.suite.check_trust(trust_code)
+        self.suite.check_use(trust_code, prompt)  # code it runs, an unknown prompt variant
         if self.suite.spec.lm_eval:
             raise UserError(
                 f"suite '{self.suite.name}' holds lm-eval tasks, which score saved weights: "
                 "sweep the checkpoints afterwards (tuneval eval SUITE --model 'out/checkpoint-*')"
             )
-        if prompt:
-            from harness.suite.prompts import prompt_for
-
-            prompt_for(self.suite, prompt)
         self.every, self.limit, self.prompt, self.db = every, limit, prompt, db
         self.gate, self.stop_on_regression, self.alpha = gate, stop_on_regression, alpha
         self.trainer, self.batch_size, self.trust_code = trainer, batch_size, trust_code

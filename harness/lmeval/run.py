@@ -5,11 +5,12 @@ tasks are the suite's own task YAML files (lm-eval's format), with their local
 `dataset_kwargs.data_files` made absolute so the run does not depend on the working directory. No
 task is fetched from a hub: lm-eval's built-in task index is not even scanned.
 
-Suites are data: the task files are read by `harness.suite.lmeval_config` without importing
-anything, and a task that would run code (`!function`, a custom filter or metric script, a dataset
-script) is refused unless the user passes `--trust-suite-code`; only then does lm-eval's own loader
-read it. Without the flag, Jinja prompt templates are also rendered in a sandbox, so a template
-cannot reach Python objects either.
+Suites are data: the task files are read once, when the suite loads, by
+`harness.suite.lmeval_config` without importing anything; the run uses that text, never the files
+read again. A task that would run code (`!function`, a custom filter or metric script, a dataset
+script) is refused unless the user passes `--trust-suite-code`; only then does lm-eval's own
+loader parse the text. Without the flag, Jinja prompt templates are also rendered in a sandbox, so
+a template cannot reach Python objects either.
 
 Each sample becomes one row in `results` (see `harness.lmeval.samples` for multiple choice and
 generate_until), so base-vs-candidate comparison pairs them like any other case: the case id is
@@ -24,6 +25,7 @@ a later run of the same model and suite takes them from there instead of scoring
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import io
 import json
@@ -38,38 +40,64 @@ from harness.errors import UserError
 from harness.generation.models import ModelRef
 from harness.lmeval.samples import rows_for
 from harness.store import GenerationRow, ResultRow, Store, generation_row, result_row
-from harness.suite.lmeval_config import TRUST_FLAG, read_task
+from harness.suite.lmeval_config import TRUST_FLAG, LoadedTask
 from harness.suite.loader import Suite
 
 
 def task_configs(suite: Suite, trust_code: bool = False) -> list[dict[str, Any]]:
-    """The suite's task YAMLs as lm-eval config dicts, local data paths made absolute. Refuses
-    a task that would run code unless `trust_code` (the user's --trust-suite-code)."""
-    suite.check_trust(trust_code)
+    """The suite's tasks as lm-eval config dicts, from the text its load read (never the files
+    again: the run scores what the fingerprint names), local data paths made absolute. With
+    `trust_code` (the user's --trust-suite-code, checked by the caller) that text is read by
+    lm-eval's own loader, so its `!function` tags import their modules."""
     configs = []
-    for name in suite.spec.lm_eval:
-        path = suite.path / name
-        cfg = _trusted_config(path) if trust_code else read_task(path, suite.path).config
-        if "task" not in cfg:
-            raise UserError(f"{path}: an lm-eval task file needs a 'task' name")
+    for task in suite.tasks:
+        cfg = _trusted_config(task) if trust_code else copy.deepcopy(task.config)
+        if "task" not in cfg:  # the load refuses such a file; lm-eval's reading may differ
+            raise UserError(f"{task.path}: an lm-eval task file needs a 'task' name")
         kwargs = dict(cfg.get("dataset_kwargs") or {})
         files = kwargs.get("data_files")
         if isinstance(files, dict):
-            kwargs["data_files"] = {k: _absolute(path.parent, v) for k, v in files.items()}
+            kwargs["data_files"] = {k: _absolute(task.path.parent, v) for k, v in files.items()}
         elif files is not None:
-            kwargs["data_files"] = _absolute(path.parent, files)
+            kwargs["data_files"] = _absolute(task.path.parent, files)
         cfg["dataset_kwargs"] = kwargs
         configs.append(cfg)
     return configs
 
 
-def _trusted_config(path: Path) -> dict[str, Any]:
-    from lm_eval.tasks._yaml_loader import load_yaml
-
+def _trusted_config(task: LoadedTask) -> dict[str, Any]:
     try:
-        return dict(load_yaml(path))
+        return _lm_eval_yaml(task.path, task.texts, set())
     except Exception as e:  # lm-eval raises plain exceptions for broken task files
-        raise UserError(f"{path}: lm-eval cannot read this task: {e}") from None
+        raise UserError(f"{task.path}: lm-eval cannot read this task: {e}") from None
+
+
+def _lm_eval_yaml(path: Path, texts: dict[Path, str], seen: set[Path]) -> dict[str, Any]:
+    """lm-eval's `load_yaml`, each file parsed from the text the suite read. A file the suite did
+    not read (an include outside its folder, which --trust-suite-code allows) lm-eval reads."""
+    import yaml
+    from lm_eval.tasks._yaml_loader import _make_loader, load_yaml
+
+    path = path.expanduser().resolve()
+    if path not in texts:
+        return dict(load_yaml(path, _seen=seen))
+    if path in seen:
+        raise ValueError(f"Include cycle at {path}")
+    seen.add(path)
+    loader = _make_loader(path.parent, resolve_funcs=True)
+    cfg = yaml.load(texts[path], Loader=loader)  # noqa: S506 - trusted: lm-eval's own loader
+    if not isinstance(cfg, dict):
+        raise ValueError(f"Expected YAML dict from {path}, got {type(cfg).__name__}")
+    if "include" not in cfg:
+        return cfg
+    includes = cfg.pop("include")
+    merged: dict[str, Any] = {}
+    for inc in includes if isinstance(includes, list) else [includes]:
+        sub = _lm_eval_yaml(path.parent / inc, texts, seen)  # an absolute name stays absolute
+        sub.pop("task_list", None)  # as lm-eval: it lists the included file's own tasks
+        merged.update(sub)
+    merged.update(cfg)  # the including file wins
+    return merged
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ changed suite, so cached task scores and comparisons never mix two versions).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,6 +69,9 @@ class TaskFile:
     code: list[Problem] = field(default_factory=list)
     data_files: dict[str, Path] = field(default_factory=dict)  # name as written -> file
     files: dict[str, Path] = field(default_factory=dict)  # everything above, and what it reads
+    # The YAML files read (the task file and its includes): sha256 by name, text by resolved path
+    hashes: dict[str, str] = field(default_factory=dict)
+    texts: dict[Path, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -77,10 +81,25 @@ class TaskFile:
         return where(self.root, loc)
 
 
-def read_task(path: Path, folder: Path) -> TaskFile:
-    """Read one task file of a suite folder, with its includes; nothing is imported."""
+@dataclass(frozen=True)
+class LoadedTask:
+    """One lm-eval task as its suite loaded it: the config read as data, and the text of every
+    YAML file merged into it (resolved path -> text), as read once at load."""
+
+    path: Path
+    config: dict[str, Any]
+    texts: dict[Path, str]
+
+    @staticmethod
+    def of(task: TaskFile) -> LoadedTask:
+        return LoadedTask(task.path, task.config, dict(task.texts))
+
+
+def read_task(path: Path, folder: Path, data: bytes | None = None) -> TaskFile:
+    """Read one task file of a suite folder, with its includes; nothing is imported. `data`: the
+    task file's bytes, when the caller has read them already."""
     task = TaskFile(path, {}, None)
-    config = _load(path, folder, task, set())
+    config = _load(path, folder, task, set(), data)
     task.config = config
     if not config:
         return task
@@ -95,7 +114,9 @@ def read_task(path: Path, folder: Path) -> TaskFile:
     return task
 
 
-def _load(path: Path, folder: Path, task: TaskFile, seen: set[Path]) -> dict[str, Any]:
+def _load(
+    path: Path, folder: Path, task: TaskFile, seen: set[Path], raw: bytes | None = None
+) -> dict[str, Any]:
     """The file's mapping with its includes merged under it, as lm-eval merges them."""
     resolved = path.resolve()
     if resolved in seen:
@@ -103,7 +124,8 @@ def _load(path: Path, folder: Path, task: TaskFile, seen: set[Path]) -> dict[str
         return {}
     seen.add(resolved)
     try:
-        text = suite_files.read(path, suite_files.YAML_LIMIT).decode("utf-8")
+        raw = suite_files.read(path, suite_files.YAML_LIMIT) if raw is None else raw
+        text = raw.decode("utf-8")
         root, data = load_yaml(text, _RecordingLoader)  # records tags, imports nothing
     except suite_files.FileProblem as e:
         task.problems.append(Problem(str(path), "", str(e)))
@@ -119,6 +141,8 @@ def _load(path: Path, folder: Path, task: TaskFile, seen: set[Path]) -> dict[str
     if task.root is None:
         task.root = root
     task.files[_name(path, folder)] = path
+    task.hashes[_name(path, folder)] = hashlib.sha256(raw).hexdigest()
+    task.texts[resolved] = text
     _note_modules(data, path.parent, folder, task)
     if not isinstance(data, dict):
         task.problems.append(Problem(str(path), "", "an lm-eval task file must be a mapping"))

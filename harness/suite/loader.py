@@ -28,6 +28,8 @@ from harness.safe.templating import Loc, placeholders, walk_strings
 from harness.safe.yamlpos import where as yaml_where
 from harness.suite import splits as suite_datasets
 from harness.suite.code import check_criteria_code
+from harness.suite.lmeval_config import LoadedTask, read_task
+from harness.suite.prompts import BASE, Prompt, prompt_for
 from harness.suite.schema import CriterionSpec, SuiteSpec, VariantSpec
 
 SUITE_FILE = "suite.yaml"
@@ -46,6 +48,12 @@ class Suite:
     # What in its lm-eval task files would run code (refused without --trust-suite-code)
     needs_code: list[Problem] = field(default_factory=list)
     shots: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # variant -> examples
+    tasks: list[LoadedTask] = field(default_factory=list)  # lm_eval's files, as read at load
+    # Each criterion's scorer by id, built once when the suite loads; the grader scores with them
+    scorers: dict[str, criteria.Scorer] = field(default_factory=dict, repr=False)
+    _checked: dict[tuple[bool, str], Prompt | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )  # check_use's answers
 
     @property
     def name(self) -> str:
@@ -54,10 +62,22 @@ class Suite:
     def criteria(self) -> list[tuple[str, CriterionSpec]]:
         return [(sec, c) for sec, specs in self.spec.rubric.sections() for c in specs]
 
-    def check_trust(self, trust_code: bool) -> None:
-        """Refuse a suite that would run code, unless the user passed --trust-suite-code."""
-        if self.needs_code and not trust_code:
-            raise UserError(self.needs_code)
+    def check_use(self, trust_code: bool, prompt: str = BASE) -> Prompt | None:
+        """The one check of how this suite is about to be used: it runs code only with
+        --trust-suite-code (`trust_code`), and a prompt variant named must be one of its own.
+        Returns the prompt its cases are asked with (None: no prompt, an lm-eval-only suite).
+        The answer is kept: the command line asks before the store is touched, the runner asks
+        again for its library callers, and the check itself runs once per loaded suite."""
+        key = (trust_code, prompt)
+        if key not in self._checked:
+            self._checked[key] = _check_use(self, trust_code, prompt)
+        return self._checked[key]
+
+
+def _check_use(suite: Suite, trust_code: bool, prompt: str) -> Prompt | None:
+    if suite.needs_code and not trust_code:
+        raise UserError(suite.needs_code)
+    return prompt_for(suite, prompt) if prompt != BASE or suite.spec.prompt else None
 
 
 def _sha(data: bytes) -> str:
@@ -123,10 +143,11 @@ def _check_placeholders(
 
 def _check_criteria(
     spec: SuiteSpec, label: str, root: yaml.Node | None, problems: list[Problem]
-) -> dict[str, Any]:
-    """Every criterion builds from its parameters; returns the built scorers by id."""
+) -> dict[str, criteria.Scorer]:
+    """Every criterion builds from its parameters; returns the built scorers by id (the suite
+    keeps them: nothing builds them again)."""
     ids: dict[str, str] = {}
-    built: dict[str, Any] = {}
+    built: dict[str, criteria.Scorer] = {}
     for section, specs in spec.rubric.sections():
         for i, c in enumerate(specs):
             loc: tuple[int | str, ...] = ("rubric", section, i)
@@ -158,7 +179,7 @@ def _check_criteria(
 
 
 def _check_cases(
-    built: dict[str, Any], rows: list[dict[str, Any]] | None, data_label: str,
+    built: dict[str, criteria.Scorer], rows: list[dict[str, Any]] | None, data_label: str,
     problems: list[Problem],
 ) -> None:  # fmt: skip
     """Criteria that read part of their parameters from the case check each case."""
@@ -192,7 +213,7 @@ def load_suite(path: str | Path) -> Suite:
     if spec.data.test:
         _check_cases(built, splits["test"], spec.data.label(folder, "test"), problems)
     needs_code: list[Problem] = []
-    _read_lm_eval(spec, folder, label, where, files, problems, needs_code)
+    tasks = _read_lm_eval(spec, folder, label, where, files, problems, needs_code)
     labels = (label, spec.data.label(folder, "test"))
     check_criteria_code(spec, splits["test"], folder, labels, where, files, problems, needs_code)
     _check_templates(spec, splits, folder, label, where, problems)
@@ -214,6 +235,8 @@ def load_suite(path: str | Path) -> Suite:
         files=files,
         needs_code=needs_code,
         shots=shots,
+        tasks=tasks,
+        scorers=built,
     )
 
 
@@ -322,26 +345,32 @@ def _read_splits(
 def _read_lm_eval(
     spec: SuiteSpec, folder: Path, label: str, where: Callable[[Loc], str],
     files: dict[str, str], problems: list[Problem], needs_code: list[Problem],
-) -> None:  # fmt: skip
-    """Hash each lm-eval task file and the local data files it names; read as data only, so
-    what would run code is recorded in `needs_code` instead of being imported."""
-    from harness.suite.lmeval_config import read_task
-
+) -> list[LoadedTask]:  # fmt: skip
+    """Read each lm-eval task file once, as data only (what would run code is recorded in
+    `needs_code` instead of being imported), and hash it with the local files it stands on.
+    Returns the tasks as read: the run scores this text, never the file read again."""
+    tasks: list[LoadedTask] = []
     for i, name in enumerate(spec.lm_eval):
         try:
             file = suite_files.locate(folder, name)
-            files[name] = _sha(suite_files.read(file, suite_files.YAML_LIMIT))
+            data = suite_files.read(file, suite_files.YAML_LIMIT)
         except FileProblem as e:
             problems.append(Problem(label, where(("lm_eval", i)), f"lm-eval task file {e}"))
             continue
-        task = read_task(file, folder)
+        files[name] = _sha(data)
+        task = read_task(file, folder, data)
         problems.extend(task.problems)
         needs_code.extend(task.code)
-        for read_name, read_file in task.files.items():  # includes, data, local modules
+        files.update(task.hashes)  # the task file and its includes, hashed as read
+        for read_name, read_file in task.files.items():  # data files, local modules
+            if read_name in task.hashes:
+                continue
             try:
                 files[read_name] = _sha(suite_files.read(read_file))
             except FileProblem as e:
                 problems.append(Problem(str(file), task.where("dataset_kwargs"), f"file {e}"))
+        tasks.append(LoadedTask.of(task))
+    return tasks
 
 
 def _check_templates(

@@ -192,7 +192,7 @@ def build_pairs(
     suite: Any, ref: ModelRef, store: Store, opts: PairOptions, *, backend: Backend | None = None
 ) -> PairsResult:
     opts.check()
-    suite.check_trust(opts.trust_code)
+    suite.check_use(opts.trust_code)
     rows = split_rows(suite, opts.split)[: opts.limit]
     cases = [{**r, "id": r.get("id", f"{opts.split}-{i}")} for i, r in enumerate(rows)]
     leaks = leaked_rows(suite, cases)
