@@ -25,6 +25,7 @@ from typing import Any
 from harness.comparison.sampling import suite_outcomes
 from harness.errors import UserError
 from harness.evaluation import sampled
+from harness.generation.dispatch import backend_for, backend_kind, check_ready
 from harness.generation.hub import records as hub_records
 from harness.generation.local import Backend, Generation, GenSettings, Messages, cache_key
 from harness.generation.models import ModelRef
@@ -205,13 +206,12 @@ def evaluate_suite(
     run of the same command."""
     t0, began = time.perf_counter(), time.time()
     plan = _plan(suite, ref, opts, store)
-    if backend is None and ref.kind == "served":
-        backend = _reachable_endpoint(ref, store, plan, opts)
-    elif backend is None and plan.settings.engine:
-        from harness.generation.vllm_engine import VllmBackend
-
-        # started only if some answer is not cached, stopped when the answers are in
-        backend = VllmBackend(ref, plan.settings.dtype, opts.batch_size, opts.progress)
+    if backend is None:  # built only: loaded, started or asked when some answer is not cached
+        backend = backend_for(
+            ref, plan.settings, batch_size=opts.batch_size, progress=opts.progress
+        )
+        # an unreachable endpoint: exit 2 before a run is recorded, unless no answer is missing
+        check_ready(backend, lambda: len(store.cached_generations(plan.keys)) < len(plan.keys))
     # One process evaluates a run key at a time; one that waited takes the run the other made.
     with store.claim(f"run:{plan.run_key}", on_wait=lambda: _say_waiting(opts)) as waited:
         shared = _finished_since(store, plan.run_key, began) if waited else None
@@ -265,25 +265,13 @@ def _finished_since(store: Store, run_key: str, since: float) -> str | None:
     return None
 
 
-def _reachable_endpoint(ref: ModelRef, store: Store, plan: _Plan, opts: EvalOptions) -> Any:
-    """A served model's backend, checked before a run is recorded (exit 2 naming the URL when
-    the server cannot be reached), unless the cache holds every answer."""
-    if len(store.cached_generations(plan.keys)) == len(plan.keys):
-        return None
-    from harness.generation.served import ServedBackend
-
-    backend = ServedBackend.from_ref(ref, opts.batch_size, opts.progress)
-    backend.check()
-    return backend
-
-
 def _generate_cases(
     store: Store,
     suite: Suite,
     ref: ModelRef,
     plan: _Plan,
     opts: EvalOptions,
-    backend: Backend | None,
+    backend: Backend,
     run_id: str,
     done: set[str],
 ) -> dict[str, Any]:
@@ -345,10 +333,6 @@ def _generate_cases(
     misses = [i for i in todo if keys[i] not in hits]
     tokens = 0
     if misses:
-        if backend is None:
-            from harness.generation.local import backend_for
-
-            backend = backend_for(ref, opts.batch_size, settings.dtype, opts.progress)
 
         def on_batch(batch: list[int], gens: list[Generation]) -> None:
             nonlocal tokens
@@ -361,7 +345,7 @@ def _generate_cases(
         "generated_tokens": tokens,
         "from_cache": len(from_cache),
     }
-    stats = getattr(backend, "stats", None)
+    stats = getattr(backend, "stats", None) if misses else None  # what asking the server cost
     if stats is not None and hasattr(stats, "to_json"):
         counts["served"] = stats.to_json()
     return counts
@@ -426,7 +410,7 @@ def _start_run(
     settings: dict[str, Any] = {
         **plan.settings.as_dict(),
         "limit": opts.limit,
-        "backend": "served" if ref.kind == "served" else plan.settings.engine or "hf",
+        "backend": backend_kind(ref, plan.settings),
         "must_pass": "recorded",  # runs stored before schema 2 lack the flags
     }
     if plan.lm_settings is not None:

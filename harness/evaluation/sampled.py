@@ -92,7 +92,7 @@ def generate_samples(
     suite: Suite,
     ref: ModelRef,
     plan: Any,  # harness.evaluation.runner._Plan
-    backend: Backend | None,
+    backend: Backend,
     opts: Any,  # harness.evaluation.runner.EvalOptions
     run_id: str,
     done: set[str],
@@ -131,10 +131,6 @@ def generate_samples(
     misses = [r for r in todo if plan.keys[r] not in hits]
     tokens = 0
     if misses:
-        if backend is None:
-            from harness.generation.local import backend_for
-
-            backend = backend_for(ref, opts.batch_size, plan.settings.dtype, opts.progress)
 
         def on_batch(batch: list[int], gens: list[Generation]) -> None:
             nonlocal tokens

@@ -11,7 +11,8 @@ step
 - `hf`: `model.generate` on fixed length-sorted batches, the reference the tests hold the
   others to, and the fallback for models whose cache the others cannot drive.
 
-A served model (`tuneval models add`) goes through `harness.generation.served` instead.
+A served model (`tuneval models add`) goes through `harness.generation.served` instead; which
+backend answers for a model is decided in `harness.generation.dispatch`.
 """
 
 from __future__ import annotations
@@ -102,17 +103,6 @@ class Backend(Protocol):
         ...
 
 
-def backend_for(
-    ref: ModelRef, batch_size: int | None, dtype: str, progress: bool = True
-) -> Backend:
-    """The backend that serves this model: its endpoint for a served model, else local."""
-    if ref.kind == "served":
-        from harness.generation.served import ServedBackend
-
-        return ServedBackend.from_ref(ref, concurrency=batch_size, progress=progress)
-    return HFBackend(ref, batch_size=batch_size, dtype=dtype, progress=progress)
-
-
 def apply_stop(text: str, stop: Sequence[str]) -> str:
     cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
     return text[:cut] if cut >= 0 else text
@@ -147,6 +137,7 @@ class HFBackend:
     progress: bool = True
     engine: str = "auto"  # auto | pool | static | hf
     pack_weights: bool = True  # oneDNN-prepacked float32 Linear layers on the CPU
+    engine_ran: str | None = field(default=None, init=False)  # the engine of the last generate
     _model: Any = field(default=None, repr=False)
     _tok: Any = field(default=None, repr=False)
 
@@ -198,7 +189,7 @@ class HFBackend:
         prompts = [render(tok, m) for m in conversations]
         ids = tok(prompts, add_special_tokens=False)["input_ids"]
         order = sorted(range(len(prompts)), key=lambda i: -len(ids[i]))  # longest first: fail early
-        engine = self.choose_engine(settings)
+        engine = self.engine_ran = self.choose_engine(settings)
         # a sampled row draws from its own generator, seeded by (seed, prompt): batch mates,
         # batch order and width do not change its answer
         row_seeds = list(seeds) if seeds is not None else [settings.seed] * len(prompts)

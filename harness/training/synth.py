@@ -239,7 +239,8 @@ def model_answers(
 ) -> list[str]:
     """The model's answer to each conversation, through the generation cache."""
     from harness.evaluation.runner import dtype_for_cache
-    from harness.generation.local import GenSettings, backend_for, cache_key
+    from harness.generation.dispatch import backend_for
+    from harness.generation.local import GenSettings, cache_key
     from harness.generation.models import resolve
 
     ref = resolve(spec, store)
@@ -257,7 +258,7 @@ def model_answers(
                 saved.append(g.cache_row(keys[i], ref.fingerprint, conversations[i], settings))
             store.save_generations(saved)
 
-        backend = backend_for(ref, None, settings.dtype, progress)
+        backend = backend_for(ref, settings, progress=progress)
         backend.generate([conversations[i] for i in misses], settings, keep)
     return [answers[k] for k in keys]
 
