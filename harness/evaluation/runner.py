@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from harness.comparison.sampling import suite_outcomes
 from harness.errors import UserError
 from harness.evaluation import sampled
-from harness.generation.dispatch import backend_for, backend_kind, check_ready
+from harness.generation.dispatch import CACHE, backend_for, backend_kind, check_ready, engine_ran
 from harness.generation.hub import records as hub_records
 from harness.generation.local import Backend, Generation, GenSettings, Messages, cache_key
 from harness.generation.models import ModelRef
@@ -224,7 +224,10 @@ def evaluate_suite(
         run_id, resumed = _start_run(store, suite, ref, plan, opts)
         done = store.result_ids(run_id)
         try:
-            counts = _generate_cases(store, suite, ref, plan, opts, backend, run_id, done)
+            note = _engine_note(store, run_id, backend)
+            counts = _generate_cases(store, suite, ref, plan, opts, backend, run_id, done, note)
+            if plan.cases and not counts["generated"]:
+                _note_engine(store, run_id, CACHE)  # the cache held every answer
             metrics = _score_tasks(store, suite, ref, plan, opts, run_id, done)
         except BaseException:
             store.set_run_status(run_id, "failed")
@@ -265,6 +268,32 @@ def _finished_since(store: Store, run_key: str, since: float) -> str | None:
     return None
 
 
+def _engine_note(store: Store, run_id: str, backend: Backend) -> Callable[[], None]:
+    """What the case generation calls as each fresh batch is committed: the first call notes in
+    the run's settings the engine that answers it, so a run resumed after a kill on another
+    engine names both, in order."""
+    noted = False
+
+    def note() -> None:
+        nonlocal noted
+        if not noted:
+            noted = True
+            _note_engine(store, run_id, engine_ran(backend))
+
+    return note
+
+
+def _note_engine(store: Store, run_id: str, engine: str | None) -> None:
+    """Add `engine` to the engines the run's settings name (`dispatch.CACHE` only while they
+    name none); None (a backend that does not say) notes nothing."""
+    run = store.run(run_id)
+    noted = str((run["settings"] if run else {}).get("engine") or "")
+    names = [e for e in noted.split("+") if e and e != CACHE]
+    if engine is None or engine in names or (engine == CACHE and noted):
+        return
+    store.set_run_setting(run_id, "engine", "+".join([*names, engine]))
+
+
 def _generate_cases(
     store: Store,
     suite: Suite,
@@ -274,13 +303,14 @@ def _generate_cases(
     backend: Backend,
     run_id: str,
     done: set[str],
+    note: Callable[[], None],
 ) -> dict[str, Any]:
     """Generate (or take from the cache), grade and commit the test cases not yet in the run.
     Returns how many were generated (and their tokens) and taken from the cache."""
     if plan.samples > 1:
         if opts.progress:
             sampled.say_plan(len(plan.cases), plan.samples)
-        return sampled.generate_samples(store, suite, ref, plan, backend, opts, run_id, done)
+        return sampled.generate_samples(store, suite, ref, plan, backend, opts, run_id, done, note)
     cases, keys, settings = plan.cases, plan.keys, plan.settings
     todo = [i for i in range(len(cases)) if cases[i]["id"] not in done]
     if not todo:
@@ -291,6 +321,7 @@ def _generate_cases(
         graded = grader([g.output for g in gens], [cases[i] for i in indices])
         generations: list[GenerationRow] = []
         if not cached:
+            note()
             generations = [
                 g.cache_row(keys[i], ref.fingerprint, plan.convs[i], settings)
                 for i, g in zip(indices, gens, strict=True)
@@ -410,6 +441,8 @@ def _start_run(
     settings: dict[str, Any] = {
         **plan.settings.as_dict(),
         "limit": opts.limit,
+        # the backend as runs have always named it (hf: the local one); which of its engines
+        # answered is noted as "engine" with its first fresh answers (`_engine_note`)
         "backend": backend_kind(ref, plan.settings),
         "must_pass": "recorded",  # runs stored before schema 2 lack the flags
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +96,7 @@ def generate_samples(
     opts: Any,  # harness.evaluation.runner.EvalOptions
     run_id: str,
     done: set[str],
+    note: Callable[[], None],  # called as each fresh batch is committed (the engine noted)
 ) -> dict[str, Any]:
     """Generate (or take from the cache) every sample of the cases not yet in the run, grade
     them, and commit a case once all its samples are in. Counts are of samples."""
@@ -109,6 +110,8 @@ def generate_samples(
     def collect(rows: list[int], gens: list[Generation], cached: bool) -> None:
         fresh: list[GenerationRow] = []
         complete: list[int] = []
+        if not cached:
+            note()
         for r, g in zip(rows, gens, strict=True):
             i, j = plan.rows[r]
             got.setdefault(i, {})[j] = (g, cached)
