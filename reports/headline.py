@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from harness.comparison.cost import amount, engine_caveat, ratio_cells
+from harness.comparison.cost import amount, engine_caveat, engine_of, ratio_cells
 from harness.comparison.format import pct
 from reports.comparison import Compared, without
 from reports.data import Stamp
@@ -118,14 +118,26 @@ def cost_rows(cmp: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _engine(run: dict[str, Any]) -> str:
+    """The engine that answered a run, as `tuneval runs show` names it, in words."""
+    engine = engine_of(run)
+    if engine is None:  # stored before tuneval noted it
+        return "an unknown engine"
+    return "the cache (every answer)" if engine == "cache" else md(engine)
+
+
 def cost_block(cmp: Any) -> None:
     """What an answer costs beside how good it is: the prompt-or-finetune question needs both."""
     rows = cost_rows(cmp)
+    engines = " · ".join(
+        f"{side} answered by {_engine(run)}"
+        for side, run in zip("AB", (cmp.run_a, cmp.run_b), strict=True)
+    )
     if not rows:
-        st.caption("No cost figures: these runs record no token counts or times.")
+        st.caption(f"No cost figures: these runs record no token counts or times. {engines}.")
         return
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare-cost")
-    note = "Seconds: each answer's share of its batch's decoding time."
+    note = f"Seconds: each answer's share of its batch's decoding time. {engines}."
     caveat = engine_caveat(cmp.run_a, cmp.run_b)
     if caveat:
         st.warning(md(caveat[0].upper() + caveat[1:] + "."))

@@ -16,7 +16,9 @@ APP = Path(__file__).resolve().parents[1] / "reports" / "app.py"
 
 class CostlyBackend(FakeBackend):
     """The fake backend with figures that differ by answer: tokens and seconds grow with the
-    answer's length, prompt tokens with the prompt's."""
+    answer's length, prompt tokens with the prompt's; it names its engine as the pool does."""
+
+    engine_ran = "pool"
 
     def generate(self, conversations, settings, on_batch) -> None:  # type: ignore[no-untyped-def]
         from harness.generation.types import Generation
@@ -62,7 +64,9 @@ def test_cost_on_compare_equals_the_cli(
     assert code == 0
     cli = json.loads(out)["cost"]
     code, out, _ = run_cli("compare", a, b, "--db", str(db), capsys=capsys)
-    assert code == 0 and "different engines (hf float32 vs hf bfloat16)" in " ".join(out.split())
+    assert code == 0 and "different engines (pool float32 vs pool bfloat16)" in " ".join(
+        out.split()
+    )
     # seconds of different engines are shown, never divided; token counts still are
     assert cli["seconds"]["ratio"] is None and cli["seconds"]["apart"] == "engines differ"
     assert cli["output_tokens"]["ratio"] is not None
@@ -81,7 +85,22 @@ def test_cost_on_compare_equals_the_cli(
     assert float(table.iloc[1]["B / A"].rstrip("x")) < 1  # the terse model generates less
     assert table.iloc[2]["B / A"] == "not divided"
     warnings = " ".join(str(w.value) for w in at.warning).replace("\\", "")
-    assert "different engines (hf float32 vs hf bfloat16)" in warnings
+    assert "different engines (pool float32 vs pool bfloat16)" in warnings
+    captions = " ".join(str(c.value) for c in at.caption).replace("\\", "")
+    assert "A answered by pool · B answered by pool" in captions  # as `runs show` names it
+
+
+def test_a_run_that_names_no_engine_compares_by_backend() -> None:
+    """Runs stored before tuneval noted the engine (or all from the cache) fall back to the
+    backend they recorded; two named engines compare as themselves."""
+    from harness.comparison.cost import engine_caveat
+
+    def run(**settings: str) -> dict:
+        return {"settings": {"backend": "hf", "dtype": "float32", **settings}}
+
+    assert engine_caveat(run(), run(engine="pool")) == ""
+    assert engine_caveat(run(engine="cache"), run(engine="hf")) == ""
+    assert "(pool float32 vs hf float32)" in engine_caveat(run(engine="pool"), run(engine="hf"))
 
 
 def test_overview_names_the_cost_beside_the_verdict(costly: tuple[Path, str, str]) -> None:

@@ -138,6 +138,59 @@ def test_interrupted_run_resumes(
     assert sorted(ids) == list("abcdef") and len(ids) == len(set(ids))
 
 
+def test_a_run_resumed_on_another_engine_names_both(
+    mini_suite: Path, store, tiny_model_dir: Path, fake_backend
+) -> None:
+    """The engine is noted with a process's first fresh answers: a kill does not lose it."""
+    ref = models.resolve(str(tiny_model_dir), store)
+    suite = load_suite(mini_suite)
+    crashing = Crashing()
+    crashing.engine_ran = "pool"  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError):
+        run_eval(suite, ref, store, backend=crashing)
+    [run] = store.runs()
+    assert run["settings"]["engine"] == "pool"
+    resumer = fake_backend(oracle)
+    resumer.engine_ran = "hf"  # type: ignore[attr-defined]
+    run_eval(suite, ref, store, backend=resumer)
+    assert store.run(run["id"])["settings"]["engine"] == "pool+hf"
+
+
+@pytest.mark.parametrize("engine", ["pool", "static", "hf", "auto"])
+def test_runs_show_names_the_engine_that_ran(
+    engine: str, tmp_path: Path, mini_suite: Path, tiny_model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """TUNEVAL_ENGINE forces each local engine (static as well: forced, it runs on the CPU);
+    `auto` is what a plain eval picks: static on CUDA, pool on the CPU. A second eval takes
+    every answer from the cache: no engine ran."""
+    import json
+
+    import torch
+
+    from tests.conftest import run_cli
+
+    expected = {"auto": "static" if torch.cuda.is_available() else "pool"}.get(engine, engine)
+    monkeypatch.setenv("TUNEVAL_ENGINE", engine)
+    db = str(tmp_path / "t.db")
+    args = ("eval", str(mini_suite), "--model", str(tiny_model_dir), "--limit", "2")
+    code, out, err = run_cli(*args, "--db", db, "--json", capsys=capsys)
+    assert code == 0, err
+    first = json.loads(out)["run_id"]
+    code, out, err = run_cli(*args, "--db", db, "--json", capsys=capsys)
+    assert code == 0 and json.loads(out)["generated"] == 0, err
+    again = json.loads(out)["run_id"]
+
+    def shown(run_id: str) -> str:
+        code, out, err = run_cli("runs", "show", run_id, "--db", db, "--json", capsys=capsys)
+        assert code == 0, err
+        return json.loads(out)["engine"]
+
+    assert (shown(first), shown(again)) == (expected, "cache")
+    code, out, _ = run_cli("runs", "show", first, "--db", db, capsys=capsys)
+    assert code == 0 and f"engine {expected}" in " ".join(out.split())
+
+
 def test_limit(mini_suite: Path, store, tiny_model_dir: Path, fake_backend) -> None:
     ref = models.resolve(str(tiny_model_dir), store)
     result = run_eval(

@@ -47,6 +47,7 @@ def test_eval_through_a_faulty_server_loses_and_repeats_nothing(
         assert sum(server.served.values()) == len(CASES) + server.injected["slow"]
         shown = json.loads(cli("runs", "show", data["run_id"], "--json", db=db).stdout)
         assert sorted(c["id"] for c in shown["cases"]) == sorted(c["id"] for c in CASES)
+        assert shown["engine"] == "served"
         res = cli("eval", str(mini_suite), "--model", "served", "--json", db=db)
         again = json.loads(res.stdout)
     assert again["cached"] == len(CASES) and again["generated"] == 0  # all from the cache

@@ -3,6 +3,7 @@ files that are not stores, read-only opening, and inserts that name their column
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from harness.errors import UserError
 from harness.store import SCHEMA_VERSION, Store
 from harness.store.migrations import MIGRATIONS
-from tests.conftest import REPO, cli
+from tests.conftest import REPO, cli, run_cli
 
 FIXTURES = REPO / "tests" / "fixtures" / "stores"
 
@@ -61,11 +62,19 @@ def test_compare_on_a_migrated_store_says_must_pass_is_unknown(tmp_path: Path) -
     assert any("before tuneval recorded must_pass" in w for w in c.warnings)
 
 
-def test_read_only_commands_read_an_old_store(tmp_path: Path) -> None:
+def test_read_only_commands_read_an_old_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = old_store(tmp_path, 1)
     res = cli("runs", "list", "--json", "--db", str(path))
     assert res.returncode == 0, res.stderr
     assert user_version(path) == SCHEMA_VERSION  # upgraded on the way
+    # runs stored before tuneval noted the engine that answered: unknown, not an error
+    run = json.loads(res.stdout)[0]["run_id"]
+    code, out, err = run_cli("runs", "show", run, "--json", "--db", str(path), capsys=capsys)
+    assert code == 0 and json.loads(out)["engine"] is None, err
+    code, out, err = run_cli("runs", "show", run, "--db", str(path), capsys=capsys)
+    assert code == 0 and "engine unknown" in " ".join(out.split()), err
 
 
 def test_migrations_are_functions_applied_in_order(tmp_path: Path) -> None:

@@ -129,7 +129,7 @@ def test_template_pairs_deduped_and_leak_free(qa: Path, sources: Path) -> None:
 
 
 def test_model_pairs_parse_and_are_cached(qa: Path, sources: Path, store, monkeypatch) -> None:
-    from harness.generation import local as generate
+    from harness.generation import dispatch
     from tests.conftest import FakeBackend
 
     def answer(user: str) -> str:
@@ -138,7 +138,7 @@ def test_model_pairs_parse_and_are_cached(qa: Path, sources: Path, store, monkey
         return "Q: What does this passage cover?\n" + "A: " + user.split("\n")[1][:40] + "\n\nQ: x"
 
     backend = FakeBackend(answer)
-    monkeypatch.setattr(generate, "backend_for", lambda *a, **k: backend)
+    monkeypatch.setattr(dispatch, "backend_for", lambda *a, **k: backend)
     tiny = Path(__file__)  # never loaded: the fake backend answers
     monkeypatch.setattr("harness.generation.models.resolve", lambda spec, store=None: _ref())
     rows, counts = synthesize(

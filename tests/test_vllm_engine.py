@@ -45,6 +45,7 @@ def test_vllm_engine_grades_as_local_and_caches_apart(tmp_path: Path) -> None:
     with Store(db, readonly=True) as store:
         run = store.run(v["run_id"])
     assert run is not None and run["settings"]["backend"] == "vllm"
+    assert run["settings"]["engine"] == "vllm"  # the engine that answered, as `runs show` says
     # from the cache: an interpreter that cannot start vLLM proves it was not started
     again = cli(*args, "--engine", "vllm", db=db, env={**env, "TUNEVAL_VLLM_PYTHON": "/bin/false"})
     assert again.returncode == 0, again.stderr

@@ -78,9 +78,11 @@ def show(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show every case of a run with its output, grade and criteria (and, for a run of k samples
-    per case, each case's passes out of k and the suite's pass share, pass@k, pass^k, flaky
-    cases and majority grades)."""
+    """Show the engine that answered a run (pool, static, hf, served, vllm; cache when every
+    answer was cached; unknown for runs stored before tuneval noted it) and every case with its
+    output, grade and criteria (and, for a run of k samples per case, each case's passes out of
+    k and the suite's pass share, pass@k, pass^k, flaky cases and majority grades)."""
+    from harness.comparison.cost import engine_of
     from harness.comparison.sampling import case_fields, suite_outcomes
 
     with open_store(db, readonly=True) as store:
@@ -88,6 +90,7 @@ def show(
         if info is None:
             raise UserError(f"no run '{run}' in {store.path} (see `tuneval runs list`)")
         rows = store.results(run)
+    engine = engine_of(info)
     if grade:
         rows = [r for r in rows if r["grade"] == grade]
     sampled = any(r.get("samples") for r in rows)
@@ -112,6 +115,7 @@ def show(
                 "model": info["model"],
                 "prompt": info["prompt_variant"] or None,
                 "status": info["status"],
+                "engine": engine,
                 **({"sampling": suite_outcomes(rows)} if sampled else {}),
                 "cases": cases,
             }
@@ -120,7 +124,10 @@ def show(
     from harness.suite.prompts import arm
 
     name = _escape(arm(info["model"], info["prompt_variant"]))
-    out.print(f"run [bold]{run}[/bold]: {info['suite']} · {name} · {info['status']}")
+    out.print(
+        f"run [bold]{run}[/bold]: {info['suite']} · {name} · {info['status']}"
+        f" · engine {_escape(engine or 'unknown')}"
+    )
     if sampled:
         out.print(sampling_table(suite_outcomes(rows)))
     table = Table("case", "grade", "output", "failed checks", show_lines=True)

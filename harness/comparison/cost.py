@@ -12,7 +12,7 @@ side (lm-eval tasks, runs stored before these figures existed) are left out of t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,13 +103,24 @@ def summary(lines: Sequence[CostLine], a: str = "A", b: str = "B") -> str:
     return f"{b} spends " + ", ".join(parts) + f" per case of {a}" if parts else ""
 
 
+def engine_of(run: Mapping[str, Any]) -> str | None:
+    """The engine that answered a run's cases (pool, static, hf, served, vllm; `cache` when the
+    cache held every answer), None for a run stored before tuneval noted it."""
+    engine = (run.get("settings") or {}).get("engine")
+    return str(engine) if engine else None
+
+
 def engine_caveat(run_a: dict[str, Any], run_b: dict[str, Any]) -> str:
-    """Why the seconds of two runs do not compare: a sentence when their engines (backend and
-    dtype) differ, else empty. Token counts still compare."""
+    """Why the seconds of two runs do not compare: a sentence when their engines (and dtype)
+    differ, else empty. Token counts still compare. Where either run does not name the engine
+    that answered it (stored before tuneval noted it, or all from the cache), its backend
+    stands in."""
+    known = all(engine_of(r) not in (None, "cache") for r in (run_a, run_b))  # dispatch.CACHE
+    keys = ("engine" if known else "backend", "dtype")
 
     def engine(run: dict[str, Any]) -> str:
         settings = run.get("settings") or {}
-        return " ".join(str(settings[k]) for k in ("backend", "dtype") if settings.get(k))
+        return " ".join(str(settings[k]) for k in keys if settings.get(k))
 
     a, b = engine(run_a), engine(run_b)
     if a == b:

@@ -24,7 +24,7 @@ from harness.suite.loader import Suite
 
 def shared_base(ref: ModelRef) -> str | None:
     """The key adapters must share to run on one loaded base (None: this model loads alone)."""
-    if ref.base is None or ref.base.kind == "served" or ref.kind == "served":
+    if ref.base is None or ref.base.is_served or ref.is_served:
         return None
     return f"{ref.base.fingerprint}:{ref.base.path}"
 

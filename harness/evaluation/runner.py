@@ -16,13 +16,14 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.comparison.sampling import suite_outcomes
 from harness.errors import UserError
 from harness.evaluation import sampled
+from harness.generation.dispatch import CACHE, backend_for, backend_kind, check_ready, engine_ran
 from harness.generation.hardware import dtype_for_cache
 from harness.generation.hub import records as hub_records
 from harness.generation.models import ModelRef
@@ -190,13 +191,12 @@ def evaluate_suite(
     run of the same command."""
     t0, began = time.perf_counter(), time.time()
     plan = _plan(suite, ref, opts, store)
-    if backend is None and ref.kind == "served":
-        backend = _reachable_endpoint(ref, store, plan, opts)
-    elif backend is None and plan.settings.engine:
-        from harness.generation.vllm_engine import VllmBackend
-
-        # started only if some answer is not cached, stopped when the answers are in
-        backend = VllmBackend(ref, plan.settings.dtype, opts.batch_size, opts.progress)
+    if backend is None:  # built only: loaded, started or asked when some answer is not cached
+        backend = backend_for(
+            ref, plan.settings, batch_size=opts.batch_size, progress=opts.progress
+        )
+        # an unreachable endpoint: exit 2 before a run is recorded, unless no answer is missing
+        check_ready(backend, lambda: len(store.cached_generations(plan.keys)) < len(plan.keys))
     # One process evaluates a run key at a time; one that waited takes the run the other made.
     with store.claim(f"run:{plan.run_key}", on_wait=lambda: _say_waiting(opts)) as waited:
         shared = _finished_since(store, plan.run_key, began) if waited else None
@@ -209,7 +209,10 @@ def evaluate_suite(
         run_id, resumed = _start_run(store, suite, ref, plan, opts)
         done = store.result_ids(run_id)
         try:
-            counts = _generate_cases(store, suite, ref, plan, opts, backend, run_id, done)
+            note = _engine_note(store, run_id, backend)
+            counts = _generate_cases(store, suite, ref, plan, opts, backend, run_id, done, note)
+            if plan.cases and not counts["generated"]:
+                _note_engine(store, run_id, CACHE)  # the cache held every answer
             metrics = _score_tasks(store, suite, ref, plan, opts, run_id, done)
         except BaseException:
             store.set_run_status(run_id, "failed")
@@ -250,16 +253,30 @@ def _finished_since(store: Store, run_key: str, since: float) -> str | None:
     return None
 
 
-def _reachable_endpoint(ref: ModelRef, store: Store, plan: _Plan, opts: EvalOptions) -> Any:
-    """A served model's backend, checked before a run is recorded (exit 2 naming the URL when
-    the server cannot be reached), unless the cache holds every answer."""
-    if len(store.cached_generations(plan.keys)) == len(plan.keys):
-        return None
-    from harness.generation.served import ServedBackend
+def _engine_note(store: Store, run_id: str, backend: Backend) -> Callable[[], None]:
+    """What the case generation calls as each fresh batch is committed: the first call notes in
+    the run's settings the engine that answers it, so a run resumed after a kill on another
+    engine names both, in order."""
+    noted = False
 
-    backend = ServedBackend.from_ref(ref, opts.batch_size, opts.progress)
-    backend.check()
-    return backend
+    def note() -> None:
+        nonlocal noted
+        if not noted:
+            noted = True
+            _note_engine(store, run_id, engine_ran(backend))
+
+    return note
+
+
+def _note_engine(store: Store, run_id: str, engine: str | None) -> None:
+    """Add `engine` to the engines the run's settings name (`dispatch.CACHE` only while they
+    name none); None (a backend that does not say) notes nothing."""
+    run = store.run(run_id)
+    noted = str((run["settings"] if run else {}).get("engine") or "")
+    names = [e for e in noted.split("+") if e and e != CACHE]
+    if engine is None or engine in names or (engine == CACHE and noted):
+        return
+    store.set_run_setting(run_id, "engine", "+".join([*names, engine]))
 
 
 def _generate_cases(
@@ -268,16 +285,17 @@ def _generate_cases(
     ref: ModelRef,
     plan: _Plan,
     opts: EvalOptions,
-    backend: Backend | None,
+    backend: Backend,
     run_id: str,
     done: set[str],
+    note: Callable[[], None],
 ) -> dict[str, Any]:
     """Generate (or take from the cache), grade and commit the test cases not yet in the run.
     Returns how many were generated (and their tokens) and taken from the cache."""
     if plan.samples > 1:
         if opts.progress:
             sampled.say_plan(len(plan.cases), plan.samples)
-        return sampled.generate_samples(store, suite, ref, plan, backend, opts, run_id, done)
+        return sampled.generate_samples(store, suite, ref, plan, backend, opts, run_id, done, note)
     cases, keys, settings = plan.cases, plan.keys, plan.settings
     todo = [i for i in range(len(cases)) if cases[i]["id"] not in done]
     if not todo:
@@ -288,6 +306,7 @@ def _generate_cases(
         graded = grader([g.output for g in gens], [cases[i] for i in indices])
         generations: list[GenerationRow] = []
         if not cached:
+            note()
             generations = [
                 g.cache_row(keys[i], ref.fingerprint, plan.convs[i], settings)
                 for i, g in zip(indices, gens, strict=True)
@@ -329,10 +348,6 @@ def _generate_cases(
     misses = [i for i in todo if keys[i] not in hits]
     tokens = 0
     if misses:
-        if backend is None:
-            from harness.generation.local import backend_for
-
-            backend = backend_for(ref, opts.batch_size, settings.dtype, opts.progress)
 
         def on_batch(batch: list[int], gens: list[Generation]) -> None:
             nonlocal tokens
@@ -345,7 +360,7 @@ def _generate_cases(
         "generated_tokens": tokens,
         "from_cache": len(from_cache),
     }
-    stats = getattr(backend, "stats", None)
+    stats = getattr(backend, "stats", None) if misses else None  # what asking the server cost
     if stats is not None and hasattr(stats, "to_json"):
         counts["served"] = stats.to_json()
     return counts
@@ -410,7 +425,9 @@ def _start_run(
     settings: dict[str, Any] = {
         **plan.settings.as_dict(),
         "limit": opts.limit,
-        "backend": "served" if ref.kind == "served" else plan.settings.engine or "hf",
+        # the backend as runs have always named it (hf: the local one); which of its engines
+        # answered is noted as "engine" with its first fresh answers (`_engine_note`)
+        "backend": backend_kind(ref, plan.settings),
         "must_pass": "recorded",  # runs stored before schema 2 lack the flags
     }
     if plan.lm_settings is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -92,10 +92,11 @@ def generate_samples(
     suite: Suite,
     ref: ModelRef,
     plan: Any,  # harness.evaluation.runner._Plan
-    backend: Backend | None,
+    backend: Backend,
     opts: Any,  # harness.evaluation.runner.EvalOptions
     run_id: str,
     done: set[str],
+    note: Callable[[], None],  # called as each fresh batch is committed (the engine noted)
 ) -> dict[str, Any]:
     """Generate (or take from the cache) every sample of the cases not yet in the run, grade
     them, and commit a case once all its samples are in. Counts are of samples."""
@@ -109,6 +110,8 @@ def generate_samples(
     def collect(rows: list[int], gens: list[Generation], cached: bool) -> None:
         fresh: list[GenerationRow] = []
         complete: list[int] = []
+        if not cached:
+            note()
         for r, g in zip(rows, gens, strict=True):
             i, j = plan.rows[r]
             got.setdefault(i, {})[j] = (g, cached)
@@ -131,10 +134,6 @@ def generate_samples(
     misses = [r for r in todo if plan.keys[r] not in hits]
     tokens = 0
     if misses:
-        if backend is None:
-            from harness.generation.local import backend_for
-
-            backend = backend_for(ref, opts.batch_size, plan.settings.dtype, opts.progress)
 
         def on_batch(batch: list[int], gens: list[Generation]) -> None:
             nonlocal tokens

@@ -12,7 +12,8 @@ its stop strings, and hands results back in groups as rows finish, so the caller
 - `hf`: `model.generate` on fixed length-sorted batches, the reference the tests hold the
   others to, and the fallback for models whose cache the others cannot drive.
 
-A served model (`tuneval models add`) goes through `harness.generation.served` instead.
+A served model (`tuneval models add`) goes through `harness.generation.served` instead; which
+backend answers for a model is decided in `harness.generation.dispatch`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import Any
 from harness.errors import UserError
 from harness.generation.models import ModelRef
 from harness.generation.types import (
-    Backend,
     Generation,
     GenSettings,
     Messages,
@@ -37,17 +37,6 @@ from harness.progress import Progress
 
 CPU_WIDTH = 32  # rows decoded together by the CPU pool (bench/engine_probe.py measured 32 and 64)
 ENGINES = ("auto", "static", "pool", "hf")
-
-
-def backend_for(
-    ref: ModelRef, batch_size: int | None, dtype: str, progress: bool = True
-) -> Backend:
-    """The backend that serves this model: its endpoint for a served model, else local."""
-    if ref.kind == "served":
-        from harness.generation.served import ServedBackend
-
-        return ServedBackend.from_ref(ref, concurrency=batch_size, progress=progress)
-    return HFBackend(ref, batch_size=batch_size, dtype=dtype, progress=progress)
 
 
 def render(tok: Any, messages: Messages) -> str:
@@ -72,6 +61,7 @@ class HFBackend:
     progress: bool = True
     engine: str = "auto"  # auto | pool | static | hf
     pack_weights: bool = True  # oneDNN-prepacked float32 Linear layers on the CPU
+    engine_ran: str | None = field(default=None, init=False)  # the engine of the last generate
     _model: Any = field(default=None, repr=False)
     _tok: Any = field(default=None, repr=False)
 
@@ -123,7 +113,7 @@ class HFBackend:
         prompts = [render(tok, m) for m in conversations]
         ids = tok(prompts, add_special_tokens=False)["input_ids"]
         order = sorted(range(len(prompts)), key=lambda i: -len(ids[i]))  # longest first: fail early
-        engine = self.choose_engine(settings)
+        engine = self.engine_ran = self.choose_engine(settings)
         # a sampled row draws from its own generator, seeded by (seed, prompt): batch mates,
         # batch order and width do not change its answer
         row_seeds = list(seeds) if seeds is not None else [settings.seed] * len(prompts)

@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from harness.errors import UserError
 from harness.generation import hub
@@ -45,16 +45,37 @@ _HASHED = (
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
+# What a reference names, decided once by `resolve` (and recorded as a run's `model_kind`):
+# packaged: the packaged default; local: a Hugging Face folder; adapter: a PEFT adapter folder
+# (its base in `base`); trained: a candidate registered by `tuneval train` (a full folder or an
+# adapter); hub: a model fetched by Hub id (an adapter fetched so stays `adapter`, with `hub` set);
+# served: an endpoint added with `tuneval models add` (no weights here: `path` is unused);
+# live: a model in memory, evaluated from inside a trainer (`harness.integrations.hf`).
+ModelKind = Literal["packaged", "local", "adapter", "trained", "hub", "served", "live"]
+MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
+
+
 @dataclass(frozen=True)
 class ModelRef:
     name: str
     spec: str
     path: Path  # the weights folder; for an adapter, the adapter folder
-    kind: str  # packaged | local | hub | adapter | trained | served
+    kind: ModelKind
     fingerprint: str
     base: ModelRef | None = None  # for adapters
     served: dict[str, Any] | None = None  # for served models: url, model id, revision, ...
     hub: hub.HubSource | None = None  # for a model (or adapter) fetched by Hub id
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:  # a kind read from the store, or a caller's typo
+            raise ValueError(f"model '{self.name}': unknown kind {self.kind!r}")
+        if self.is_served != (self.served is not None):
+            raise ValueError(f"model '{self.name}': endpoint info goes with kind 'served' only")
+
+    @property
+    def is_served(self) -> bool:
+        """Answered by an endpoint: no weights here to load, merge, train or start vLLM on."""
+        return self.kind == "served"
 
 
 def cache_root() -> Path:
@@ -193,7 +214,8 @@ def _resolve(spec: str, store: Store | None, seen: tuple[str, ...]) -> ModelRef:
 
         return served_ref(row)
     if row and row["kind"] != "packaged" and row["path"]:
-        return _from_folder(Path(row["path"]), spec, row["kind"], store, spec, seen)
+        kind = stored_kind(row["kind"], spec)
+        return _from_folder(Path(row["path"]), spec, kind, store, spec, seen)
     if spec == DEFAULT_MODEL:
         folder = materialize_default()
         return ModelRef(spec, spec, folder, "packaged", folder_fingerprint(folder, store))
@@ -204,8 +226,8 @@ def _resolve(spec: str, store: Store | None, seen: tuple[str, ...]) -> ModelRef:
     if hub_id is not None:
         folder, source = hub.fetch(*hub_id)
         hub.check_weights(source, folder)
-        ref = _from_folder(folder, spec, None, store, spec, seen)
-        return replace(ref, kind="hub" if ref.kind == "local" else ref.kind, hub=source)
+        ref = _from_folder(folder, spec, None, store, spec, seen, plain="hub")
+        return replace(ref, hub=source)
     raise UserError(
         f"model '{spec}' not found: not a registered model name (see `tuneval models list`), "
         f"a local folder, nor a Hub id (org/name[@revision]); the packaged default is "
@@ -213,9 +235,25 @@ def _resolve(spec: str, store: Store | None, seen: tuple[str, ...]) -> ModelRef:
     )
 
 
+def stored_kind(text: str, name: str) -> ModelKind:
+    """A registered model's kind as the store holds it, checked against the kinds there are."""
+    for kind in MODEL_KINDS:
+        if text == kind:
+            return kind
+    raise UserError(f"model '{name}': the store registers it with an unknown kind '{text}'")
+
+
 def _from_folder(
-    path: Path, spec: str, kind: str | None, store: Store | None, name: str, seen: tuple[str, ...]
+    path: Path,
+    spec: str,
+    kind: ModelKind | None,
+    store: Store | None,
+    name: str,
+    seen: tuple[str, ...],
+    plain: ModelKind = "local",
 ) -> ModelRef:
+    """A folder's reference: `kind` when the store registered one, else `adapter` for a PEFT
+    adapter folder and `plain` for a full model (`local`, or `hub` for a Hub download)."""
     if not path.is_dir():
         raise UserError(f"model '{name}': folder {path} no longer exists")
     adapter = path / "adapter_config.json"
@@ -240,7 +278,7 @@ def _from_folder(
         raise UserError(
             f"model '{name}': {path} has no config.json, not a Hugging Face model folder"
         )
-    return ModelRef(name, spec, path.resolve(), kind or "local", folder_fingerprint(path, store))
+    return ModelRef(name, spec, path.resolve(), kind or plain, folder_fingerprint(path, store))
 
 
 def quiet_transformers() -> None:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from harness.errors import UserError
@@ -222,6 +222,7 @@ def shown_answer(r: served_http.Answer, ep: Endpoint | None) -> str:
 class ServedBackend:
     """Chat completions from an OpenAI-compatible endpoint, `concurrency` requests in flight."""
 
+    engine_ran: ClassVar[str] = "served"  # see harness.generation.dispatch
     name: str
     endpoint: Endpoint
     concurrency: int = 16

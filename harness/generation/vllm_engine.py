@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.errors import UserError
 from harness.generation.models import ModelRef
@@ -64,7 +64,7 @@ def python() -> Path:
 
 def check(ref: ModelRef, has_lm_eval: bool) -> None:
     """Refuse, before anything is stored, what the vllm engine does not evaluate."""
-    if ref.kind == "served":
+    if ref.is_served:
         raise UserError(f"--engine vllm: '{ref.name}' is a served model; it is answered by its URL")
     if ref.base is not None:
         lora_rank(ref)  # an adapter config vLLM cannot take is one line, before the store
@@ -236,6 +236,7 @@ class VllmBackend:
     """A Backend: each `generate` starts vLLM on the model, asks it every conversation through
     the served-model client, and stops it."""
 
+    engine_ran: ClassVar[str] = ENGINE  # see harness.generation.dispatch
     ref: ModelRef
     dtype: str
     concurrency: int | None = None

@@ -324,7 +324,7 @@ def judge_for(spec: str, store: Any = None, progress: bool = False) -> Judge:
     with _LOCK:
         judge = _JUDGES.get((spec, ref.fingerprint))
         if judge is None:
-            if ref.kind == "served":
+            if ref.is_served:
                 judge = Judge(ref, ServedChooser(ref), dtype="served")
             else:
                 from harness.generation.hardware import dtype_for_cache

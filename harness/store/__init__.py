@@ -369,6 +369,14 @@ class Store:
         with self.tx() as db:
             db.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
 
+    def set_run_setting(self, run_id: str, key: str, value: Any) -> None:
+        """Add (or replace) one key of a run's settings: what is known only once it ran."""
+        with self.tx() as db:
+            db.execute(
+                "UPDATE runs SET settings=json_set(settings, ?, json(?)) WHERE id=?",
+                (f"$.{key}", json.dumps(value), run_id),
+            )
+
     def finish_run(self, run_id: str, timings: dict[str, Any]) -> None:
         with self.tx() as db:
             db.execute(

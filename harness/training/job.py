@@ -213,7 +213,7 @@ def check_settings(trainer: Trainer, base: ModelRef, hp: Hyperparameters, cfg: B
     """What can be checked against the base model without training: it has weights, they load,
     and the trainer's own `check` (optional) accepts the settings for this model. Called before
     the store is opened for writing, so a mistake records nothing."""
-    if base.kind == "served":
+    if base.is_served:
         raise UserError(f"model '{base.name}' is served by an endpoint: it has no weights to train")
     root = base
     while root.base is not None:  # an adapter merges into its base: the base's config counts
@@ -232,7 +232,7 @@ def workspace_models(store: Store) -> Path:
 def training_base(ref: ModelRef, store: Store) -> BaseModelInfo:
     """A full model folder to train from. An adapter (a LoRA candidate) is merged into its base
     once, so the next round can start from it."""
-    if ref.kind == "served":
+    if ref.is_served:
         raise UserError(f"model '{ref.name}' is served by an endpoint: it has no weights to train")
     if ref.base is None:
         check_loadable(ref)

@@ -136,9 +136,9 @@ def _sample(
     misses = [i for i in range(len(convs)) if gens[i] is None]
     if misses:
         if backend is None:
-            from harness.generation.local import backend_for
+            from harness.generation.dispatch import backend_for
 
-            backend = backend_for(ref, opts.batch_size, settings.dtype, opts.progress)
+            backend = backend_for(ref, settings, batch_size=opts.batch_size, progress=opts.progress)
 
         def on_batch(batch: list[int], out: list[Generation]) -> None:
             rows: list[GenerationRow] = []

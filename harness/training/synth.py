@@ -238,8 +238,8 @@ def model_answers(
     spec: str, conversations: list[list[dict[str, str]]], store: Any, progress: bool
 ) -> list[str]:
     """The model's answer to each conversation, through the generation cache."""
+    from harness.generation.dispatch import backend_for
     from harness.generation.hardware import dtype_for_cache
-    from harness.generation.local import backend_for
     from harness.generation.models import resolve
     from harness.generation.types import GenSettings, cache_key
 
@@ -258,7 +258,7 @@ def model_answers(
                 saved.append(g.cache_row(keys[i], ref.fingerprint, conversations[i], settings))
             store.save_generations(saved)
 
-        backend = backend_for(ref, None, settings.dtype, progress)
+        backend = backend_for(ref, settings, progress=progress)
         backend.generate([conversations[i] for i in misses], settings, keep)
     return [answers[k] for k in keys]
 
