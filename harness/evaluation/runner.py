@@ -279,6 +279,11 @@ def _note_engine(store: Store, run_id: str, engine: str | None) -> None:
     store.set_run_setting(run_id, "engine", "+".join([*names, engine]))
 
 
+def _cached(hit: dict[str, Any]) -> Generation:
+    """A cache entry as the answer it was, with what generating it cost."""
+    return Generation(hit["output"], hit["n_tokens"], hit["seconds"], hit["prompt_tokens"])
+
+
 def _generate_cases(
     store: Store,
     suite: Suite,
@@ -313,37 +318,20 @@ def _generate_cases(
             ]
         results: list[ResultRow] = [
             result_row(
-                run_id,
-                cases[i]["id"],
-                i,
-                json.dumps(plan.convs[i]),
-                g.output,
-                grade,
-                crit,
-                cached=cached,
-                must_pass=cases[i].get("must_pass") is True,
-                prompt_tokens=g.prompt_tokens,
-                output_tokens=g.n_tokens,
+                run_id, cases[i]["id"], i, json.dumps(plan.convs[i]), g.output, grade, crit,
+                cached=cached, must_pass=cases[i].get("must_pass") is True,
+                prompt_tokens=g.prompt_tokens, output_tokens=g.n_tokens,
                 seconds=g.seconds,  # a cached answer keeps what generating it cost
             )
             for i, g, (grade, crit) in zip(indices, gens, graded, strict=True)
-        ]
+        ]  # fmt: skip
         store.save_results(results, generations)
 
     hits = store.cached_generations([keys[i] for i in todo])
     from_cache = [i for i in todo if keys[i] in hits]
     for start in range(0, len(from_cache), 256):
         chunk = from_cache[start : start + 256]
-        gens = [
-            Generation(
-                hits[keys[i]]["output"],
-                hits[keys[i]]["n_tokens"],
-                hits[keys[i]]["seconds"],
-                hits[keys[i]]["prompt_tokens"],
-            )
-            for i in chunk
-        ]
-        commit(chunk, gens, True)
+        commit(chunk, [_cached(hits[keys[i]]) for i in chunk], True)
 
     misses = [i for i in todo if keys[i] not in hits]
     tokens = 0
