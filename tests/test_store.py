@@ -214,3 +214,43 @@ def test_a_truncated_store_is_one_line(tmp_path: Path) -> None:
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr
         assert "Traceback" not in res.stderr and str(path) in res.stderr, res.stderr
     assert path.read_bytes() == cut
+
+
+def test_stores_opened_together_on_a_new_file_migrate_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Evals started together on a store that does not exist yet: the second opener reads the
+    schema version after the first has migrated, so no migration runs twice (it used to fail
+    with 'table models already exists')."""
+    import threading
+    import time
+
+    from harness import store as store_module
+
+    first = MIGRATIONS[0]
+    applied: list[str] = []
+
+    def slow_first(db: sqlite3.Connection) -> None:
+        applied.append(threading.current_thread().name)
+        time.sleep(0.5)  # long enough for the other opener to read the version meanwhile
+        first(db)
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", [slow_first, *MIGRATIONS[1:]])
+    path = tmp_path / "new.db"
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            with Store(path) as s:
+                assert s.version == SCHEMA_VERSION
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_store, name=f"opener-{i}") for i in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(applied) == 1

@@ -189,10 +189,16 @@ class Store:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self) -> None:
-        for i in range(self.version, SCHEMA_VERSION):
+        """Apply the migrations this file lacks, one transaction each. The version is read inside
+        the write transaction: processes that open a new store together each see the others'
+        migrations, and none applies one twice."""
+        while True:
             with self.tx() as db:
-                MIGRATIONS[i](db)
-                db.execute(f"PRAGMA user_version={i + 1}")
+                version = self.version
+                if version >= SCHEMA_VERSION:
+                    return
+                MIGRATIONS[version](db)
+                db.execute(f"PRAGMA user_version={version + 1}")
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
