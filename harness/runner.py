@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ class EvalOptions:
     trust_code: bool = False  # --trust-suite-code: the suite may run code (metrics, lm-eval tasks)
     prompt: str = BASE  # a prompt variant of the suite (`prompt.variants`), or the base prompt
     samples: int | None = None  # answers per case; None: the suite's generation.samples
-    engine: str | None = None  # "vllm" or "local"; None: TUNEVAL_ENGINE, else local
+    engine: str | None = None  # vllm, local or auto; None: TUNEVAL_ENGINE, else auto
 
 
 @dataclass
@@ -148,21 +148,23 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions, store: Store) -> _Plan
     if opts.batch_size is not None and opts.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     cases = select_cases(suite, opts.limit, opts.case_ids)
-    settings = settings_for(suite, opts.dtype)
-    from harness import vllm_engine
-
-    if vllm_engine.chosen(opts.engine):  # refused before anything is stored
-        vllm_engine.check(ref, bool(suite.spec.lm_eval))
-        settings = replace(settings, engine=vllm_engine.ENGINE)  # keyed apart: see GenSettings
     prompt = prompt_for(suite, opts.prompt) if cases or opts.prompt else None  # fails early
     convs = [prompt.messages(c) for c in cases] if prompt else []
-    keys = [cache_key(ref.fingerprint, m, settings) for m in convs]
     k = sampled.samples_for(suite, opts.samples)
-    rows: list[tuple[int, int]] = []
-    seeds: list[int] = []
-    if k > 1:
-        g = suite.spec.generation
-        rows, seeds, keys = sampled.sample_plan(cases, convs, ref.fingerprint, settings, g.seed, k)
+
+    def plan_keys(s: GenSettings) -> tuple[list[tuple[int, int]], list[int], list[str]]:
+        if k > 1:
+            g = suite.spec.generation
+            return sampled.sample_plan(cases, convs, ref.fingerprint, s, g.seed, k)
+        return [], [], [cache_key(ref.fingerprint, m, s) for m in convs]
+
+    from harness import engine_choice
+
+    settings = engine_choice.settle(  # vllm or local, refused before anything is stored
+        opts.engine, ref, bool(suite.spec.lm_eval), settings_for(suite, opts.dtype),
+        lambda s: plan_keys(s)[2], store,
+    )  # fmt: skip
+    rows, seeds, keys = plan_keys(settings)
     tasks: list[dict[str, Any]] = []
     lm_settings = None
     if suite.spec.lm_eval:
@@ -208,10 +210,10 @@ def evaluate_suite(
     if backend is None and ref.kind == "served":
         backend = _reachable_endpoint(ref, store, plan, opts)
     elif backend is None and plan.settings.engine:
-        from harness.vllm_engine import VllmBackend
+        from harness import vllm_engine
 
         # started only if some answer is not cached, stopped when the answers are in
-        backend = VllmBackend(ref, plan.settings.dtype, opts.batch_size, opts.progress)
+        backend = vllm_engine.backend(ref, plan.settings.dtype, opts.batch_size, opts.progress)
     # One process evaluates a run key at a time; one that waited takes the run the other made.
     with store.claim(f"run:{plan.run_key}", on_wait=lambda: _say_waiting(opts)) as waited:
         shared = _finished_since(store, plan.run_key, began) if waited else None

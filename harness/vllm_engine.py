@@ -38,6 +38,7 @@ from harness.served import Endpoint, ServedBackend, Stats
 ENGINE = "vllm"
 PYTHON_VAR = "TUNEVAL_VLLM_PYTHON"
 START_VAR = "TUNEVAL_VLLM_START_SECONDS"
+VIA_VAR = "TUNEVAL_VLLM_VIA"  # "worker" (the default: no HTTP, see harness.vllm_inproc) or "server"
 DEFAULT_START_SECONDS = 900.0  # the first start compiles kernels for minutes on a small CPU
 CONCURRENCY = 64  # requests in flight; vLLM schedules them as one continuous batch
 KV_CACHE_GIB = "2"
@@ -46,6 +47,32 @@ KV_CACHE_GIB = "2"
 def chosen(engine: str | None) -> bool:
     """Whether `--engine` (else `TUNEVAL_ENGINE`) asks for vLLM."""
     return (engine or os.environ.get("TUNEVAL_ENGINE", "")) == ENGINE
+
+
+_JUDGES_ON_VLLM = [False]
+
+
+def route_judges(on: bool) -> None:
+    """Judges' log-likelihood choices through vLLM (harness.vllm_inproc.VllmChooser) from now
+    on in this process: set by each eval, on when it asked for vllm by name."""
+    _JUDGES_ON_VLLM[0] = on
+
+
+def judges_on_vllm() -> bool:
+    return _JUDGES_ON_VLLM[0]
+
+
+def backend(ref: ModelRef, dtype: str, concurrency: int | None, progress: bool) -> Any:
+    """The vllm engine's Backend: the in-process worker, or vLLM's server when TUNEVAL_VLLM_VIA
+    is `server` (bench/eval_vs_vllm.py measures both)."""
+    via = os.environ.get(VIA_VAR, "worker")
+    if via == "server":
+        return VllmBackend(ref, dtype, concurrency, progress)
+    if via != "worker":
+        raise UserError(f"{VIA_VAR}={via!r}: expected worker or server")
+    from harness.vllm_inproc import WorkerBackend
+
+    return WorkerBackend(ref, dtype, concurrency, progress)
 
 
 def python() -> Path:

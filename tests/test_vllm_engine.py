@@ -81,14 +81,16 @@ def test_an_adapter_through_vllm_lora_grades_as_peft(tmp_path: Path) -> None:
 
 
 def _vllm_servers() -> list[int]:
-    """Pids of vLLM servers and engine processes still alive on this machine."""
+    """Pids of vLLM servers, workers and engine processes still alive on this machine."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if proc.name.isdigit() and (b"vllm.entrypoints" in cmd or cmd.startswith(b"VLLM::")):
+        if proc.name.isdigit() and (
+            b"vllm.entrypoints" in cmd or b"vllm_worker.py" in cmd or cmd.startswith(b"VLLM::")
+        ):
             pids.append(int(proc.name))
     return pids
 
