@@ -293,7 +293,7 @@ class Judge:
         )
 
 
-_JUDGES: dict[tuple[str, str], Judge] = {}
+_JUDGES: dict[tuple[str, str, bool], Judge] = {}
 _LOCK = threading.Lock()
 
 
@@ -319,10 +319,12 @@ def judge_for(spec: str, store: Any = None, progress: bool = False) -> Judge:
     """The judge a model spec names, loaded once per process (several criteria, a rubric and a
     pairwise comparison share it)."""
     from harness.models import resolve
+    from harness.vllm_engine import judges_on_vllm
 
     ref = resolve(spec, store)
+    vllm = judges_on_vllm() and ref.kind != "served"
     with _LOCK:
-        judge = _JUDGES.get((spec, ref.fingerprint))
+        judge = _JUDGES.get((spec, ref.fingerprint, vllm))
         if judge is None:
             if ref.kind == "served":
                 judge = Judge(ref, ServedChooser(ref), dtype="served")
@@ -331,6 +333,10 @@ def judge_for(spec: str, store: Any = None, progress: bool = False) -> Judge:
 
                 dtype = dtype_for_cache()
                 judge = Judge(ref, LocalChooser(ref, dtype), dtype=dtype)
-            _JUDGES[(spec, ref.fingerprint)] = judge
+                if vllm:  # vLLM's prompt logprobs, verdicts cached apart
+                    from harness.vllm_inproc import VllmChooser
+
+                    judge = Judge(ref, VllmChooser(ref, dtype), dtype=f"{dtype}+vllm")
+            _JUDGES[(spec, ref.fingerprint, vllm)] = judge
     judge.store, judge.progress = store, progress
     return judge
