@@ -38,10 +38,11 @@ from harness.models import ModelRef
 ENGINES = ("local", "vllm", "auto")
 LOCAL_ENGINES = ("pool", "static", "hf")  # TUNEVAL_ENGINE values that name a local engine
 
-# Measured by `bench/eval_vs_vllm.py --rows local,worker` (see the module docstring).
-LOCAL_S = 0.40  # seconds per answer, tuneval's local engine, grading included
-VLLM_S = 0.22  # seconds per answer through the vLLM worker, its start left out
-START_S = 60.0  # seconds to a ready vLLM worker, compile cache present
+# Measured by `bench/eval_vs_vllm.py --rows local,worker` (see the module docstring): bf16,
+# 177 python-docs cases, load average 2-4 on the 2-core development CPU (bench/RESULTS.md).
+LOCAL_S = 0.49  # seconds per answer, tuneval's local engine, grading included (86.0 s / 177)
+VLLM_S = 0.125  # seconds per answer through the vLLM worker, its start left out (22.1 s / 177)
+START_S = 83.5  # seconds to a ready vLLM worker, compile cache present
 MEASURED_BYTES = 538_090_408  # the packaged model's safetensors
 MEASURED_TOKENS = 64  # python-docs' max_new_tokens
 
