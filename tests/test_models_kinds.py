@@ -77,9 +77,12 @@ def test_a_kind_outside_the_list_is_refused(store: Store, tiny_model_dir: Path) 
         ModelRef("x", "x", Path("."), "served", "fp")
 
 
-def test_one_dispatch_picks_the_backend(store: Store, tiny_model_dir: Path) -> None:
+def test_one_dispatch_picks_the_backend(
+    store: Store, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harness.generation.served import ServedBackend
-    from harness.generation.vllm_engine import VllmBackend
+    from harness.generation.vllm_engine import VIA_VAR, VllmBackend
+    from harness.generation.vllm_inproc import WorkerBackend
 
     local = models.resolve(str(tiny_model_dir), store)
     served = ModelRef(
@@ -87,7 +90,12 @@ def test_one_dispatch_picks_the_backend(store: Store, tiny_model_dir: Path) -> N
     )
     greedy, vllm = GenSettings(), GenSettings(engine="vllm")
     assert isinstance(backend_for(local, greedy), HFBackend) and backend_kind(local, greedy) == "hf"
-    assert isinstance(backend_for(local, vllm), VllmBackend) and backend_kind(local, vllm) == "vllm"
+    assert (
+        isinstance(backend_for(local, vllm), WorkerBackend) and backend_kind(local, vllm) == "vllm"
+    )
+    monkeypatch.setenv(VIA_VAR, "server")
+    assert isinstance(backend_for(local, vllm), VllmBackend)
+    monkeypatch.delenv(VIA_VAR)
     assert isinstance(backend_for(served, greedy), ServedBackend)
     assert backend_kind(served, greedy) == "served"
     # the engine each names for the run: the local one's is chosen as it generates

@@ -82,14 +82,16 @@ def test_an_adapter_through_vllm_lora_grades_as_peft(tmp_path: Path) -> None:
 
 
 def _vllm_servers() -> list[int]:
-    """Pids of vLLM servers and engine processes still alive on this machine."""
+    """Pids of vLLM servers, workers and engine processes still alive on this machine."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if proc.name.isdigit() and (b"vllm.entrypoints" in cmd or cmd.startswith(b"VLLM::")):
+        if proc.name.isdigit() and (
+            b"vllm.entrypoints" in cmd or b"vllm_worker.py" in cmd or cmd.startswith(b"VLLM::")
+        ):
             pids.append(int(proc.name))
     return pids
 
@@ -98,17 +100,22 @@ def _vllm_servers() -> list[int]:
 @pytest.mark.skipif(
     not VLLM_PYTHON.exists(), reason="no .venv-vllm: `make vllm` creates it (`make test` does)"
 )
-def test_kill_9_mid_vllm_run_leaves_no_server_and_the_rerun_completes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", ["worker", "server"])
+def test_kill_9_mid_vllm_run_leaves_no_server_and_the_rerun_completes(
+    tmp_path: Path, via: str
+) -> None:
     """`tuneval eval --engine vllm` killed with -9 once some answers are committed: vLLM's
-    server and engine processes go with it, and the same command again asks only what the store
-    lacks, each case once."""
+    worker or server and its engine processes go with it, and the same command again asks only
+    what the store lacks, each case once. (Without the guard the server outlives tuneval; the
+    worker also ends once its pipe to tuneval breaks.)"""
     suite, db = real_suite(tmp_path / "s"), tmp_path / "t.db"
     assert not _vllm_servers(), "a vLLM server from elsewhere is running"
     args = [TUNEVAL, "eval", str(suite), "--limit", "12", "--engine", "vllm", "--batch-size", "1"]
-    env = {**os.environ, **F32, "TUNEVAL_DB": str(db), "TUNEVAL_VLLM_PYTHON": str(VLLM_PYTHON)}
+    env = {**os.environ, **F32, "TUNEVAL_DB": str(db), "TUNEVAL_VLLM_PYTHON": str(VLLM_PYTHON),
+           "TUNEVAL_VLLM_VIA": via}  # fmt: skip
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 1200  # a first start compiles for minutes
-    while _stored_generations(db) < 3:  # one request at a time: answers arrive one by one
+    while _stored_generations(db) < 3:  # one row at a time: answers arrive one by one
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)

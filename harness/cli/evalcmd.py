@@ -83,7 +83,8 @@ def eval_cmd(
         typer.Option(
             "--engine",
             help="vllm: answer through vLLM started on the model (`make vllm`); local: "
-            "tuneval's own (default: TUNEVAL_ENGINE, else local)",
+            "tuneval's own; auto: vllm where installed and it pays for the answers to make "
+            "(default: TUNEVAL_ENGINE, else auto)",
         ),
     ] = None,
     log_to: LogToOption = None,
@@ -101,8 +102,8 @@ def eval_cmd(
     from harness.generation import models
     from harness.suite.loader import load_suite
 
-    if engine not in (None, "local", "vllm"):
-        raise UserError(f"--engine {engine!r}: use local or vllm")
+    if engine not in (None, "local", "vllm", "auto"):
+        raise UserError(f"--engine {engine!r}: use local, vllm or auto")
     s = load_suite(suite)  # before the store is touched: a bad suite writes nothing
     s.check_use(trust_code, prompt)  # code it runs, an unknown variant: nothing written
     if samples is not None:

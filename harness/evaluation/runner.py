@@ -49,7 +49,7 @@ class EvalOptions:
     trust_code: bool = False  # --trust-suite-code: the suite may run code (metrics, lm-eval tasks)
     prompt: str = BASE  # a prompt variant of the suite (`prompt.variants`), or the base prompt
     samples: int | None = None  # answers per case; None: the suite's generation.samples
-    engine: str | None = None  # "vllm" or "local"; None: TUNEVAL_ENGINE, else local
+    engine: str | None = None  # vllm, local or auto; None: TUNEVAL_ENGINE, else auto
 
 
 @dataclass
@@ -135,20 +135,22 @@ def _plan(suite: Suite, ref: ModelRef, opts: EvalOptions, store: Store) -> _Plan
     if opts.batch_size is not None and opts.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     cases = select_cases(suite, opts.limit, opts.case_ids)
-    settings = settings_for(suite, opts.dtype)
-    from harness.generation import vllm_engine
-
-    if vllm_engine.chosen(opts.engine):  # refused before anything is stored
-        vllm_engine.check(ref, bool(suite.spec.lm_eval))
-        settings = replace(settings, engine=vllm_engine.ENGINE)  # keyed apart: see GenSettings
     convs = [prompt.messages(c) for c in cases] if prompt else []
-    keys = [cache_key(ref.fingerprint, m, settings) for m in convs]
     k = sampled.samples_for(suite, opts.samples)
-    rows: list[tuple[int, int]] = []
-    seeds: list[int] = []
-    if k > 1:
-        g = suite.spec.generation
-        rows, seeds, keys = sampled.sample_plan(cases, convs, ref.fingerprint, settings, g.seed, k)
+
+    def plan_keys(s: GenSettings) -> tuple[list[tuple[int, int]], list[int], list[str]]:
+        if k > 1:
+            g = suite.spec.generation
+            return sampled.sample_plan(cases, convs, ref.fingerprint, s, g.seed, k)
+        return [], [], [cache_key(ref.fingerprint, m, s) for m in convs]
+
+    from harness.generation import engine_choice
+
+    settings = engine_choice.settle(  # vllm or local, refused before anything is stored
+        opts.engine, ref, bool(suite.spec.lm_eval), settings_for(suite, opts.dtype),
+        lambda s: plan_keys(s)[2], store,
+    )  # fmt: skip
+    rows, seeds, keys = plan_keys(settings)
     tasks: list[dict[str, Any]] = []
     lm_settings = None
     if suite.spec.lm_eval:
@@ -190,6 +192,10 @@ def evaluate_suite(
     """Evaluate `ref` on everything the suite holds and store one run; resumes an interrupted
     run of the same command."""
     t0, began = time.perf_counter(), time.time()
+    from harness.generation.engine_choice import asked
+
+    if backend is not None and asked(opts.engine) == "auto":  # the caller's backend answers
+        opts = replace(opts, engine="local")
     plan = _plan(suite, ref, opts, store)
     if backend is None:  # built only: loaded, started or asked when some answer is not cached
         backend = backend_for(

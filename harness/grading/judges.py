@@ -149,6 +149,33 @@ class LocalChooser:
 # --- served models: logprobs when the API gives them, else a strict parse -------------------
 
 
+@dataclass
+class VllmChooser:
+    """A Chooser whose log-likelihoods are vLLM's prompt logprobs: the same
+    tokenization and scoring as LocalChooser, only the forward pass is vLLM's."""
+
+    ref: ModelRef
+    dtype: str
+    _local: Any = field(default=None, repr=False)
+
+    def choose(self, prompts: Sequence[Messages], choices: Sequence[str]) -> list[Any]:
+        from harness.generation.models import load_tokenizer
+
+        if self._local is None:
+            self._local = LocalChooser(self.ref, self.dtype, batch_size=1 << 20)  # one request
+            self._local._tok = load_tokenizer(self.ref)
+            self._local._model = self  # never loaded: loglikelihoods below do the scoring
+            self._local.loglikelihoods = self.loglikelihoods  # type: ignore[method-assign]
+        return list(self._local.choose(prompts, choices))
+
+    def loglikelihoods(self, contexts: list[list[int]], conts: list[list[int]]) -> list[float]:
+        from harness.generation.vllm_inproc import shared_worker
+
+        worker = shared_worker(self.ref, self.dtype)
+        seqs = [c + x for c, x in zip(contexts, conts, strict=True)]
+        return worker.loglikelihoods(seqs, [len(x) for x in conts])
+
+
 def _strip(text: str) -> str:
     return text.strip().strip("\"'`*.:!").strip().casefold()
 
@@ -293,7 +320,7 @@ class Judge:
         )
 
 
-_JUDGES: dict[tuple[str, str], Judge] = {}
+_JUDGES: dict[tuple[str, str, bool], Judge] = {}
 _LOCK = threading.Lock()
 
 
@@ -319,10 +346,12 @@ def judge_for(spec: str, store: Any = None, progress: bool = False) -> Judge:
     """The judge a model spec names, loaded once per process (several criteria, a rubric and a
     pairwise comparison share it)."""
     from harness.generation.models import resolve
+    from harness.generation.vllm_engine import judges_on_vllm
 
     ref = resolve(spec, store)
+    vllm = judges_on_vllm() and ref.kind != "served"
     with _LOCK:
-        judge = _JUDGES.get((spec, ref.fingerprint))
+        judge = _JUDGES.get((spec, ref.fingerprint, vllm))
         if judge is None:
             if ref.is_served:
                 judge = Judge(ref, ServedChooser(ref), dtype="served")
@@ -331,6 +360,8 @@ def judge_for(spec: str, store: Any = None, progress: bool = False) -> Judge:
 
                 dtype = dtype_for_cache()
                 judge = Judge(ref, LocalChooser(ref, dtype), dtype=dtype)
-            _JUDGES[(spec, ref.fingerprint)] = judge
+                if vllm:  # vLLM's prompt logprobs, verdicts cached apart
+                    judge = Judge(ref, VllmChooser(ref, dtype), dtype=f"{dtype}+vllm")
+            _JUDGES[(spec, ref.fingerprint, vllm)] = judge
     judge.store, judge.progress = store, progress
     return judge
