@@ -285,11 +285,6 @@ def _note_engine(store: Store, run_id: str, engine: str | None) -> None:
     store.set_run_setting(run_id, "engine", "+".join([*names, engine]))
 
 
-def _cached(hit: dict[str, Any]) -> Generation:
-    """A cache entry as the answer it was, with what generating it cost."""
-    return Generation(hit["output"], hit["n_tokens"], hit["seconds"], hit["prompt_tokens"])
-
-
 def _generate_cases(
     store: Store,
     suite: Suite,
@@ -337,7 +332,7 @@ def _generate_cases(
     from_cache = [i for i in todo if keys[i] in hits]
     for start in range(0, len(from_cache), 256):
         chunk = from_cache[start : start + 256]
-        commit(chunk, [_cached(hits[keys[i]]) for i in chunk], True)
+        commit(chunk, [Generation.from_cache(hits[keys[i]]) for i in chunk], True)
 
     misses = [i for i in todo if keys[i] not in hits]
     tokens = 0

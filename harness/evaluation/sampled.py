@@ -129,7 +129,7 @@ def generate_samples(
     from_cache = [r for r in todo if plan.keys[r] in hits]
     for start in range(0, len(from_cache), 256):
         chunk = from_cache[start : start + 256]
-        gens = [_cached(hits[plan.keys[r]]) for r in chunk]
+        gens = [Generation.from_cache(hits[plan.keys[r]]) for r in chunk]
         collect(chunk, gens, True)
     misses = [r for r in todo if plan.keys[r] not in hits]
     tokens = 0
@@ -143,10 +143,6 @@ def generate_samples(
         convs = [plan.convs[plan.rows[r][0]] for r in misses]
         backend.generate(convs, plan.settings, on_batch, seeds=[plan.seeds[r] for r in misses])
     return {"generated": len(misses), "generated_tokens": tokens, "from_cache": len(from_cache)}
-
-
-def _cached(hit: dict[str, Any]) -> Generation:
-    return Generation(hit["output"], hit["n_tokens"], hit["seconds"], hit["prompt_tokens"])
 
 
 def _result_row(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -53,6 +53,11 @@ class Generation:
     n_tokens: int  # generated tokens, the end-of-sequence token included
     seconds: float = 0.0  # this answer's share of the decoding time
     prompt_tokens: int | None = None
+
+    @classmethod
+    def from_cache(cls, hit: Mapping[str, Any]) -> Generation:
+        """A generation-cache entry as the answer it was, with what generating it cost."""
+        return cls(hit["output"], hit["n_tokens"], hit["seconds"], hit["prompt_tokens"])
 
     def cache_row(
         self, key: str, model_fingerprint: str, messages: Messages, settings: GenSettings
