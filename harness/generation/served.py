@@ -28,7 +28,14 @@ from urllib.parse import urlparse
 from harness.errors import UserError
 from harness.generation import served_http
 from harness.generation.models import ModelRef
-from harness.generation.types import Generation, GenSettings, Messages, OnBatch, apply_stop
+from harness.generation.types import (
+    Generation,
+    GenSettings,
+    Messages,
+    OnBatch,
+    apply_stop,
+    request_seed,
+)
 from harness.progress import Progress
 from harness.store import ModelRow
 
@@ -292,10 +299,7 @@ class ServedBackend:
             body["stop"] = list(settings.stop[:MAX_STOP])
         if settings.temperature > 0:
             body["top_p"] = settings.top_p
-            # the request's seed (vLLM seeds each request on its own): a sample's own seed, else
-            # one derived from the suite seed and the conversation
-            blob = f"{settings.seed if seed is None else seed}\0{conv}".encode()
-            body["seed"] = int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
+            body["seed"] = request_seed(settings.seed if seed is None else seed, conv)
         t0 = time.perf_counter()
         r = chat_completion(client, ep, self.name, body, self.stats)
         return i, self._parse(r, settings, time.perf_counter() - t0)

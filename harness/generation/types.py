@@ -47,6 +47,14 @@ def cache_key(model_fingerprint: str, messages: Messages, settings: GenSettings)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def request_seed(seed: int, conv: Messages) -> int:
+    """The seed of one sampled request to vLLM (which seeds each request on its own): from a
+    sample's own seed, else the suite's, and the conversation. The served client and the
+    in-process worker derive it alike, so both ways draw the same samples."""
+    blob = f"{seed}\0{conv}".encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
+
+
 @dataclass
 class Generation:
     output: str

@@ -13,7 +13,6 @@ go through the same worker (`VllmChooser`): the summed prompt logprobs of each c
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import os
 import signal
@@ -25,21 +24,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 from harness.errors import UserError
 from harness.generation.models import ModelRef
-from harness.generation.types import Generation, GenSettings, Messages, OnBatch, apply_stop
+from harness.generation.types import (
+    Generation,
+    GenSettings,
+    Messages,
+    OnBatch,
+    apply_stop,
+    request_seed,
+)
 from harness.progress import Progress
 
 WORKER = Path(__file__).with_name("vllm_worker.py")
-
-
-def request_seed(seed: int, conv: Messages) -> int:
-    """A sampled request's seed, derived as the served client derives it (vLLM seeds each
-    request on its own), so the served and the in-process ways draw the same samples."""
-    blob = f"{seed}\0{conv}".encode()
-    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
 
 
 class Worker:
@@ -77,6 +76,8 @@ class Worker:
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait()
+            from harness.generation.vllm_engine import _tail
+
             raise UserError(f"--engine vllm: the vLLM worker exited ({self.proc.returncode}): "
                             f"{_tail(self.log)}")  # fmt: skip
         msg: dict[str, Any] = json.loads(line)
@@ -106,12 +107,6 @@ class Worker:
 
         stop_group(self.proc, 15.0)  # type: ignore[arg-type]
         self.log.close()
-
-
-def _tail(log: IO[bytes]) -> str:
-    from harness.generation.vllm_engine import _tail as tail
-
-    return tail(log)
 
 
 @dataclass
