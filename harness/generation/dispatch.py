@@ -46,7 +46,7 @@ def backend_for(
         from harness.generation import vllm_engine
 
         # the in-process worker, or vLLM's server with TUNEVAL_VLLM_VIA=server
-        return vllm_engine.backend(ref, settings.dtype, batch_size, progress)  # type: ignore[no-any-return]
+        return vllm_engine.backend(ref, settings.dtype, batch_size, progress)
     from harness.generation.local import HFBackend
 
     return HFBackend(ref, batch_size=batch_size, dtype=settings.dtype, progress=progress)

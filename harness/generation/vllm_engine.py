@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 from harness.errors import UserError
 from harness.generation.models import ModelRef
 from harness.generation.served import Endpoint, ServedBackend, Stats
-from harness.generation.types import GenSettings, Messages, OnBatch
+from harness.generation.types import Backend, GenSettings, Messages, OnBatch
 
 ENGINE = "vllm"
 PYTHON_VAR = "TUNEVAL_VLLM_PYTHON"
@@ -65,7 +65,7 @@ def judges_on_vllm() -> bool:
     return _JUDGES_ON_VLLM[0]
 
 
-def backend(ref: ModelRef, dtype: str, concurrency: int | None, progress: bool) -> Any:
+def backend(ref: ModelRef, dtype: str, concurrency: int | None, progress: bool) -> Backend:
     """The vllm engine's Backend: the in-process worker, or vLLM's server when TUNEVAL_VLLM_VIA
     is `server` (bench/eval_vs_vllm.py measures both)."""
     via = os.environ.get(VIA_VAR, "worker")
