@@ -37,7 +37,6 @@ class Grader:
         self.context = criteria.Context(
             store=store, suite_path=suite.path, progress=progress, suite=suite, judges=self._judge
         )
-        self._store, self._progress = store, progress
         self.scorers = [
             (section, spec.id, suite.scorers[spec.id]) for section, spec in suite.criteria()
         ]
@@ -45,7 +44,7 @@ class Grader:
     def _judge(self, spec: str) -> Any:
         from harness.grading import judges  # the module, so a test's stand-in judge_for is seen
 
-        return judges.judge_for(spec, self._store, self._progress)
+        return judges.judge_for(spec, self.context.store, self.context.progress)
 
     def __call__(
         self, outputs: Sequence[str], cases: Sequence[Mapping[str, Any]]
