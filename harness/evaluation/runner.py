@@ -23,6 +23,7 @@ from typing import Any
 from harness.comparison.sampling import suite_outcomes
 from harness.errors import UserError
 from harness.evaluation import sampled
+from harness.evaluation.answers import answer
 from harness.generation.dispatch import CACHE, backend_for, backend_kind, check_ready, engine_ran
 from harness.generation.hardware import dtype_for_cache
 from harness.generation.hub import records as hub_records
@@ -328,28 +329,11 @@ def _generate_cases(
         ]  # fmt: skip
         store.save_results(results, generations)
 
-    hits = store.cached_generations([keys[i] for i in todo])
-    from_cache = [i for i in todo if keys[i] in hits]
-    for start in range(0, len(from_cache), 256):
-        chunk = from_cache[start : start + 256]
-        commit(chunk, [Generation.from_cache(hits[keys[i]]) for i in chunk], True)
-
-    misses = [i for i in todo if keys[i] not in hits]
-    tokens = 0
-    if misses:
-
-        def on_batch(batch: list[int], gens: list[Generation]) -> None:
-            nonlocal tokens
-            tokens += sum(g.n_tokens for g in gens)
-            commit([misses[j] for j in batch], gens, False)
-
-        backend.generate([plan.convs[i] for i in misses], settings, on_batch)
-    counts: dict[str, Any] = {
-        "generated": len(misses),
-        "generated_tokens": tokens,
-        "from_cache": len(from_cache),
-    }
-    stats = getattr(backend, "stats", None) if misses else None  # what asking the server cost
+    counts: dict[str, Any] = answer(
+        store, todo, keys, lambda i: plan.convs[i], backend, settings, commit
+    )
+    # what asking the server cost
+    stats = getattr(backend, "stats", None) if counts["generated"] else None
     if stats is not None and hasattr(stats, "to_json"):
         counts["served"] = stats.to_json()
     return counts

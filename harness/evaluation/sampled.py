@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.comparison.sampling import MAX_SAMPLES, case_outcome, sample_seed
 from harness.errors import Problem, UserError
+from harness.evaluation.answers import answer
 from harness.generation.types import Generation, GenSettings, Messages, cache_key
 from harness.grading.grader import Grader
 from harness.store import GenerationRow, ResultRow, Store, result_row
@@ -125,24 +126,10 @@ def generate_samples(
         results = [_result_row(run_id, i, cases[i], plan, got.pop(i), grader) for i in complete]
         store.save_results(results, fresh)
 
-    hits = store.cached_generations([plan.keys[r] for r in todo])
-    from_cache = [r for r in todo if plan.keys[r] in hits]
-    for start in range(0, len(from_cache), 256):
-        chunk = from_cache[start : start + 256]
-        gens = [Generation.from_cache(hits[plan.keys[r]]) for r in chunk]
-        collect(chunk, gens, True)
-    misses = [r for r in todo if plan.keys[r] not in hits]
-    tokens = 0
-    if misses:
-
-        def on_batch(batch: list[int], gens: list[Generation]) -> None:
-            nonlocal tokens
-            tokens += sum(g.n_tokens for g in gens)
-            collect([misses[b] for b in batch], gens, False)
-
-        convs = [plan.convs[plan.rows[r][0]] for r in misses]
-        backend.generate(convs, plan.settings, on_batch, seeds=[plan.seeds[r] for r in misses])
-    return {"generated": len(misses), "generated_tokens": tokens, "from_cache": len(from_cache)}
+    return answer(
+        store, todo, plan.keys, lambda r: plan.convs[plan.rows[r][0]], backend, plan.settings,
+        collect, seed=lambda r: plan.seeds[r],
+    )  # fmt: skip
 
 
 def _result_row(
