@@ -137,6 +137,10 @@ class Names(Generic[T]):
         sources = self._sources.get(name, [])
         return clash(self.group, name, sources) if len(sources) > 1 else ""
 
+    def get(self, name: str) -> T | None:
+        """What the name stands for, None when it is unknown or refused."""
+        return None if self.refused(name) else self._held.get(name)
+
     def usable(self) -> dict[str, T]:
         """Every name that is not refused, sorted."""
         return {n: v for n, v in self.all().items() if not self.refused(n)}

@@ -172,7 +172,7 @@ def criterion(
 def _record(name: str) -> Criterion | None:
     """A usable type's record (None for an unknown or refused one)."""
     _load()
-    return _REGISTRY.usable().get(name)
+    return _REGISTRY.get(name)
 
 
 def provided(name: str) -> frozenset[str]:
