@@ -96,19 +96,30 @@ def settle(
     vllm_engine.route_judges(choice == "vllm")
     if choice == "vllm":
         vllm_engine.check(ref, has_lm_eval)
-    elif choice == "auto" and _available(ref, has_lm_eval) and pays(ref, settings, keys_for, store):
+    elif (
+        choice == "auto"
+        and _installed(ref, has_lm_eval)
+        and pays(ref, settings, keys_for, store)
+        and _on_cpu()  # last: it imports torch, which a run that stays local may never need
+    ):
         choice = "vllm"
     else:
         return settings
     return replace(settings, engine=vllm_engine.ENGINE)  # keyed apart: see GenSettings
 
 
-def _available(ref: ModelRef, has_lm_eval: bool) -> bool:
+def _installed(ref: ModelRef, has_lm_eval: bool) -> bool:
+    """vLLM is there and takes this model and suite (the interpreter first: a stat, no import)."""
     from harness.generation import vllm_engine
-    from harness.generation.hardware import device
 
     try:
-        vllm_engine.check(ref, has_lm_eval)  # the interpreter first: a stat, no import
+        vllm_engine.check(ref, has_lm_eval)
     except UserError:
         return False
+    return True
+
+
+def _on_cpu() -> bool:
+    from harness.generation.hardware import device
+
     return device() == "cpu"
